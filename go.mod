@@ -1,0 +1,8 @@
+module github.com/moatdev/moat
+
+go 1.26.0
+
+require (
+	github.com/kevinburke/ssh_config v1.6.0 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+)

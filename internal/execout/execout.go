@@ -1,0 +1,106 @@
+// Package execout turns a command's output streams into live lines and a
+// bounded tail, the two views sandbox.ExecOptions and sandbox.ExecResult
+// promise.
+package execout
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/moatdev/moat/sandbox"
+)
+
+// Stream is an io.Writer for one output stream of a command. It hands every
+// complete line to a callback as soon as it is written and keeps the last
+// sandbox.TailBytes bytes for the result.
+type Stream struct {
+	mu      *sync.Mutex // shared by the streams of one command: callbacks never overlap
+	onLine  func(string)
+	partial []byte
+	tail    tail
+}
+
+// NewPair returns the stdout and stderr streams of one command. Either
+// callback may be nil. The two streams share a lock, so their callbacks are
+// never called concurrently.
+func NewPair(onStdout, onStderr func(string)) (stdout, stderr *Stream) {
+	mu := new(sync.Mutex)
+	return &Stream{mu: mu, onLine: onStdout}, &Stream{mu: mu, onLine: onStderr}
+}
+
+// Write implements io.Writer. It never fails.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tail.write(p)
+	if s.onLine == nil {
+		return len(p), nil
+	}
+	rest := p
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			s.partial = append(s.partial, rest...)
+			for len(s.partial) >= sandbox.MaxLineBytes {
+				s.onLine(string(s.partial[:sandbox.MaxLineBytes]))
+				s.partial = append(s.partial[:0], s.partial[sandbox.MaxLineBytes:]...)
+			}
+			break
+		}
+		line := rest[:i]
+		if len(s.partial) > 0 {
+			line = append(s.partial, line...)
+			s.partial = s.partial[:0]
+		}
+		for len(line) > sandbox.MaxLineBytes {
+			s.onLine(string(line[:sandbox.MaxLineBytes]))
+			line = line[sandbox.MaxLineBytes:]
+		}
+		s.onLine(string(bytes.TrimSuffix(line, []byte{'\r'})))
+		rest = rest[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush delivers a final line that had no newline. Call it once, after the
+// command's output has ended.
+func (s *Stream) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onLine != nil && len(s.partial) > 0 {
+		s.onLine(string(bytes.TrimSuffix(s.partial, []byte{'\r'})))
+	}
+	s.partial = nil
+}
+
+// String returns the kept tail of the stream.
+func (s *Stream) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail.String()
+}
+
+// tail keeps the last sandbox.TailBytes bytes written to it. It compacts
+// lazily, so memory stays below twice the bound.
+type tail struct{ buf []byte }
+
+func (t *tail) write(p []byte) {
+	const max = sandbox.TailBytes
+	if len(p) >= max {
+		t.buf = append(t.buf[:0], p[len(p)-max:]...)
+		return
+	}
+	if len(t.buf)+len(p) > 2*max {
+		keep := max - len(p)
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-keep:]...)
+	}
+	t.buf = append(t.buf, p...)
+}
+
+func (t *tail) String() string {
+	b := t.buf
+	if len(b) > sandbox.TailBytes {
+		b = b[len(b)-sandbox.TailBytes:]
+	}
+	return string(b)
+}

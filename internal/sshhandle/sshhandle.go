@@ -1,0 +1,457 @@
+// Package sshhandle implements sandbox.Handle over an SSH connection, for
+// every provider whose sandbox is a remote Unix account: sshhost, exedev.
+//
+// Every command runs through one fixed wrapper,
+//
+//	exec /bin/sh -c '<read one line of stdin, base64-decode it, eval it>'
+//
+// and the real script (directory, environment, the command) travels as that
+// first line of stdin. So environment values, which may be secrets, never
+// appear on a remote command line where `ps` would show them, and quoting
+// does not depend on the login shell of the remote account. The wrapper
+// first reports its PID on stderr; the session is a process group of its
+// own (sshd calls setsid), so cancelling kills the whole group.
+package sshhandle
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatdev/moat/internal/execout"
+	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// SessionOpener opens SSH sessions; *sshx.Client is one.
+type SessionOpener interface {
+	NewSession(ctx context.Context) (*sshx.Session, error)
+}
+
+// Handle is a sandbox.Handle whose commands run over SSH.
+type Handle struct {
+	conn    SessionOpener
+	workDir string
+	env     map[string]string
+	cleanup func(ctx context.Context, h *Handle) error
+
+	mu       sync.Mutex
+	closed   bool
+	closeErr error
+	stop     context.Context // cancelled by Close: ends every Exec in flight
+	stopAll  context.CancelFunc
+	inflight sync.WaitGroup
+}
+
+// New returns a handle whose commands run through conn in workDir with env.
+// Close calls cleanup once, after every Exec in flight has ended; cleanup
+// may use h.Run, which works after Close. cleanup may be nil.
+func New(conn SessionOpener, workDir string, env map[string]string, cleanup func(ctx context.Context, h *Handle) error) *Handle {
+	stop, stopAll := context.WithCancel(context.Background())
+	return &Handle{conn: conn, workDir: workDir, env: env, cleanup: cleanup, stop: stop, stopAll: stopAll}
+}
+
+var _ sandbox.Handle = (*Handle)(nil)
+
+// WorkDir implements sandbox.Handle.
+func (h *Handle) WorkDir() string { return h.workDir }
+
+// begin registers an operation, or fails when the handle is closed. The
+// returned context ends when ctx does or when Close starts.
+func (h *Handle) begin(ctx context.Context) (context.Context, func(), error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, sandbox.ErrClosed
+	}
+	h.inflight.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(h.stop, cancel)
+	return ctx, func() { stop(); cancel(); h.inflight.Done() }, nil
+}
+
+// Exec implements sandbox.Handle.
+func (h *Handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+	ctx, done, err := h.begin(ctx)
+	if err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	defer done()
+	res, err := h.Run(ctx, cmd, opts)
+	if err != nil && h.stop.Err() != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (the sandbox was closed while the command ran)", err)
+	}
+	return res, err
+}
+
+// Run is Exec without the closed check, for providers' setup and cleanup.
+func (h *Handle) Run(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+	stdout, stderr := execout.NewPair(opts.OnLine, opts.OnStderrLine)
+	code, err := h.run(ctx, cmd, opts, stdout, stderr)
+	stdout.Flush()
+	stderr.Flush()
+	return sandbox.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}, err
+}
+
+// wrapper is the remote command line of every exec. It never changes, and
+// holds nothing secret.
+const wrapper = `exec /bin/sh -c 'echo moat-pid:$$ >&2; IFS= read -r moat_script && eval "$(printf %s "$moat_script" | base64 -d)"'`
+
+// script returns the shell text the wrapper evaluates.
+func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
+	env, err := shell.MergeEnv(h.env, opts.Env)
+	if err != nil {
+		return "", err
+	}
+	dir := opts.Dir
+	if dir == "" {
+		dir = h.workDir
+	} else if !path.IsAbs(dir) {
+		dir = path.Join(h.workDir, dir)
+	}
+	var b strings.Builder
+	b.WriteString("unset moat_script\n")
+	fmt.Fprintf(&b, "cd %s || exit 1\n", shell.Quote(dir))
+	b.WriteString(shell.Exports(env))
+	if opts.Sudo {
+		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c %[1]s; else exec sudo -n -E /bin/sh -c %[1]s; fi\n", shell.Quote(cmd))
+	} else {
+		fmt.Fprintf(&b, "exec /bin/sh -c %s\n", shell.Quote(cmd))
+	}
+	return b.String(), nil
+}
+
+// run executes cmd and copies its raw output to stdout and stderr. It returns
+// the exit code, or an error when the outcome is unknown.
+func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, stdout, stderr io.Writer) (int, error) {
+	script, err := h.script(cmd, opts)
+	if err != nil {
+		return -1, err
+	}
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	sess, err := h.conn.NewSession(ctx)
+	if err != nil {
+		return -1, err
+	}
+	defer sess.Close()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return -1, fmt.Errorf("ssh session stdin: %w", err)
+	}
+	pid := &pidCatcher{w: stderr, found: make(chan struct{})}
+	sess.Stdout = stdout
+	sess.Stderr = pid
+	if err := sess.Start(wrapper); err != nil {
+		return -1, fmt.Errorf("start remote command: %w", err)
+	}
+	go func() {
+		// Write errors mean the command exited or the session ended; Wait
+		// reports whichever it was.
+		line := base64.StdEncoding.EncodeToString([]byte(script)) + "\n"
+		if _, err := io.WriteString(stdin, line); err == nil && opts.Stdin != nil {
+			io.Copy(stdin, opts.Stdin)
+		}
+		stdin.Close()
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- sess.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		h.kill(pid, opts.Sudo)
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+		}
+		return -1, fmt.Errorf("command cancelled: %w", ctx.Err())
+	}
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exitErr):
+		if sig := exitErr.Signal(); sig != "" {
+			return 128 + signalNumber(sig), nil
+		}
+		return exitErr.ExitStatus(), nil
+	default:
+		var missing *ssh.ExitMissingError
+		if errors.As(err, &missing) {
+			return -1, fmt.Errorf("the connection to the sandbox ended before the command reported its exit status: %w", err)
+		}
+		return -1, fmt.Errorf("remote command: %w", err)
+	}
+}
+
+// kill ends the process group of a cancelled command from a new session.
+// sshd made the wrapper a session leader, so its PID is the group's ID.
+func (h *Handle) kill(pid *pidCatcher, sudo bool) {
+	select {
+	case <-pid.found:
+	case <-time.After(2 * time.Second):
+		return // the wrapper never started; closing the session is enough
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k := fmt.Sprintf("kill -s KILL -- -%[1]d %[1]d", pid.pid)
+	if sudo {
+		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n %[1]s; fi`, k)
+	}
+	h.run(ctx, k+" 2>/dev/null; true", sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
+}
+
+// pidCatcher passes stderr through, minus the wrapper's "moat-pid:N" line.
+type pidCatcher struct {
+	w     io.Writer
+	buf   []byte
+	pid   int
+	found chan struct{}
+}
+
+func (p *pidCatcher) Write(b []byte) (int, error) {
+	if p.pid != 0 {
+		return p.w.Write(b)
+	}
+	n := len(b)
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return n, nil
+		}
+		line := p.buf[:i+1]
+		if v, ok := strings.CutPrefix(strings.TrimSpace(string(line)), "moat-pid:"); ok {
+			if pid, err := strconv.Atoi(v); err == nil && pid > 1 {
+				p.pid = pid
+				close(p.found)
+				rest := p.buf[i+1:]
+				p.buf = nil
+				if len(rest) > 0 {
+					p.w.Write(rest)
+				}
+				return n, nil
+			}
+		}
+		// Output from the login shell before the wrapper ran.
+		p.w.Write(line)
+		p.buf = p.buf[i+1:]
+	}
+}
+
+var signalNumbers = map[string]int{
+	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8,
+	"KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+}
+
+// signalNumber maps an SSH signal name to its Linux number (0 if unknown).
+func signalNumber(name string) int { return signalNumbers[strings.TrimPrefix(name, "SIG")] }
+
+// sandboxPath makes p absolute, relative paths being under WorkDir.
+func (h *Handle) sandboxPath(p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	return path.Join(h.workDir, p)
+}
+
+// CopyIn implements sandbox.Handle: the file or tree goes as one tar stream
+// over one session and is unpacked by the sandbox's tar.
+func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error {
+	ctx, done, err := h.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	info, err := os.Stat(hostPath)
+	if err != nil {
+		return fmt.Errorf("copy in: %w", err)
+	}
+	dst := h.sandboxPath(sandboxPath)
+	dir, rootName := dst, "."
+	if !info.IsDir() {
+		dir, rootName = path.Dir(dst), path.Base(dst)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteTar(pw, hostPath, rootName)) }()
+	defer pr.Close()
+	cmd := `mkdir -p -- "$MOAT_DST" && exec tar -x -p -o -f - -C "$MOAT_DST"`
+	var stderr bytes.Buffer
+	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, &limitedWriter{w: &stderr, n: 8 << 10})
+	if err != nil {
+		return fmt.Errorf("copy %s into the sandbox at %s: %w", hostPath, dst, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("copy %s into the sandbox at %s: tar exited %d: %s", hostPath, dst, code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// CopyOut implements sandbox.Handle.
+func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) error {
+	ctx, done, err := h.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	src := h.sandboxPath(sandboxPath)
+	if err := os.MkdirAll(filepath.Dir(hostPath), 0o755); err != nil {
+		return fmt.Errorf("copy out: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(hostPath), "."+filepath.Base(hostPath)+".moat-*")
+	if err != nil {
+		return fmt.Errorf("copy out: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	var stderr bytes.Buffer
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	cmd := `if [ ! -f "$MOAT_SRC" ]; then if [ -e "$MOAT_SRC" ]; then echo "not a regular file" >&2; else echo "no such file" >&2; fi; exit 1; fi; exec cat -- "$MOAT_SRC"`
+	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_SRC": src}}, w, &limitedWriter{w: &stderr, n: 8 << 10})
+	if err != nil {
+		return fmt.Errorf("copy %s out of the sandbox: %w", src, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("copy %s out of the sandbox: %s", src, strings.TrimSpace(stderr.String()))
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("copy out to %s: %w", hostPath, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("copy out to %s: %w", hostPath, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("copy out to %s: %w", hostPath, err)
+	}
+	if err := os.Rename(tmp.Name(), hostPath); err != nil {
+		return fmt.Errorf("copy out: %w", err)
+	}
+	return nil
+}
+
+// Close implements sandbox.Handle: it ends every Exec in flight (killing the
+// remote processes), then runs the provider's cleanup once.
+func (h *Handle) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	h.mu.Unlock()
+	h.stopAll()
+	waited := make(chan struct{})
+	go func() { h.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+	}
+	if h.cleanup != nil {
+		// The cleanup must run even when ctx is already cancelled.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return h.cleanup(cctx, h)
+	}
+	return nil
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if l.n > 0 {
+		if len(p) > l.n {
+			p = p[:l.n]
+		}
+		l.n -= len(p)
+		l.w.Write(p)
+	}
+	return n, nil
+}
+
+// WriteTar writes hostPath to w as a tar stream. A directory's entries are
+// named below rootName ("." for the tree's own contents); a file becomes one
+// entry named rootName. Symbolic links are stored as links, never followed;
+// sockets, devices and pipes are skipped.
+func WriteTar(w io.Writer, hostPath, rootName string) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := tar.NewWriter(bw)
+	err := filepath.WalkDir(hostPath, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(hostPath, p)
+		if err != nil {
+			return err
+		}
+		name := path.Join(rootName, filepath.ToSlash(rel))
+		var link string
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular(), info.IsDir():
+		default:
+			return nil
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = name
+		if info.IsDir() && name != "." {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		hdr.Format = tar.FormatPAX // long and non-ASCII names
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}

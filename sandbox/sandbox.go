@@ -1,0 +1,127 @@
+// Package sandbox defines the contract between moat and the places it runs
+// agents: a Provider makes sandboxes, a Handle is one live sandbox.
+//
+// Every provider passes the same conformance suite, sandbox/sandboxtest, so
+// code written against these interfaces behaves the same on an exe.dev VM, on
+// any SSH host, and in a local temp directory.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Provider makes sandboxes of one kind.
+type Provider interface {
+	// Name is a short lower-case identifier such as "local", "sshhost" or
+	// "exedev", used in logs and error messages.
+	Name() string
+
+	// Create makes a fresh sandbox and returns a live handle to it. The
+	// sandbox is ready for Exec when Create returns. If Create fails, nothing
+	// it made is left behind. The caller must Close the handle.
+	Create(ctx context.Context, opts CreateOptions) (Handle, error)
+}
+
+// CreateOptions configure one sandbox.
+type CreateOptions struct {
+	// Env is set for every command run in the sandbox. ExecOptions.Env
+	// entries with the same key win. Values may be secrets: providers never
+	// put them on a command line, in a log or in an error message.
+	Env map[string]string
+}
+
+// Handle is one live sandbox.
+//
+// All methods are safe for concurrent use. Paths inside the sandbox
+// ("sandbox paths") that are relative are taken relative to WorkDir.
+type Handle interface {
+	// WorkDir is the absolute sandbox path of the directory where the
+	// repository lives and where commands run by default. It exists when
+	// Create returns.
+	WorkDir() string
+
+	// Exec runs cmd with "sh -c" semantics and waits for it to finish.
+	//
+	// A command that runs and exits non-zero is a result, not an error:
+	// ExecResult.ExitCode carries the status (128+N when killed by signal N).
+	// A non-nil error means the command could not be run or its outcome is
+	// unknown: the transport failed, the handle is closed (ErrClosed), an
+	// option is invalid, or ctx ended. When ctx ends, the command and every
+	// process in its process group are killed in the sandbox, and Exec
+	// returns an error that wraps ctx.Err().
+	Exec(ctx context.Context, cmd string, opts ExecOptions) (ExecResult, error)
+
+	// CopyIn copies the host file or directory at hostPath to sandboxPath.
+	// A file arrives with its bytes and permission bits; a directory's tree
+	// arrives with modes, empty directories and symbolic links (copied as
+	// links, never followed). Missing parent directories are made. Existing
+	// files at the destination are replaced; other existing entries in a
+	// destination directory are kept.
+	CopyIn(ctx context.Context, hostPath, sandboxPath string) error
+
+	// CopyOut copies the regular file at sandboxPath to hostPath, byte for
+	// byte. hostPath is written atomically: on error it is left as it was.
+	CopyOut(ctx context.Context, sandboxPath, hostPath string) error
+
+	// Close destroys the sandbox and releases everything it holds. It is
+	// idempotent: later calls return nil. After Close, Exec, CopyIn and
+	// CopyOut return an error that wraps ErrClosed. Close does its work even
+	// when ctx is already cancelled, within a bounded time.
+	Close(ctx context.Context) error
+}
+
+// ExecOptions configure one Exec.
+type ExecOptions struct {
+	// Dir is the directory the command starts in; relative paths are taken
+	// from WorkDir. Empty means WorkDir. A Dir that cannot be entered is
+	// reported like a shell would: exit code 1 and a message on stderr.
+	Dir string
+
+	// Env adds environment variables for this command. Keys must be valid
+	// shell names ([A-Za-z_][A-Za-z0-9_]*). Values may hold any bytes but
+	// NUL; they may be secrets and are treated as such.
+	Env map[string]string
+
+	// Stdin, when set, is copied to the command's standard input, which is
+	// closed when Stdin returns EOF. When nil the command reads EOF.
+	Stdin io.Reader
+
+	// OnLine, when set, is called with each line the command writes to
+	// stdout, without its line ending, as soon as the line is complete
+	// (while the command still runs). A final line without a newline is
+	// delivered when the command ends. Lines longer than MaxLineBytes are
+	// delivered in pieces of that size.
+	OnLine func(line string)
+
+	// OnStderrLine is OnLine for stderr.
+	//
+	// OnLine and OnStderrLine are never called concurrently with each
+	// other, and never after Exec returns.
+	OnStderrLine func(line string)
+
+	// Sudo runs the command as root inside the sandbox.
+	Sudo bool
+}
+
+// ExecResult is what a command left behind.
+type ExecResult struct {
+	// Stdout and Stderr hold the last TailBytes bytes the command wrote to
+	// each stream. Longer output is cut at the front, so memory stays
+	// bounded however much a command prints; use OnLine to see everything.
+	Stdout, Stderr string
+
+	// ExitCode is the command's exit status; 128+N when killed by signal N.
+	ExitCode int
+}
+
+const (
+	// TailBytes bounds ExecResult.Stdout and ExecResult.Stderr.
+	TailBytes = 1 << 20
+	// MaxLineBytes bounds one OnLine call.
+	MaxLineBytes = 4 << 20
+)
+
+// ErrClosed is wrapped by errors from a Handle that has been closed.
+var ErrClosed = errors.New("sandbox is closed")

@@ -1,0 +1,113 @@
+package sshhost_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatdev/moat/internal/sshdtest"
+	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/sandboxtest"
+	"github.com/moatdev/moat/sandbox/sshhost"
+)
+
+func newProvider(t *testing.T, srv *sshdtest.Server) *sshhost.Provider {
+	return sshhost.New(sshhost.Config{
+		Addr:           srv.Addr,
+		User:           srv.User,
+		IdentityFile:   srv.KeyFile,
+		KnownHostsFile: srv.KnownHostsFile,
+		WorkDir:        "~/sandboxes " + strings.ReplaceAll(t.Name(), "/", "_"),
+		SSH:            sshx.Config{SSHConfigFile: "none", AgentSocket: "none", HomeDir: t.TempDir()},
+	})
+}
+
+// leftovers lists what remains in the provider's WorkDir on the host.
+func leftovers(t *testing.T, srv *sshdtest.Server) []string {
+	t.Helper()
+	dir := filepath.Join(srv.HomeDir, "sandboxes "+strings.ReplaceAll(t.Name(), "/", "_"))
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestConformance(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	sandboxtest.Run(t, newProvider(t, srv))
+	if left := leftovers(t, srv); len(left) > 0 {
+		t.Errorf("sandbox directories left on the host after Close: %v", left)
+	}
+}
+
+func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	p := newProvider(t, srv)
+	h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := h.Exec(t.Context(), "mkdir -p a/b && chmod 500 a && echo x > f", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+		t.Fatalf("exec: %v %+v", err, r)
+	}
+	if len(leftovers(t, srv)) != 1 {
+		t.Fatalf("want one sandbox directory on the host, have %v", leftovers(t, srv))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close with a cancelled context: %v", err)
+	}
+	if left := leftovers(t, srv); len(left) > 0 {
+		t.Errorf("Close left %v on the host (a read-only directory inside must not stop it)", left)
+	}
+}
+
+// TestSecretsStayOffCommandLines scans every process's argv on this machine
+// (sshd and the sandbox share it) while a command that holds a secret in its
+// environment runs.
+func TestSecretsStayOffCommandLines(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	h, err := newProvider(t, srv).Create(t.Context(), sandbox.CreateOptions{Env: map[string]string{"MOAT_CREATE_SECRET": "create-s3cr3t-7f9a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Exec(t.Context(), `echo started; sleep 2`, sandbox.ExecOptions{
+			Env: map[string]string{"MOAT_EXEC_SECRET": "exec-s3cr3t-2b4c"},
+		})
+	}()
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	scans := 0
+	for time.Now().Before(deadline) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range procs {
+			b, _ := os.ReadFile(f)
+			if s := string(b); strings.Contains(s, "s3cr3t") {
+				t.Fatalf("a secret is on a command line: %s: %q", f, strings.ReplaceAll(s, "\x00", " "))
+			}
+		}
+		scans++
+		time.Sleep(50 * time.Millisecond)
+	}
+	<-done
+	if scans < 5 {
+		t.Fatalf("only %d scans of /proc", scans)
+	}
+}
