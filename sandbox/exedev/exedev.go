@@ -1,0 +1,437 @@
+package exedev
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/sshhandle"
+	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// Provider makes exe.dev VMs. It keeps one SSH connection to the lobby while
+// any of its sandboxes is alive (or being created), and one per VM.
+type Provider struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *sshx.DialLimiter
+
+	mu    sync.Mutex
+	lobby *sshx.Client
+	refs  int
+}
+
+// New returns a Provider for cfg. It does not connect until Create.
+func New(cfg Config) *Provider {
+	if cfg.Lobby == "" {
+		cfg.Lobby = DefaultLobby
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 90 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	limiter := cfg.SSH.Limiter
+	if limiter == nil {
+		// exe.dev drops bursts of new connections from one address, lobby
+		// and VMs alike: one limiter for all of this provider's dials.
+		limiter = sshx.NewDialLimiter(time.Second, 3)
+	}
+	return &Provider{cfg: cfg, log: log, limiter: limiter}
+}
+
+// Name implements sandbox.Provider.
+func (p *Provider) Name() string { return "exedev" }
+
+// sshConfig is the transport configuration shared by the lobby and VMs.
+func (p *Provider) sshConfig() sshx.Config {
+	c := p.cfg.SSH
+	c.IdentityFile = p.cfg.IdentityFile
+	c.KnownHostsFile = p.cfg.KnownHostsFile
+	c.Limiter = p.limiter
+	if c.Logger == nil {
+		c.Logger = p.log
+	}
+	if c.PreferredIdentityFile == "" {
+		// exe.dev's recommended key, used alone when it exists.
+		home := c.HomeDir
+		if home == "" {
+			home, _ = os.UserHomeDir()
+		}
+		if home != "" {
+			c.PreferredIdentityFile = filepath.Join(home, ".ssh", "id_exe")
+		}
+	}
+	return c
+}
+
+func (p *Provider) acquireLobby() (*sshx.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lobby == nil {
+		c := p.sshConfig()
+		c.Host, c.User = p.cfg.Lobby, p.cfg.User
+		client, err := sshx.New(c)
+		if err != nil {
+			return nil, fmt.Errorf("exe.dev lobby %s: %w", p.cfg.Lobby, err)
+		}
+		p.lobby = client
+	}
+	p.refs++
+	return p.lobby, nil
+}
+
+func (p *Provider) releaseLobby() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refs--
+	if p.refs == 0 && p.lobby != nil {
+		p.lobby.Close()
+		p.lobby = nil
+	}
+}
+
+// Create implements sandbox.Provider: `new` a VM, wait until it runs
+// commands, make its work directory. A VM that fails any of this, or whose
+// creation is interrupted, is deleted before Create returns.
+func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sandbox.Handle, error) {
+	env, err := shell.MergeEnv(p.cfg.Env, opts.Env)
+	if err != nil {
+		return nil, fmt.Errorf("exedev: %w", err)
+	}
+	lobby, err := p.acquireLobby()
+	if err != nil {
+		return nil, err
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			p.releaseLobby()
+		}
+	}
+	defer release()
+	start := time.Now()
+	vm, err := p.newVM(ctx, lobby)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Debug("exe.dev VM created", "vm", vm.Name, "host", vm.SSHHost, "port", vm.SSHPort, "took", time.Since(start))
+
+	vmClient, workDir, err := p.connectVM(ctx, lobby, vm)
+	if err != nil {
+		if rmErr := p.removeVM(lobby, vm.Name); rmErr != nil {
+			return nil, fmt.Errorf("%w; and deleting the VM failed too: %v", err, rmErr)
+		}
+		return nil, err
+	}
+	p.log.Debug("exe.dev VM ready", "vm", vm.Name, "workdir", workDir, "took", time.Since(start))
+	released = true // the handle owns the lobby reference now
+	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
+		vmClient.Close()
+		defer p.releaseLobby()
+		return p.removeVM(lobby, vm.Name)
+	}
+	return &Handle{Handle: sshhandle.New(vmClient, workDir, env, cleanup), vm: vm}, nil
+}
+
+// Handle is a live exe.dev VM.
+type Handle struct {
+	*sshhandle.Handle
+	vm VM
+}
+
+// VM tells what exe.dev said about the handle's VM.
+func (h *Handle) VM() VM { return h.vm }
+
+// newVM runs `new` with a fresh random name, retrying once or twice when the
+// name is taken (names are global across exe.dev). When the outcome of `new`
+// is unknown (lost connection, cancellation), the name is deleted, so a VM
+// that was made anyway does not leak.
+func (p *Provider) newVM(ctx context.Context, lobby *sshx.Client) (VM, error) {
+	for attempt := 1; ; attempt++ {
+		name := newName()
+		args := []string{"new", "--json", "--no-email", "--name=" + name, "--tag=" + Tag}
+		for _, t := range p.cfg.Tags {
+			if t != Tag {
+				args = append(args, "--tag="+t)
+			}
+		}
+		if p.cfg.Image != "" {
+			args = append(args, "--image="+p.cfg.Image)
+		}
+		if p.cfg.CPU > 0 {
+			args = append(args, "--cpu="+strconv.Itoa(p.cfg.CPU))
+		}
+		if p.cfg.Memory != "" {
+			args = append(args, "--memory="+p.cfg.Memory)
+		}
+		if p.cfg.Disk != "" {
+			args = append(args, "--disk="+p.cfg.Disk)
+		}
+		payload, err := runLobby(ctx, lobby, args...)
+		if err != nil {
+			var le *LobbyError
+			if errors.As(err, &le) {
+				if errors.Is(err, ErrNameTaken) && attempt < 3 {
+					continue
+				}
+				return VM{}, err
+			}
+			// Unknown outcome: the VM may exist.
+			if rmErr := p.removeVM(lobby, name); rmErr != nil && !errors.Is(rmErr, ErrNotFound) {
+				p.log.Warn("could not delete a VM whose creation was interrupted", "vm", name, "err", rmErr)
+				return VM{}, fmt.Errorf("exe.dev new: %w (VM %s may exist: remove it with `ssh exe.dev rm %s`)", err, name, name)
+			}
+			return VM{}, fmt.Errorf("exe.dev new: %w", err)
+		}
+		vm, err := parseVM(payload)
+		if err != nil {
+			p.removeVM(lobby, name)
+			return VM{}, err
+		}
+		if vm.Name != name {
+			// Never happens with a server that honours --name; delete both.
+			p.removeVM(lobby, name)
+			p.removeVM(lobby, vm.Name)
+			return VM{}, fmt.Errorf("exe.dev new: asked for VM %s, the server made %s", name, vm.Name)
+		}
+		return vm, nil
+	}
+}
+
+// connectVM waits until the VM runs commands, then makes the work dir.
+//
+// Readiness is polled first through the lobby (`ssh <vm> true` on the open
+// lobby connection): polling costs no new connection, so it may be fast
+// without tripping exe.dev's connection-burst limit. Then the VM is dialled
+// directly, retrying only connection errors (DNS may lag); authentication
+// and host key failures are final.
+func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*sshx.Client, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReadyTimeout)
+	defer cancel()
+	lobbyKey := lobby.HostKey()
+	if lobbyKey == nil {
+		return nil, "", errors.New("exe.dev: internal error: no lobby host key after a lobby command")
+	}
+	c := p.sshConfig()
+	c.Host, c.Port, c.User = vm.SSHHost, vm.SSHPort, vm.SSHUser
+	if c.User == "" {
+		c.User = lobby.User() // any user works with name routing
+	}
+	c.HostKeyCallback = pinnedHostKey(vm.Name, lobbyKey)
+	client, err := sshx.New(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("exe.dev VM %s: %w", vm.Name, err)
+	}
+	fail := func(err error) (*sshx.Client, string, error) {
+		client.Close()
+		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("not ready after %s: %w", p.cfg.ReadyTimeout, err)
+		}
+		return nil, "", fmt.Errorf("exe.dev VM %s: %w", vm.Name, err)
+	}
+
+	if said := p.pollThroughLobby(ctx, lobby, vm.Name); said != "" && ctx.Err() != nil {
+		return fail(fmt.Errorf("%w (exe.dev last said: %s)", ctx.Err(), truncate(said, 300)))
+	}
+
+	wait := 50 * time.Millisecond
+	var lastErr error
+	for {
+		err := client.Connect(ctx)
+		if err == nil {
+			break
+		}
+		if !sshx.IsConnectError(err) || ctx.Err() != nil {
+			if lastErr != nil && ctx.Err() != nil {
+				err = fmt.Errorf("%w (last connection error: %v)", err, lastErr)
+			}
+			return fail(err)
+		}
+		lastErr = err
+		p.log.Debug("exe.dev VM not reachable yet", "vm", vm.Name, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fail(fmt.Errorf("%w (last connection error: %v)", ctx.Err(), lastErr))
+		}
+		wait = min(wait*3/2, time.Second)
+	}
+
+	setup := sshhandle.New(client, "/", nil, nil)
+	res, err := setup.Run(ctx, `set -e
+d=${MOAT_WORKDIR:-"$HOME/workspace"}
+case "$d" in "~") d=$HOME ;; "~/"*) d=$HOME/${d#"~/"} ;; /*) ;; *) d=$HOME/$d ;; esac
+mkdir -p -- "$d" && cd -- "$d" && pwd -P`, sandbox.ExecOptions{Env: map[string]string{"MOAT_WORKDIR": p.cfg.WorkDir}})
+	if err != nil {
+		return fail(err)
+	}
+	workDir := strings.TrimSpace(res.Stdout)
+	if res.ExitCode != 0 || !path.IsAbs(workDir) {
+		return fail(fmt.Errorf("could not make the work directory: exit %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr)))
+	}
+	return client, workDir, nil
+}
+
+// pollThroughLobby runs `ssh <vm> true` on the lobby until it succeeds, the
+// lobby shows it cannot tell (no such command, not allowed), or ctx ends.
+// It only shortens the wait; the direct dial that follows decides. It
+// returns what the lobby last said, for the error when the VM never comes.
+//
+// Polls are sessions on the open lobby connection, so they can be frequent:
+// every 100ms for the first 15s (VMs usually boot within seconds), then
+// every second.
+func (p *Provider) pollThroughLobby(ctx context.Context, lobby *sshx.Client, name string) (last string) {
+	start := time.Now()
+	wait := 25 * time.Millisecond
+	for ctx.Err() == nil {
+		stdout, stderr, code, err := execLobby(ctx, lobby, "ssh "+shell.Quote(name)+" true")
+		if err != nil || code == 0 {
+			return last
+		}
+		last = strings.TrimSpace(string(stderr) + " " + string(stdout))
+		msg := strings.ToLower(last)
+		if strings.Contains(msg, "command not found") || strings.Contains(msg, "not allowed") || strings.Contains(msg, "unknown command") {
+			return ""
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		if wait = wait * 2; wait > 100*time.Millisecond {
+			wait = 100 * time.Millisecond
+			if time.Since(start) > 15*time.Second {
+				wait = time.Second
+			}
+		}
+	}
+	return last
+}
+
+// removeVM deletes a VM, retrying transport failures. A VM that is already
+// gone counts as removed. It runs even when the caller's context has ended.
+func (p *Provider) removeVM(lobby *sshx.Client, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Second)
+		}
+		_, err = runLobby(ctx, lobby, "rm", "--json", name)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			p.log.Debug("exe.dev VM deleted", "vm", name)
+			return nil
+		}
+		var le *LobbyError
+		if errors.As(err, &le) {
+			break // the lobby answered; asking again will not help
+		}
+	}
+	return fmt.Errorf("delete exe.dev VM %s: %w (remove it by hand: ssh exe.dev rm %s)", name, err, name)
+}
+
+// runLobby runs one lobby command and returns its JSON payload.
+func runLobby(ctx context.Context, lobby *sshx.Client, args ...string) (json.RawMessage, error) {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shell.Quote(a)
+	}
+	stdout, stderr, code, err := execLobby(ctx, lobby, strings.Join(quoted, " "))
+	if err != nil {
+		return nil, fmt.Errorf("exe.dev %s: %w", args[0], err)
+	}
+	return parseLobbyOutput(args[0], stdout, stderr, code)
+}
+
+// execLobby runs a lobby command line and returns its output and exit code.
+// An error means the outcome is unknown.
+func execLobby(ctx context.Context, lobby *sshx.Client, line string) (stdout, stderr []byte, code int, err error) {
+	sess, err := lobby.NewSession(ctx)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	defer sess.Close()
+	var out, errOut bytes.Buffer
+	sess.Stdout = &capped{b: &out}
+	sess.Stderr = &capped{b: &errOut}
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(line) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		sess.Close()
+		return nil, nil, -1, ctx.Err()
+	}
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+		return out.Bytes(), errOut.Bytes(), 0, nil
+	case errors.As(err, &exitErr):
+		return out.Bytes(), errOut.Bytes(), exitErr.ExitStatus(), nil
+	default:
+		return nil, nil, -1, err
+	}
+}
+
+// capped keeps the first 4 MiB written to it: lobby answers are small.
+type capped struct{ b *bytes.Buffer }
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := 4<<20 - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*capped)(nil)
+
+// pinnedHostKey accepts only the lobby's key: every exe.dev VM is reached
+// through exe.dev's SSH proxy, which presents it.
+func pinnedHostKey(vmName string, lobbyKey ssh.PublicKey) ssh.HostKeyCallback {
+	want := lobbyKey.Marshal()
+	return func(host string, _ net.Addr, key ssh.PublicKey) error {
+		if bytes.Equal(key.Marshal(), want) {
+			return nil
+		}
+		return fmt.Errorf("exe.dev VM %s (%s) presented host key %s, but exe.dev VMs present the lobby's key %s: refusing to connect (the connection may be intercepted)",
+			vmName, host, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(lobbyKey))
+	}
+}
+
+// newName picks VM names; tests replace it.
+var newName = randomName
+
+// randomName returns a name exe.dev accepts: "moat-" then ten lowercase
+// letters and digits, ending in a letter (names ending in -<digits> are
+// refused).
+func randomName() string {
+	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 10)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alnum[int(b[i])%len(alnum)]
+	}
+	b[len(b)-1] = alnum[int(b[len(b)-1])%26]
+	return "moat-" + string(b)
+}

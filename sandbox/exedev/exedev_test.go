@@ -1,0 +1,319 @@
+package exedev_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/sandboxtest"
+)
+
+// assertNoVMs fails the test if the emulator still has VMs.
+func assertNoVMs(t *testing.T, srv *exedevtest.Server) {
+	t.Helper()
+	if vms := srv.VMs(); len(vms) > 0 {
+		t.Errorf("VMs left on the emulator: %v", vms)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	t.Cleanup(func() { assertNoVMs(t, srv) }) // runs after the suite's own Close
+	sandboxtest.Run(t, exedev.New(srv.Config()))
+}
+
+func TestCreateTagsAndWorkDir(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	cfg := srv.Config()
+	cfg.Tags = []string{"team-a"}
+	h, err := exedev.New(cfg).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := h.(*exedev.Handle).VM()
+	if !strings.HasPrefix(vm.Name, "moat-") {
+		t.Errorf("VM name %q", vm.Name)
+	}
+	if got := strings.Join(vm.Tags, ","); got != "moat,team-a" {
+		t.Errorf("tags %q, want moat,team-a", got)
+	}
+	r, err := h.Exec(t.Context(), `printf '%s' "$HOME/workspace"`, sandbox.ExecOptions{})
+	if err != nil || r.Stdout != h.WorkDir() {
+		t.Errorf("WorkDir %q, want $HOME/workspace = %q (%v)", h.WorkDir(), r.Stdout, err)
+	}
+	if got := srv.VMs(); len(got) != 1 || got[0] != vm.Name {
+		t.Errorf("emulator VMs %v, want [%s]", got, vm.Name)
+	}
+	// Close with an already-cancelled context still deletes the VM.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	assertNoVMs(t, srv)
+	for _, c := range srv.Transcript() {
+		if strings.HasPrefix(c.Command, "new ") && !strings.Contains(c.Command, "--tag=moat") {
+			t.Errorf("new without the moat tag: %q", c.Command)
+		}
+	}
+}
+
+func TestReadyDelay(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(time.Second))
+	start := time.Now()
+	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create with a VM that needs 1s to boot: %v", err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("Create returned after %v, before the VM was ready", d)
+	}
+	if r, err := h.Exec(t.Context(), "echo up", sandbox.ExecOptions{}); err != nil || r.Stdout != "up\n" {
+		t.Errorf("first exec: %v %+v", err, r)
+	}
+	h.Close(t.Context())
+	assertNoVMs(t, srv)
+}
+
+func TestNeverReadyDeletesVM(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(time.Hour))
+	cfg := srv.Config()
+	cfg.ReadyTimeout = 2 * time.Second
+	_, err := exedev.New(cfg).Create(t.Context(), sandbox.CreateOptions{})
+	if err == nil {
+		t.Fatal("Create succeeded with a VM that never became ready")
+	}
+	t.Logf("user sees: %v", err)
+	if !strings.Contains(err.Error(), "not ready after 2s") {
+		t.Errorf("error %q does not say the VM was not ready in time", err)
+	}
+	assertNoVMs(t, srv)
+}
+
+func TestCancelledCreateDeletesVM(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(time.Hour))
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	_, err := exedev.New(srv.Config()).Create(ctx, sandbox.CreateOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create: %v, want an error wrapping context.Canceled", err)
+	}
+	if n := countNew(srv); n != 1 {
+		t.Fatalf("the lobby saw %d new commands, want 1 (cancel should land while waiting for the VM)", n)
+	}
+	assertNoVMs(t, srv)
+}
+
+func countNew(srv *exedevtest.Server) int {
+	n := 0
+	for _, c := range srv.Transcript() {
+		if strings.HasPrefix(c.Command, "new ") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestQuota(t *testing.T) {
+	for _, stderr := range []bool{false, true} {
+		opts := []exedevtest.Option{exedevtest.WithQuota(1)}
+		if stderr {
+			opts = append(opts, exedevtest.WithErrorsOnStderr())
+		}
+		srv := exedevtest.NewServer(t, opts...)
+		p := exedev.New(srv.Config())
+		h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Create(t.Context(), sandbox.CreateOptions{})
+		var le *exedev.LobbyError
+		if !errors.Is(err, exedev.ErrQuota) || !errors.As(err, &le) {
+			t.Fatalf("errors on stderr=%v: second Create: %v, want ErrQuota", stderr, err)
+		}
+		if !strings.Contains(le.Message, "maximum number of VMs allowed on your plan") {
+			t.Errorf("the server's words are lost: %q", le.Message)
+		}
+		t.Logf("user sees: %v", err)
+		h.Close(t.Context())
+		assertNoVMs(t, srv)
+	}
+}
+
+func TestNameTakenIsRetried(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithTakenNames("moat-taken-one", "moat-taken-two", "moat-taken-three"))
+	names := []string{"moat-taken-one", "moat-free-one"}
+	var i atomic.Int32
+	defer exedev.SetNameSource(func() string { return names[int(i.Add(1)-1)%len(names)] })()
+	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create should retry a taken name: %v", err)
+	}
+	if got := h.(*exedev.Handle).VM().Name; got != "moat-free-one" {
+		t.Errorf("VM %q", got)
+	}
+	h.Close(t.Context())
+
+	names = []string{"moat-taken-one", "moat-taken-two", "moat-taken-three"}
+	i.Store(0)
+	_, err = exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if !errors.Is(err, exedev.ErrNameTaken) || !strings.Contains(err.Error(), `VM name "moat-taken-three" is not available`) {
+		t.Fatalf("Create with every name taken: %v", err)
+	}
+	assertNoVMs(t, srv)
+}
+
+func TestUnregisteredKey(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithUnregisteredKey())
+	_, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if !errors.Is(err, exedev.ErrUnregistered) || !strings.Contains(err.Error(), "Please complete registration by running: ssh exe.dev") {
+		t.Fatalf("Create with an unregistered key: %v", err)
+	}
+	t.Logf("user sees: %v", err)
+	assertNoVMs(t, srv)
+}
+
+func TestDroppedConnectionMidExec(t *testing.T) {
+	// Exec 1 is the provider's own setup; the drop hits the user's first.
+	srv := exedevtest.NewServer(t, exedevtest.WithDropMidExec(2))
+	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	_, err = h.Exec(t.Context(), "echo partial; sleep 5; echo never", sandbox.ExecOptions{})
+	if err == nil {
+		t.Fatal("Exec over a dropped connection returned a result, want an error")
+	}
+	t.Logf("user sees: %v", err)
+	r, err := h.Exec(t.Context(), "echo again", sandbox.ExecOptions{})
+	if err != nil || r.Stdout != "again\n" {
+		t.Fatalf("Exec after the drop should redial: %v %+v", err, r)
+	}
+}
+
+func TestOldShapesAndLegacyRouting(t *testing.T) {
+	for name, opt := range map[string]exedevtest.Option{
+		"old JSON":       exedevtest.WithOldJSON(),
+		"legacy routing": exedevtest.WithLegacyRouting(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := exedevtest.NewServer(t, opt)
+			h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := h.Exec(t.Context(), "echo ok", sandbox.ExecOptions{})
+			if err != nil || r.Stdout != "ok\n" {
+				t.Errorf("exec: %v %+v", err, r)
+			}
+			if err := h.Close(t.Context()); err != nil {
+				t.Error(err)
+			}
+			assertNoVMs(t, srv)
+		})
+	}
+}
+
+// TestIDExeUsedAlone: with no key configured, ~/.ssh/id_exe is found and used.
+func TestIDExeUsedAlone(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	cfg := srv.Config()
+	home := t.TempDir()
+	key, err := os.ReadFile(cfg.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_exe"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.IdentityFile = ""
+	cfg.SSH.HomeDir = home
+	h, err := exedev.New(cfg).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create with ~/.ssh/id_exe only: %v", err)
+	}
+	h.Close(t.Context())
+	assertNoVMs(t, srv)
+}
+
+// TestBurstLimit: exe.dev silently drops new connections after a burst. The
+// provider's dial limiter keeps it under the limit; without it the user gets
+// a clear timeout.
+func TestBurstLimit(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithBurstLimit(3, 2*time.Second, 3*time.Second))
+	cfg := srv.Config()
+	cfg.SSH.Limiter = sshx.NewDialLimiter(time.Second, 1) // 1 lobby + 3 VMs over ~3s
+	p := exedev.New(cfg)
+	var hs []sandbox.Handle
+	for range 3 {
+		h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+		if err != nil {
+			t.Fatalf("Create under the dial limiter: %v", err)
+		}
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		h.Close(t.Context())
+	}
+	assertNoVMs(t, srv)
+
+	// No limiter: the fourth and later connections are black-holed.
+	srv = exedevtest.NewServer(t, exedevtest.WithBurstLimit(2, 5*time.Second, 30*time.Second))
+	cfg = srv.Config()
+	cfg.SSH.Limiter = sshx.NewDialLimiter(time.Millisecond, 100)
+	cfg.SSH.ConnectTimeout = time.Second
+	cfg.ReadyTimeout = 3 * time.Second
+	p = exedev.New(cfg)
+	var lastErr error
+	for range 3 {
+		h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+		if err != nil {
+			lastErr = err
+			break
+		}
+		defer h.Close(context.Background())
+	}
+	if lastErr == nil {
+		t.Fatal("no Create failed although the emulator drops connections after a burst of 2")
+	}
+	t.Logf("user sees: %v", lastErr)
+}
+
+// BenchmarkCreateToFirstExec measures moat's own overhead from Create to the
+// first successful Exec, beyond the time the VM takes to boot. Each
+// iteration is a cold start, as in `moat run`: a new provider, so a new
+// lobby connection too.
+func BenchmarkCreateToFirstExec(b *testing.B) {
+	for _, delay := range []time.Duration{0, time.Second, 3 * time.Second} {
+		b.Run("delay="+delay.String(), func(b *testing.B) {
+			srv := exedevtest.NewServer(b, exedevtest.WithReadyDelay(delay))
+			var total time.Duration
+			for b.Loop() {
+				start := time.Now()
+				h, err := exedev.New(srv.Config()).Create(context.Background(), sandbox.CreateOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.Exec(context.Background(), "true", sandbox.ExecOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start) - delay
+				b.StopTimer()
+				h.Close(context.Background())
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "overhead-ms/op")
+		})
+	}
+}

@@ -1,0 +1,34 @@
+//go:build unix && !linux
+
+package exedevtest
+
+import (
+	"errors"
+	"log/slog"
+	"os/exec"
+)
+
+// Outside Linux there is no bubblewrap: VM commands run as plain processes.
+
+type sandboxInfo struct{}
+
+type machine struct{}
+
+func (m *machine) stop() {}
+
+func probeSandbox(dir string, log *slog.Logger) *sandboxInfo { return nil }
+
+func (si *sandboxInfo) start(hostname, home, tmp string) (*machine, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// sweep has no portable way to find daemons that left their process group;
+// the sessions' groups are killed by killAll.
+func (v *vm) sweep() {}
+
+func (v *vm) command(argv, env []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Dir = v.home
+	return cmd
+}
