@@ -9,7 +9,7 @@ import (
 
 // Samples from reference/exedev.md §1.3 (live 2026-10-01 output, older shapes).
 const (
-	sampleCurrent = `{"vm_name":"agro-us004-144434","tags":["agro-matrix"],"ssh_command":"ssh agro-us004-144434.exe.xyz","ssh_dest":"agro-us004-144434.exe.xyz","ssh_host":"agro-us004-144434.exe.xyz","ssh_port":22,"https_url":"https://agro-us004-144434.exe.xyz","proxy_port":8000,"shelley_url":"https://agro-us004-144434.shelley.exe.xyz","vscode_url":"vscode://vscode-remote/ssh-remote+agro-us004-144434.exe.xyz/home/exedev?windowId=_blank","xterm_url":"https://agro-us004-144434.xterm.exe.xyz"}`
+	sampleCurrent       = `{"vm_name":"agro-us004-144434","tags":["agro-matrix"],"ssh_command":"ssh agro-us004-144434.exe.xyz","ssh_dest":"agro-us004-144434.exe.xyz","ssh_host":"agro-us004-144434.exe.xyz","ssh_port":22,"https_url":"https://agro-us004-144434.exe.xyz","proxy_port":8000,"shelley_url":"https://agro-us004-144434.shelley.exe.xyz","vscode_url":"vscode://vscode-remote/ssh-remote+agro-us004-144434.exe.xyz/home/exedev?windowId=_blank","xterm_url":"https://agro-us004-144434.xterm.exe.xyz"}`
 	sampleLegacyRouting = `{"vm_name":"maple-dune","ssh_dest":"vm+maple-dune@vm.exe.xyz","ssh_host":"vm.exe.xyz","ssh_user":"vm+maple-dune","ssh_port":22}`
 	sampleNoSSHHost     = `{"vm_name":"lynx-zebra","ssh_dest":"vm+lynx-zebra@vm.exe.xyz","ssh_port":2222,"https_url":"https://lynx-zebra.exe.xyz"}`
 	sampleOld           = `{"box_name":"old-box","ssh_command":"ssh old-box@exe.dev","ssh_server":"exe.dev","ssh_port":22,"ssh_user":"old-box","https_url":"https://old-box.exe.dev","proxy_port":8000}`

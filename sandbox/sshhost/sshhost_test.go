@@ -44,10 +44,12 @@ func leftovers(t *testing.T, srv *sshdtest.Server) []string {
 
 func TestConformance(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
+	t.Cleanup(func() { // runs after the suite's own Close
+		if left := leftovers(t, srv); len(left) > 0 {
+			t.Errorf("sandbox directories left on the host after Close: %v", left)
+		}
+	})
 	sandboxtest.Run(t, newProvider(t, srv))
-	if left := leftovers(t, srv); len(left) > 0 {
-		t.Errorf("sandbox directories left on the host after Close: %v", left)
-	}
 }
 
 func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
