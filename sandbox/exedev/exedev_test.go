@@ -317,3 +317,27 @@ func BenchmarkCreateToFirstExec(b *testing.B) {
 		})
 	}
 }
+
+func TestListAndRemove(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	p := exedev.New(srv.Config())
+	h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := h.(*exedev.Handle).VM().Name
+	vms, err := p.List(t.Context())
+	if err != nil || len(vms) != 1 || vms[0].Name != name || vms[0].Status != "running" || !vms[0].HasTag("moat") {
+		t.Fatalf("List = %+v, %v; want the one moat VM", vms, err)
+	}
+	if err := p.Remove(t.Context(), name, "moat-never-existed"); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	assertNoVMs(t, srv)
+	if err := h.Close(t.Context()); err != nil {
+		t.Errorf("Close after the VM was removed elsewhere: %v", err)
+	}
+	if vms, err := p.List(t.Context()); err != nil || len(vms) != 0 {
+		t.Errorf("List after Remove = %v, %v", vms, err)
+	}
+}

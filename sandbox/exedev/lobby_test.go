@@ -118,3 +118,15 @@ func FuzzParseLobby(f *testing.F) {
 		}
 	})
 }
+
+func TestParseList(t *testing.T) {
+	got, err := parseList([]byte(`{"vms":[{"vm_name":"b-vm","status":"running","ssh_host":"b-vm.exe.xyz","tags":["moat"],"created_at":"2026-11-25T10:00:00Z"},{"vm_name":"a-vm","status":"running","ssh_dest":"a-vm.exe.xyz","created_at":"2026-11-24T10:00:00Z"}]}`))
+	if err != nil || len(got) != 2 || got[0].Name != "a-vm" || got[0].SSHHost != "a-vm.exe.xyz" || !got[1].HasTag("moat") || got[0].HasTag("moat") {
+		t.Fatalf("parseList: %+v %v", got, err)
+	}
+	for _, empty := range []string{``, `{"vms":[]}`, `{"vms":null}`, `{}`} {
+		if got, err := parseList([]byte(empty)); err != nil || len(got) != 0 {
+			t.Errorf("parseList(%q) = %v, %v", empty, got, err)
+		}
+	}
+}
