@@ -9,6 +9,7 @@ package exedev
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/moatdev/moat/internal/sshx"
@@ -65,4 +66,17 @@ type Config struct {
 	SSH sshx.Config
 	// Logger receives debug logs; nil discards them. Secrets never reach it.
 	Logger *slog.Logger
+}
+
+// ConfigFromEnv returns a Config from the environment, for commands and the
+// live test: MOAT_EXEDEV_LOBBY (host:port), MOAT_EXEDEV_KEY (private key
+// file), MOAT_EXEDEV_KNOWN_HOSTS, MOAT_EXEDEV_IMAGE. Unset variables leave
+// the defaults.
+func ConfigFromEnv() Config {
+	return Config{
+		Lobby:          os.Getenv("MOAT_EXEDEV_LOBBY"),
+		IdentityFile:   os.Getenv("MOAT_EXEDEV_KEY"),
+		KnownHostsFile: os.Getenv("MOAT_EXEDEV_KNOWN_HOSTS"),
+		Image:          os.Getenv("MOAT_EXEDEV_IMAGE"),
+	}
 }

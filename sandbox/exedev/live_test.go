@@ -19,18 +19,15 @@ import (
 //	MOAT_EXEDEV_LIVE=1 go test ./sandbox/exedev -run TestLive -v
 //
 // Optional: MOAT_EXEDEV_LOBBY (default exe.dev:22), MOAT_EXEDEV_KEY (a
-// private key file), MOAT_EXEDEV_IMAGE.
+// private key file), MOAT_EXEDEV_KNOWN_HOSTS, MOAT_EXEDEV_IMAGE. Pointed at
+// `moat dev exedev`, the same test runs against the emulator.
 func TestLive(t *testing.T) {
 	if os.Getenv("MOAT_EXEDEV_LIVE") != "1" {
 		t.Skip("talks to the real exe.dev: set MOAT_EXEDEV_LIVE=1 to run")
 	}
-	cfg := exedev.Config{
-		Lobby:        os.Getenv("MOAT_EXEDEV_LOBBY"),
-		IdentityFile: os.Getenv("MOAT_EXEDEV_KEY"),
-		Image:        os.Getenv("MOAT_EXEDEV_IMAGE"),
-		Tags:         []string{"moat-live-test"},
-		ReadyTimeout: 3 * time.Minute,
-	}
+	cfg := exedev.ConfigFromEnv()
+	cfg.Tags = []string{"moat-live-test"}
+	cfg.ReadyTimeout = 3 * time.Minute
 	p := exedev.New(cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

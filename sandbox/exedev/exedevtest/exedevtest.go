@@ -69,6 +69,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	lobbyAddr      string
 	readyDelay     time.Duration
 	quota          int
 	taken          []string
@@ -147,6 +148,10 @@ func WithDiskCeiling(gib int) Option { return func(o *options) { o.diskCeiling =
 // WithoutSandbox runs VM commands as plain processes even when bubblewrap is
 // available (HOME is then the VM's directory on the host).
 func WithoutSandbox() Option { return func(o *options) { o.noSandbox = true } }
+
+// WithLobbyAddr makes the lobby listen on addr (e.g. "127.0.0.1:2222")
+// instead of a random loopback port.
+func WithLobbyAddr(addr string) Option { return func(o *options) { o.lobbyAddr = addr } }
 
 // WithLogger sends the emulator's logs to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -275,7 +280,11 @@ func start(opts []Option) (_ *Server, err error) {
 		}
 	}
 
-	if s.lobbyLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	lobbyAddr := o.lobbyAddr
+	if lobbyAddr == "" {
+		lobbyAddr = "127.0.0.1:0"
+	}
+	if s.lobbyLn, err = net.Listen("tcp", lobbyAddr); err != nil {
 		return nil, err
 	}
 	s.knownHostsFile = filepath.Join(s.dir, "keys", "known_hosts")

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+)
+
+func newDevCmd() *cobra.Command {
+	dev := &cobra.Command{
+		Use:   "dev",
+		Short: "Tools for developing and trying moat offline",
+	}
+	dev.AddCommand(newDevExedevCmd())
+	return dev
+}
+
+type devExedevOptions struct {
+	addr       string
+	readyDelay time.Duration
+	quota      int
+	noSandbox  bool
+	verbose    bool
+}
+
+func newDevExedevCmd() *cobra.Command {
+	var o devExedevOptions
+	cmd := &cobra.Command{
+		Use:   "exedev",
+		Short: "Run a local exe.dev emulator (lobby and VMs) until interrupted",
+		Long: `Runs moat's exe.dev emulator on loopback: an SSH lobby that speaks exe.dev's
+commands (new, ls, rm, tag, cp, whoami, help) and an SSH endpoint per VM it
+creates, each VM a private directory (inside bubblewrap when installed).
+No exe.dev account and no network are needed.
+
+It prints the environment that points moat at it, and plain ssh commands to
+try. Ctrl-C stops it and deletes every VM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDevExedev(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:0", "lobby listen address (port 0 picks a free one)")
+	f.DurationVar(&o.readyDelay, "ready-delay", 0, "how long a new VM refuses SSH, like a booting VM")
+	f.IntVar(&o.quota, "quota", 0, "maximum number of VMs alive at once (0: no limit)")
+	f.BoolVar(&o.noSandbox, "no-bwrap", false, "run VM commands as plain processes even when bubblewrap works")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log connections and commands to stderr")
+	return cmd
+}
+
+func runDevExedev(cmd *cobra.Command, o devExedevOptions) error {
+	logLevel := slog.LevelWarn
+	if o.verbose {
+		logLevel = slog.LevelDebug
+	}
+	opts := []exedevtest.Option{
+		exedevtest.WithLobbyAddr(o.addr),
+		exedevtest.WithLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel}))),
+	}
+	if o.readyDelay > 0 {
+		opts = append(opts, exedevtest.WithReadyDelay(o.readyDelay))
+	}
+	if o.quota > 0 {
+		opts = append(opts, exedevtest.WithQuota(o.quota))
+	}
+	if o.noSandbox {
+		opts = append(opts, exedevtest.WithoutSandbox())
+	}
+	srv, err := exedevtest.Start(opts...)
+	if err != nil {
+		return fmt.Errorf("start the exe.dev emulator: %w", err)
+	}
+	printDevExedevHelp(cmd.OutOrStdout(), srv)
+	<-cmd.Context().Done()
+	fmt.Fprintln(cmd.ErrOrStderr(), "stopping the emulator; deleting its VMs:", len(srv.VMs()))
+	return srv.Close()
+}
+
+func printDevExedevHelp(w io.Writer, srv *exedevtest.Server) {
+	isolation := "each VM's commands run inside bubblewrap"
+	if !srv.Sandboxed() {
+		isolation = "VM commands run as plain processes (bubblewrap not available or disabled)"
+	}
+	fmt.Fprintf(w, `exe.dev emulator running; lobby at %s (%s).
+
+Point moat at it:
+  export MOAT_EXEDEV_LOBBY=%[3]s
+  export MOAT_EXEDEV_KEY=%[4]s
+  export MOAT_EXEDEV_KNOWN_HOSTS=%[5]s
+
+Try it with plain ssh:
+  ssh -i %[4]s -o UserKnownHostsFile=%[5]s -o IdentitiesOnly=yes -p %[6]d 127.0.0.1 new --json
+  ssh -i %[4]s -o UserKnownHostsFile=%[5]s -o IdentitiesOnly=yes -p %[6]d 127.0.0.1 ls
+  VMs answer on their own port (ssh_port in the JSON) and present the lobby's host key.
+
+Press Ctrl-C to stop; every VM is deleted.
+`, srv.LobbyAddr(), isolation, srv.LobbyAddr(), srv.KeyFile(), srv.KnownHostsFile(), srv.LobbyPort())
+}
