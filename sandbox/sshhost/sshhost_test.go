@@ -11,6 +11,7 @@ import (
 
 	"github.com/moatdev/moat/internal/sshdtest"
 	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/internal/testenv"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/sandboxtest"
 	"github.com/moatdev/moat/sandbox/sshhost"
@@ -49,7 +50,14 @@ func TestConformance(t *testing.T) {
 			t.Errorf("sandbox directories left on the host after Close: %v", left)
 		}
 	})
-	sandboxtest.Run(t, newProvider(t, srv))
+	var opts sandboxtest.Options
+	if !srv.CanSudo() {
+		if testenv.InCI() {
+			t.Fatal("CI=true and the SSH test user cannot sudo: install sudo (scripts/test.sh does)")
+		}
+		opts.NoSudo = "the SSH test user cannot sudo: install sudo"
+	}
+	sandboxtest.RunWith(t, newProvider(t, srv), opts)
 }
 
 func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
