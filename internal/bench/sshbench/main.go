@@ -135,7 +135,7 @@ func run(execs, files, mb, rounds int) error {
 		}
 	}
 	cleanup()
-	report(fmt.Sprintf("(b) copy in %d files, %.0f MB", files, float64(total)/1e6), "moat CopyIn (tar stream)", moatCopies, "scp -r", scpCopies, 3)
+	report(fmt.Sprintf("(b) copy in %d files, %.0f MiB", files, float64(total)/(1<<20)), "moat CopyIn (tar stream)", moatCopies, "scp -r", scpCopies, 3)
 	return nil
 }
 
