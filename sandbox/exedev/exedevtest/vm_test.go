@@ -20,6 +20,8 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/moatdev/moat/internal/testenv"
 )
 
 func processRuns(pid int) bool { return isLive(pid) }
@@ -47,7 +49,7 @@ func TestVM(t *testing.T) {
 			if exec.Command("bwrap", "--ro-bind", "/", "/", "true").Run() == nil {
 				t.Fatal("bwrap works here but the emulator did not use it")
 			}
-			t.Skip("bubblewrap does not work here")
+			testenv.Unavailable(t, "bubblewrap does not work here (Debian package bubblewrap)")
 		}
 		testVM(t, s)
 	})
@@ -566,10 +568,7 @@ func TestCloseKillsEverything(t *testing.T) {
 // TestOpenSSH drives the emulator with the real ssh client once.
 func TestOpenSSH(t *testing.T) {
 	t.Parallel()
-	sshBin, err := exec.LookPath("ssh")
-	if err != nil {
-		t.Skip("no ssh client")
-	}
+	sshBin := testenv.RequireBinary(t, "ssh", "openssh-client")
 	s := NewServer(t)
 	lobby := mustDial(t, s, s.LobbyAddr(), "moat")
 	a := newVM(t, lobby, "--name=openssh-vm")
