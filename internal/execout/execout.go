@@ -15,6 +15,7 @@ import (
 // sandbox.TailBytes bytes for the result.
 type Stream struct {
 	mu      *sync.Mutex // shared by the streams of one command: callbacks never overlap
+	stopped bool        // after Stop: no more callbacks
 	onLine  func(string)
 	partial []byte
 	tail    tail
@@ -33,7 +34,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tail.write(p)
-	if s.onLine == nil {
+	if s.onLine == nil || s.stopped {
 		return len(p), nil
 	}
 	rest := p
@@ -41,7 +42,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			s.partial = append(s.partial, rest...)
-			for len(s.partial) >= sandbox.MaxLineBytes {
+			for len(s.partial) > sandbox.MaxLineBytes {
 				s.onLine(string(s.partial[:sandbox.MaxLineBytes]))
 				s.partial = append(s.partial[:0], s.partial[sandbox.MaxLineBytes:]...)
 			}
@@ -67,10 +68,19 @@ func (s *Stream) Write(p []byte) (int, error) {
 func (s *Stream) Flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.onLine != nil && len(s.partial) > 0 {
+	if s.onLine != nil && !s.stopped && len(s.partial) > 0 {
 		s.onLine(string(bytes.TrimSuffix(s.partial, []byte{'\r'})))
 	}
 	s.partial = nil
+}
+
+// Stop ends the callbacks: output written later (by a copier that outlived
+// its command) is kept in the tail but no longer delivered. Exec calls it
+// before it returns, so callbacks never run after Exec.
+func (s *Stream) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
 }
 
 // String returns the kept tail of the stream.
@@ -104,3 +114,25 @@ func (t *tail) String() string {
 	}
 	return string(b)
 }
+
+// Capped keeps the first N bytes written to it and drops the rest. Writes
+// never fail, so a command never blocks or errors on a full buffer; for
+// short answers and error messages.
+type Capped struct {
+	N   int
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (c *Capped) Write(p []byte) (int, error) {
+	if room := c.N - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// Bytes returns what was kept.
+func (c *Capped) Bytes() []byte { return c.buf.Bytes() }
+
+// String returns what was kept.
+func (c *Capped) String() string { return c.buf.String() }

@@ -39,6 +39,34 @@ func TestLongLineIsSplit(t *testing.T) {
 	}
 }
 
+// A line of exactly MaxLineBytes arrives whole however it was written.
+func TestLineOfMaxLength(t *testing.T) {
+	line := strings.Repeat("z", sandbox.MaxLineBytes)
+	for _, writes := range [][]string{{line + "\n"}, {line, "\n"}} {
+		var lens []int
+		out, _ := NewPair(func(l string) { lens = append(lens, len(l)) }, nil)
+		for _, w := range writes {
+			out.Write([]byte(w))
+		}
+		out.Flush()
+		if !slices.Equal(lens, []int{sandbox.MaxLineBytes}) {
+			t.Errorf("%d writes: lines of %v bytes, want one of %d", len(writes), lens, sandbox.MaxLineBytes)
+		}
+	}
+}
+
+func TestStopEndsCallbacks(t *testing.T) {
+	var lines []string
+	out, _ := NewPair(func(l string) { lines = append(lines, l) }, nil)
+	out.Write([]byte("before\npartial"))
+	out.Stop()
+	out.Write([]byte("\nafter\n"))
+	out.Flush()
+	if !slices.Equal(lines, []string{"before"}) || !strings.HasSuffix(out.String(), "after\n") {
+		t.Fatalf("lines %q tail %q", lines, out.String())
+	}
+}
+
 func TestTailIsBounded(t *testing.T) {
 	out, _ := NewPair(nil, nil)
 	chunk := []byte(strings.Repeat("0123456789abcdef", 4096)) // 64 KiB

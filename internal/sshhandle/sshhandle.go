@@ -51,9 +51,10 @@ type Handle struct {
 	env     map[string]string
 	cleanup func(ctx context.Context, h *Handle) error
 
-	mu       sync.Mutex
-	closed   bool
-	closeErr error
+	mu        sync.Mutex
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
 	stop     context.Context // cancelled by Close: ends every Exec in flight
 	stopAll  context.CancelFunc
 	inflight sync.WaitGroup
@@ -94,10 +95,15 @@ func (h *Handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 	}
 	defer done()
 	res, err := h.Run(ctx, cmd, opts)
-	if err != nil && h.stop.Err() != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w (the sandbox was closed while the command ran)", err)
+	return res, h.closedWhileRunning(err)
+}
+
+// closedWhileRunning makes an error caused by Close wrap sandbox.ErrClosed.
+func (h *Handle) closedWhileRunning(err error) error {
+	if err != nil && h.stop.Err() != nil && !errors.Is(err, sandbox.ErrClosed) {
+		return fmt.Errorf("%w: it was closed while the command ran (%v)", sandbox.ErrClosed, err)
 	}
-	return res, err
+	return err
 }
 
 // Run is Exec without the closed check, for providers' setup and cleanup.
@@ -106,6 +112,8 @@ func (h *Handle) Run(ctx context.Context, cmd string, opts sandbox.ExecOptions) 
 	code, err := h.run(ctx, cmd, opts, stdout, stderr)
 	stdout.Flush()
 	stderr.Flush()
+	stdout.Stop()
+	stderr.Stop()
 	return sandbox.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}, err
 }
 
@@ -176,9 +184,12 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
-		h.kill(pid, opts.Sudo)
+		// sshd delivers the signal to the session's process group; the kill
+		// from a new session covers servers that ignore signal requests.
+		// Closing first frees this session's slot for that new session.
 		sess.Signal(ssh.SIGKILL)
 		sess.Close()
+		h.kill(pid, opts.Sudo)
 		select {
 		case <-waited:
 		case <-time.After(5 * time.Second):
@@ -282,7 +293,13 @@ func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error
 		return err
 	}
 	defer done()
-	info, err := os.Stat(hostPath)
+	// A link given as the source means what it points to (links inside a
+	// tree stay links).
+	src, err := filepath.EvalSymlinks(hostPath)
+	if err != nil {
+		return fmt.Errorf("copy in: %w", err)
+	}
+	info, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("copy in: %w", err)
 	}
@@ -292,13 +309,23 @@ func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error
 		dir, rootName = path.Dir(dst), path.Base(dst)
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(WriteTar(pw, hostPath, rootName)) }()
-	defer pr.Close()
+	tarErr := make(chan error, 1)
+	go func() {
+		err := WriteTar(pw, src, rootName)
+		pw.CloseWithError(err)
+		tarErr <- err
+	}()
 	cmd := `mkdir -p -- "$MOAT_DST" && exec tar -x -p -o -f - -C "$MOAT_DST"`
-	var stderr bytes.Buffer
-	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, &limitedWriter{w: &stderr, n: 8 << 10})
+	stderr := &execout.Capped{N: 8 << 10}
+	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, stderr)
+	pr.CloseWithError(errors.New("the sandbox side of the copy ended"))
+	// A host-side failure (an unreadable file) is the real cause, even when
+	// tar, seeing a clean end of archive, exited 0.
+	if werr := <-tarErr; werr != nil {
+		return h.closedWhileRunning(fmt.Errorf("copy %s into the sandbox at %s: reading the host files: %w", hostPath, dst, werr))
+	}
 	if err != nil {
-		return fmt.Errorf("copy %s into the sandbox at %s: %w", hostPath, dst, err)
+		return h.closedWhileRunning(fmt.Errorf("copy %s into the sandbox at %s: %w", hostPath, dst, err))
 	}
 	if code != 0 {
 		return fmt.Errorf("copy %s into the sandbox at %s: tar exited %d: %s", hostPath, dst, code, strings.TrimSpace(stderr.String()))
@@ -323,12 +350,12 @@ func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) erro
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	var stderr bytes.Buffer
+	stderr := &execout.Capped{N: 8 << 10}
 	w := bufio.NewWriterSize(tmp, 256<<10)
 	cmd := `if [ ! -f "$MOAT_SRC" ]; then if [ -e "$MOAT_SRC" ]; then echo "not a regular file" >&2; else echo "no such file" >&2; fi; exit 1; fi; exec cat -- "$MOAT_SRC"`
-	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_SRC": src}}, w, &limitedWriter{w: &stderr, n: 8 << 10})
+	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_SRC": src}}, w, stderr)
 	if err != nil {
-		return fmt.Errorf("copy %s out of the sandbox: %w", src, err)
+		return h.closedWhileRunning(fmt.Errorf("copy %s out of the sandbox: %w", src, err))
 	}
 	if code != 0 {
 		return fmt.Errorf("copy %s out of the sandbox: %s", src, strings.TrimSpace(stderr.String()))
@@ -336,7 +363,11 @@ func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) erro
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("copy out to %s: %w", hostPath, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(hostPath); err == nil && st.Mode().IsRegular() {
+		mode = st.Mode().Perm() // replacing a file keeps its permissions
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("copy out to %s: %w", hostPath, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -349,46 +380,28 @@ func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) erro
 }
 
 // Close implements sandbox.Handle: it ends every Exec in flight (killing the
-// remote processes), then runs the provider's cleanup once.
+// remote processes), then runs the provider's cleanup once. Every caller,
+// including concurrent ones, returns only when that is done, with its error.
 func (h *Handle) Close(ctx context.Context) error {
-	h.mu.Lock()
-	if h.closed {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
 		h.mu.Unlock()
-		return nil
-	}
-	h.closed = true
-	h.mu.Unlock()
-	h.stopAll()
-	waited := make(chan struct{})
-	go func() { h.inflight.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(20 * time.Second):
-	}
-	if h.cleanup != nil {
-		// The cleanup must run even when ctx is already cancelled.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		return h.cleanup(cctx, h)
-	}
-	return nil
-}
-
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	if l.n > 0 {
-		if len(p) > l.n {
-			p = p[:l.n]
+		h.stopAll()
+		waited := make(chan struct{})
+		go func() { h.inflight.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(20 * time.Second):
 		}
-		l.n -= len(p)
-		l.w.Write(p)
-	}
-	return n, nil
+		if h.cleanup != nil {
+			// The cleanup must run even when ctx is already cancelled.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			h.closeErr = h.cleanup(cctx, h)
+		}
+	})
+	return h.closeErr
 }
 
 // WriteTar writes hostPath to w as a tar stream. A directory's entries are

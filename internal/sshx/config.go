@@ -48,6 +48,11 @@ type Config struct {
 	// HostKeyCallback, when set, replaces known_hosts checking (exe.dev VMs
 	// are pinned to the lobby's key).
 	HostKeyCallback ssh.HostKeyCallback
+	// HostKeys, with HostKeyCallback, are the keys it accepts: the
+	// handshake asks the server for those key types only, so a server with
+	// several host keys presents the expected one. (exe.dev VMs are pinned
+	// to the lobby's key.)
+	HostKeys []ssh.PublicKey
 	// SSHConfigFile is the ssh_config to read; "" means ~/.ssh/config,
 	// "none" reads none.
 	SSHConfigFile string
@@ -88,6 +93,7 @@ type resolved struct {
 	knownHosts     string   // written on accept-new
 	knownHostsRead []string // also read (global file)
 	hostKeyCB      ssh.HostKeyCallback
+	hostKeyAlgos   []string
 	agentSocket    string // "" when no agent
 	noAgent        string // why agentSocket is ""
 	keys           keyPlan
@@ -343,6 +349,9 @@ func resolve(cfg Config) (*resolved, error) {
 
 	// Host keys.
 	r.hostKeyCB = cfg.HostKeyCallback
+	for _, k := range cfg.HostKeys {
+		r.hostKeyAlgos = append(r.hostKeyAlgos, AlgorithmsForKey(k)...)
+	}
 	switch {
 	case cfg.KnownHostsFile != "":
 		r.knownHosts = expandPath(cfg.KnownHostsFile, r.home, r)

@@ -24,7 +24,7 @@ var knownHostsMu sync.Mutex
 // one we would take for a changed key.
 func (r *resolved) hostKeyCheck() (ssh.HostKeyCallback, []string, error) {
 	if r.hostKeyCB != nil {
-		return r.hostKeyCB, nil, nil
+		return r.hostKeyCB, r.hostKeyAlgos, nil
 	}
 	db, err := r.loadKnownHosts()
 	if err != nil {
@@ -145,6 +145,15 @@ var algorithmOrder = []string{
 
 // knownAlgorithms lists the host key algorithms for the key types that db
 // holds for addr, or nil when it holds none.
+// AlgorithmsForKey returns the host key algorithms that make a server
+// present key: its type, and for RSA the SHA-2 signature variants first.
+func AlgorithmsForKey(key ssh.PublicKey) []string {
+	if key.Type() == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{key.Type()}
+}
+
 func knownAlgorithms(db ssh.HostKeyCallback, addr string) []string {
 	// Ask with a key nobody has: the error lists every known key.
 	err := db(addr, &net.TCPAddr{IP: net.IPv4zero}, probeKey())

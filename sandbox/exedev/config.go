@@ -31,9 +31,9 @@ type Config struct {
 	// user. It must never be a VM name (exe.dev would route to that VM).
 	User string
 	// IdentityFile is the private key for the lobby and the VMs. Default:
-	// ~/.ssh/config's IdentityFile for the lobby host, else ~/.ssh/id_exe
-	// when it exists (used alone, the agent not consulted), else the SSH
-	// agent and the default ~/.ssh/id_* keys.
+	// ~/.ssh/id_exe when it exists (used alone, the agent not consulted),
+	// else ~/.ssh/config's IdentityFile for the host, else the SSH agent and
+	// the default ~/.ssh/id_* keys.
 	IdentityFile string
 	// KnownHostsFile checks the lobby's host key (accept-new); default
 	// ~/.ssh/known_hosts. VMs are checked against the lobby's key, which

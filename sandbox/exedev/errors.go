@@ -50,6 +50,8 @@ func (e *LobbyError) Is(target error) bool { return e.Kind != nil && target == e
 func classify(msg string) error {
 	m := strings.ToLower(msg)
 	switch {
+	case strings.Contains(m, "command not found"), strings.Contains(m, "unknown command"):
+		return nil // the lobby lacks the command: never "the VM is gone"
 	case strings.Contains(m, "please complete registration"):
 		return ErrUnregistered
 	case strings.Contains(m, "contact support@exe.dev (trace"):

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -20,11 +19,17 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/moatdev/moat/internal/execout"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/sshhandle"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
 )
+
+// sharedLimiter spaces the new connections of every Provider in the
+// process: exe.dev silently drops bursts of connections from one address,
+// to the lobby and to VMs alike (reference/exedev.md §4.1).
+var sharedLimiter = sshx.NewDialLimiter(time.Second, 3)
 
 // Provider makes exe.dev VMs. It keeps one SSH connection to the lobby while
 // any of its sandboxes is alive (or being created), and one per VM.
@@ -52,9 +57,7 @@ func New(cfg Config) *Provider {
 	}
 	limiter := cfg.SSH.Limiter
 	if limiter == nil {
-		// exe.dev drops bursts of new connections from one address, lobby
-		// and VMs alike: one limiter for all of this provider's dials.
-		limiter = sshx.NewDialLimiter(time.Second, 3)
+		limiter = sharedLimiter
 	}
 	return &Provider{cfg: cfg, log: log, limiter: limiter}
 }
@@ -151,24 +154,53 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.releaseLobby()
 		return p.removeVM(lobby, vm.Name)
 	}
-	return &Handle{Handle: sshhandle.New(vmClient, workDir, env, cleanup), vm: vm}, nil
+	return &Handle{h: sshhandle.New(vmClient, workDir, env, cleanup), vm: vm}, nil
 }
 
 // Handle is a live exe.dev VM.
 type Handle struct {
-	*sshhandle.Handle
+	h  *sshhandle.Handle
 	vm VM
 }
+
+var _ sandbox.Handle = (*Handle)(nil)
 
 // VM tells what exe.dev said about the handle's VM.
 func (h *Handle) VM() VM { return h.vm }
 
+// WorkDir implements sandbox.Handle.
+func (h *Handle) WorkDir() string { return h.h.WorkDir() }
+
+// Exec implements sandbox.Handle.
+func (h *Handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+	return h.h.Exec(ctx, cmd, opts)
+}
+
+// CopyIn implements sandbox.Handle.
+func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error {
+	return h.h.CopyIn(ctx, hostPath, sandboxPath)
+}
+
+// CopyOut implements sandbox.Handle.
+func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) error {
+	return h.h.CopyOut(ctx, sandboxPath, hostPath)
+}
+
+// Close implements sandbox.Handle: it deletes the VM.
+func (h *Handle) Close(ctx context.Context) error { return h.h.Close(ctx) }
+
 // newVM runs `new` with a fresh random name, retrying once or twice when the
-// name is taken (names are global across exe.dev). When the outcome of `new`
-// is unknown (lost connection, cancellation), the name is deleted, so a VM
-// that was made anyway does not leak.
+// name is taken (names are global across exe.dev).
+//
+// A `new` that was sent is never abandoned: when ctx ends, moat still waits
+// (bounded) for the lobby's answer and deletes the VM it made, since a VM
+// created after the caller gave up would leak. When the outcome stays
+// unknown, the name is deleted anyway.
 func (p *Provider) newVM(ctx context.Context, lobby *sshx.Client) (VM, error) {
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return VM{}, fmt.Errorf("exe.dev new: %w", err)
+		}
 		name := newName()
 		args := []string{"new", "--json", "--no-email", "--name=" + name, "--tag=" + Tag}
 		for _, t := range p.cfg.Tags {
@@ -188,35 +220,73 @@ func (p *Provider) newVM(ctx context.Context, lobby *sshx.Client) (VM, error) {
 		if p.cfg.Disk != "" {
 			args = append(args, "--disk="+p.cfg.Disk)
 		}
-		payload, err := runLobby(ctx, lobby, args...)
-		if err != nil {
+		type answer struct {
+			payload json.RawMessage
+			err     error
+			sent    bool
+		}
+		done := make(chan answer, 1)
+		go func() {
+			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+			defer cancel()
+			payload, sent, err := runLobbySent(nctx, lobby, args...)
+			done <- answer{payload, err, sent}
+		}()
+		var a answer
+		select {
+		case a = <-done:
+		case <-ctx.Done():
+			a = <-done // let `new` finish: what it made must be deleted
+			if a.err == nil || a.sent {
+				if rmErr := p.removeVM(lobby, name); rmErr != nil {
+					return VM{}, fmt.Errorf("exe.dev new: %w; and deleting VM %s failed: %v", ctx.Err(), name, rmErr)
+				}
+			}
+			return VM{}, fmt.Errorf("exe.dev new: %w", ctx.Err())
+		}
+		if a.err != nil {
 			var le *LobbyError
-			if errors.As(err, &le) {
-				if errors.Is(err, ErrNameTaken) && attempt < 3 {
+			if errors.As(a.err, &le) && provesNothingMade(le) {
+				if errors.Is(a.err, ErrNameTaken) && attempt < 3 {
 					continue
 				}
-				return VM{}, err
+				return VM{}, a.err
 			}
-			// Unknown outcome: the VM may exist.
-			if rmErr := p.removeVM(lobby, name); rmErr != nil && !errors.Is(rmErr, ErrNotFound) {
-				p.log.Warn("could not delete a VM whose creation was interrupted", "vm", name, "err", rmErr)
-				return VM{}, fmt.Errorf("exe.dev new: %w (VM %s may exist: remove it with `ssh exe.dev rm %s`)", err, name, name)
+			if !a.sent {
+				return VM{}, a.err // the command never reached the lobby
 			}
-			return VM{}, fmt.Errorf("exe.dev new: %w", err)
+			// The lobby may have made the VM: delete it by name.
+			if rmErr := p.removeVM(lobby, name); rmErr != nil {
+				return VM{}, fmt.Errorf("%w; VM %s may exist and deleting it failed: %v", a.err, name, rmErr)
+			}
+			return VM{}, a.err
 		}
-		vm, err := parseVM(payload)
+		vm, err := parseVM(a.payload)
+		if err == nil && vm.Name != name {
+			// Never seen with a server that honours --name.
+			err = fmt.Errorf("exe.dev new: asked for VM %s, the server made %s", name, vm.Name)
+			if rmErr := p.removeVM(lobby, vm.Name); rmErr != nil {
+				err = fmt.Errorf("%w; deleting %s failed: %v", err, vm.Name, rmErr)
+			}
+		}
 		if err != nil {
-			p.removeVM(lobby, name)
+			if rmErr := p.removeVM(lobby, name); rmErr != nil {
+				err = fmt.Errorf("%w; deleting %s failed: %v", err, name, rmErr)
+			}
 			return VM{}, err
-		}
-		if vm.Name != name {
-			// Never happens with a server that honours --name; delete both.
-			p.removeVM(lobby, name)
-			p.removeVM(lobby, vm.Name)
-			return VM{}, fmt.Errorf("exe.dev new: asked for VM %s, the server made %s", name, vm.Name)
 		}
 		return vm, nil
 	}
+}
+
+// provesNothingMade reports whether a `new` error means no VM exists.
+func provesNothingMade(le *LobbyError) bool {
+	for _, k := range []error{ErrQuota, ErrNameTaken, ErrInvalidName, ErrUnregistered, ErrAccountLocked} {
+		if le.Kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // connectVM waits until the VM runs commands, then makes the work dir.
@@ -239,6 +309,7 @@ func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*s
 		c.User = lobby.User() // any user works with name routing
 	}
 	c.HostKeyCallback = pinnedHostKey(vm.Name, lobbyKey)
+	c.HostKeys = []ssh.PublicKey{lobbyKey}
 	client, err := sshx.New(c)
 	if err != nil {
 		return nil, "", fmt.Errorf("exe.dev VM %s: %w", vm.Name, err)
@@ -305,7 +376,7 @@ func (p *Provider) pollThroughLobby(ctx context.Context, lobby *sshx.Client, nam
 	start := time.Now()
 	wait := 25 * time.Millisecond
 	for ctx.Err() == nil {
-		stdout, stderr, code, err := execLobby(ctx, lobby, "ssh "+shell.Quote(name)+" true")
+		stdout, stderr, code, _, err := execLobby(ctx, lobby, "ssh "+shell.Quote(name)+" true")
 		if err != nil || code == 0 {
 			return last
 		}
@@ -348,63 +419,71 @@ func (p *Provider) removeVM(lobby *sshx.Client, name string) error {
 			break // the lobby answered; asking again will not help
 		}
 	}
-	return fmt.Errorf("delete exe.dev VM %s: %w (remove it by hand: ssh exe.dev rm %s)", name, err, name)
+	return fmt.Errorf("delete exe.dev VM %s: %w (remove it by hand: %s rm %s)", name, err, p.lobbySSHCommand(), name)
 }
 
 // runLobby runs one lobby command and returns its JSON payload.
 func runLobby(ctx context.Context, lobby *sshx.Client, args ...string) (json.RawMessage, error) {
+	payload, _, err := runLobbySent(ctx, lobby, args...)
+	return payload, err
+}
+
+// runLobbySent is runLobby that also tells whether the command reached the
+// lobby (a session was opened for it), so an error may have had effects.
+func runLobbySent(ctx context.Context, lobby *sshx.Client, args ...string) (json.RawMessage, bool, error) {
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = shell.Quote(a)
 	}
-	stdout, stderr, code, err := execLobby(ctx, lobby, strings.Join(quoted, " "))
+	stdout, stderr, code, sent, err := execLobby(ctx, lobby, strings.Join(quoted, " "))
 	if err != nil {
-		return nil, fmt.Errorf("exe.dev %s: %w", args[0], err)
+		return nil, sent, fmt.Errorf("exe.dev %s: %w", args[0], err)
 	}
-	return parseLobbyOutput(args[0], stdout, stderr, code)
+	payload, err := parseLobbyOutput(args[0], stdout, stderr, code)
+	return payload, true, err
 }
 
 // execLobby runs a lobby command line and returns its output and exit code.
-// An error means the outcome is unknown.
-func execLobby(ctx context.Context, lobby *sshx.Client, line string) (stdout, stderr []byte, code int, err error) {
+// An error means the outcome is unknown; sent says whether the command may
+// have reached the lobby.
+func execLobby(ctx context.Context, lobby *sshx.Client, line string) (stdout, stderr []byte, code int, sent bool, err error) {
 	sess, err := lobby.NewSession(ctx)
 	if err != nil {
-		return nil, nil, -1, err
+		return nil, nil, -1, false, err
 	}
 	defer sess.Close()
-	var out, errOut bytes.Buffer
-	sess.Stdout = &capped{b: &out}
-	sess.Stderr = &capped{b: &errOut}
+	out, errOut := &execout.Capped{N: 4 << 20}, &execout.Capped{N: 4 << 20}
+	sess.Stdout, sess.Stderr = out, errOut
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(line) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
 		sess.Close()
-		return nil, nil, -1, ctx.Err()
+		return nil, nil, -1, true, ctx.Err()
 	}
 	var exitErr *ssh.ExitError
 	switch {
 	case err == nil:
-		return out.Bytes(), errOut.Bytes(), 0, nil
+		return out.Bytes(), errOut.Bytes(), 0, true, nil
 	case errors.As(err, &exitErr):
-		return out.Bytes(), errOut.Bytes(), exitErr.ExitStatus(), nil
+		return out.Bytes(), errOut.Bytes(), exitErr.ExitStatus(), true, nil
 	default:
-		return nil, nil, -1, err
+		return nil, nil, -1, true, err
 	}
 }
 
-// capped keeps the first 4 MiB written to it: lobby answers are small.
-type capped struct{ b *bytes.Buffer }
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := 4<<20 - c.b.Len(); room > 0 {
-		c.b.Write(p[:min(len(p), room)])
+// lobbySSHCommand is how a user reaches this provider's lobby with ssh.
+func (p *Provider) lobbySSHCommand() string {
+	host, port, err := net.SplitHostPort(p.cfg.Lobby)
+	if err != nil {
+		return "ssh " + p.cfg.Lobby
 	}
-	return len(p), nil
+	if port == "22" {
+		return "ssh " + host
+	}
+	return "ssh -p " + port + " " + host
 }
-
-var _ io.Writer = (*capped)(nil)
 
 // pinnedHostKey accepts only the lobby's key: every exe.dev VM is reached
 // through exe.dev's SSH proxy, which presents it.

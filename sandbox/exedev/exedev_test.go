@@ -287,6 +287,9 @@ func TestBurstLimit(t *testing.T) {
 	if lastErr == nil {
 		t.Fatal("no Create failed although the emulator drops connections after a burst of 2")
 	}
+	if !strings.Contains(lastErr.Error(), "no answer within 1s") {
+		t.Errorf("error %q does not say the server did not answer", lastErr)
+	}
 	t.Logf("user sees: %v", lastErr)
 }
 
@@ -339,5 +342,64 @@ func TestListAndRemove(t *testing.T) {
 	}
 	if vms, err := p.List(t.Context()); err != nil || len(vms) != 0 {
 		t.Errorf("List after Remove = %v, %v", vms, err)
+	}
+}
+
+// TestCancelDuringNew: the caller gives up while the lobby is still making
+// the VM; the VM it then makes must be deleted.
+func TestCancelDuringNew(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithNewDelay(time.Second))
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := exedev.New(srv.Config()).Create(ctx, sandbox.CreateOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create: %v, want an error wrapping context.Canceled", err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("Create returned after %v, before the lobby answered `new`", d)
+	}
+	if strings.Count(err.Error(), "exe.dev new:") != 1 {
+		t.Errorf("error %q repeats its prefix", err)
+	}
+	assertNoVMs(t, srv)
+}
+
+// TestConcurrentClose: a second Close (e.g. from a signal handler) returns
+// only when the VM is gone.
+func TestConcurrentClose(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			err := h.Close(context.Background())
+			if err == nil && len(srv.VMs()) > 0 {
+				err = errors.New("Close returned while the VM still exists")
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestPreCancelledCreate: nothing is asked of the lobby, and the error reads once.
+func TestPreCancelledCreate(t *testing.T) {
+	srv := exedevtest.NewServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := exedev.New(srv.Config()).Create(ctx, sandbox.CreateOptions{})
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "may exist") {
+		t.Fatalf("Create with a cancelled context: %v", err)
+	}
+	if n := len(srv.Transcript()); n != 0 {
+		t.Errorf("the lobby got %d commands", n)
 	}
 }

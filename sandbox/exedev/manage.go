@@ -94,7 +94,7 @@ func (p *Provider) Remove(ctx context.Context, names ...string) error {
 	var errs []error
 	for _, name := range names {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return errors.Join(append(errs, ctx.Err())...)
 		}
 		errs = append(errs, p.removeVM(lobby, name))
 	}

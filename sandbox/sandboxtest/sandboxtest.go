@@ -82,6 +82,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("CopyInFile", s.testCopyInFile)
 	t.Run("CopyInDir", s.testCopyInDir)
 	t.Run("CopyInMerge", s.testCopyInMerge)
+	t.Run("CopyInThroughLink", s.testCopyInThroughLink)
 	t.Run("CopyOut", s.testCopyOut)
 	t.Run("CopyOutMissing", s.testCopyOutMissing)
 	t.Run("Cancel", s.testCancel)
@@ -544,6 +545,27 @@ func (s *suite) testCopyInMerge(t *testing.T) {
 	}
 }
 
+// testCopyInThroughLink: a host path that is a symbolic link means what it
+// points to (links inside a tree stay links).
+func (s *suite) testCopyInThroughLink(t *testing.T) {
+	dir := s.scratch(t)
+	host := t.TempDir()
+	writeFile(t, filepath.Join(host, "real", "f.txt"), []byte("through a link\n"), 0o644)
+	for link, target := range map[string]string{"file-link": "real/f.txt", "dir-link": "real"} {
+		if err := os.Symlink(target, filepath.Join(host, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.h.CopyIn(t.Context(), filepath.Join(host, "file-link"), path.Join(dir, "f.txt")); err != nil {
+		t.Fatalf("CopyIn of a link to a file: %v", err)
+	}
+	s.assertSameFile(t, path.Join(dir, "f.txt"), []byte("through a link\n"))
+	if err := s.h.CopyIn(t.Context(), filepath.Join(host, "dir-link"), path.Join(dir, "d")); err != nil {
+		t.Fatalf("CopyIn of a link to a directory: %v", err)
+	}
+	s.assertSameFile(t, path.Join(dir, "d", "f.txt"), []byte("through a link\n"))
+}
+
 func (s *suite) testCopyOut(t *testing.T) {
 	dir := s.scratch(t)
 	data := randBytes(t, 1<<20+7)
@@ -589,10 +611,10 @@ func (s *suite) testCancel(t *testing.T) {
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.h.Exec(ctx, `(while :; do date +%s%N > bg; sleep 0.1; done) &
-sh -c 'while :; do date +%s%N > child; sleep 0.1; done' &
+		_, err := s.h.Exec(ctx, `(i=0; while :; do i=$((i+1)); echo $i > bg; sleep 0.1; done) &
+sh -c 'i=0; while :; do i=$((i+1)); echo $i > child; sleep 0.1; done' &
 echo started
-while :; do date +%s%N > fg; sleep 0.1; done; sleep 1000`, sandbox.ExecOptions{
+i=0; while :; do i=$((i+1)); echo $i > fg; sleep 0.1; done; sleep 1000`, sandbox.ExecOptions{
 			Dir:    dir,
 			OnLine: func(string) { once.Do(func() { close(started) }) },
 		})
@@ -633,20 +655,29 @@ while :; do date +%s%N > fg; sleep 0.1; done; sleep 1000`, sandbox.ExecOptions{
 	}
 }
 
+// testConcurrent runs 20 commands that can only finish together: each
+// waits until all 20 have started, so a handle that ran them one at a time
+// fails.
 func (s *suite) testConcurrent(t *testing.T) {
 	const n = 20
+	dir := s.scratch(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
 			var lines []string
-			r, err := s.h.Exec(t.Context(), `echo "start $N"; sleep 0.5; echo "end $N"; echo "e $N" >&2`, sandbox.ExecOptions{
-				Env:    map[string]string{"N": strconv.Itoa(i)},
+			r, err := s.h.Exec(t.Context(), `echo "start $N"; touch "started-$N"
+i=0; while [ "$(ls started-* | wc -l)" -lt "$TOTAL" ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.05; done
+echo "end $N"; echo "e $N" >&2`, sandbox.ExecOptions{
+				Dir:    dir,
+				Env:    map[string]string{"N": strconv.Itoa(i), "TOTAL": strconv.Itoa(n)},
 				OnLine: func(l string) { lines = append(lines, l) },
 			})
 			switch {
 			case err != nil:
 				errs <- fmt.Errorf("exec %d: %w", i, err)
+			case r.ExitCode == 9:
+				errs <- fmt.Errorf("exec %d: the %d commands did not all run at once", i, n)
 			case r.ExitCode != 0 || r.Stdout != fmt.Sprintf("start %d\nend %d\n", i, i) || r.Stderr != fmt.Sprintf("e %d\n", i):
 				errs <- fmt.Errorf("exec %d: exit %d stdout %q stderr %q", i, r.ExitCode, r.Stdout, r.Stderr)
 			case len(lines) != 2:

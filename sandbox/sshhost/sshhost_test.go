@@ -2,6 +2,7 @@ package sshhost_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -96,12 +97,15 @@ func TestSecretsStayOffCommandLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(context.Background())
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
-		h.Exec(t.Context(), `echo started; sleep 2`, sandbox.ExecOptions{
+		r, err := h.Exec(t.Context(), `sleep 2; printf '%s|%s' "$MOAT_CREATE_SECRET" "$MOAT_EXEC_SECRET"`, sandbox.ExecOptions{
 			Env: map[string]string{"MOAT_EXEC_SECRET": "exec-s3cr3t-2b4c"},
 		})
+		if err == nil && r.Stdout != "create-s3cr3t-7f9a|exec-s3cr3t-2b4c" {
+			err = fmt.Errorf("the command saw %q, not the secrets", r.Stdout)
+		}
+		done <- err
 	}()
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	scans := 0
@@ -116,7 +120,9 @@ func TestSecretsStayOffCommandLines(t *testing.T) {
 		scans++
 		time.Sleep(50 * time.Millisecond)
 	}
-	<-done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if scans < 5 {
 		t.Fatalf("only %d scans of /proc", scans)
 	}

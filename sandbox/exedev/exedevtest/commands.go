@@ -411,6 +411,11 @@ var cmdNew = &command{
 			if err != nil {
 				return c.internalError("new", err)
 			}
+			if d := s.opts.newDelay; d > 0 {
+				// The VM exists; the answer is slow (a client that gives up
+				// now must still delete it).
+				time.Sleep(d)
+			}
 			return c.reportNew(v, start)
 		}
 	},

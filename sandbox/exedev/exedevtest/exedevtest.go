@@ -69,6 +69,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	newDelay       time.Duration
 	lobbyAddr      string
 	readyDelay     time.Duration
 	quota          int
@@ -148,6 +149,11 @@ func WithDiskCeiling(gib int) Option { return func(o *options) { o.diskCeiling =
 // WithoutSandbox runs VM commands as plain processes even when bubblewrap is
 // available (HOME is then the VM's directory on the host).
 func WithoutSandbox() Option { return func(o *options) { o.noSandbox = true } }
+
+// WithNewDelay makes `new` answer d after it has made the VM, like a slow
+// lobby: a client that gives up meanwhile leaves a VM behind unless it
+// deletes it.
+func WithNewDelay(d time.Duration) Option { return func(o *options) { o.newDelay = d } }
 
 // WithLobbyAddr makes the lobby listen on addr (e.g. "127.0.0.1:2222")
 // instead of a random loopback port.
@@ -392,6 +398,10 @@ func (s *Server) Config() exedev.Config {
 			SSHConfigFile: "none",
 			AgentSocket:   "none",
 			HomeDir:       s.homeDir,
+			// The emulator drops no connections (unless WithBurstLimit, whose
+			// tests set their own limiter), so the provider's exe.dev-wide
+			// dial limiter would only slow tests that share a process.
+			Limiter: sshx.NewDialLimiter(0, 1),
 		},
 	}
 }
