@@ -85,7 +85,10 @@ type ExecOptions struct {
 	Env map[string]string
 
 	// Stdin, when set, is copied to the command's standard input, which is
-	// closed when Stdin returns EOF. When nil the command reads EOF.
+	// closed when Stdin returns EOF. When nil the command reads EOF. As with
+	// os/exec, a Read from Stdin in progress when the command ends may
+	// complete after Exec returns; that data is dropped. Pass a reader that
+	// ends (a file, a buffer) rather than a terminal you still read from.
 	Stdin io.Reader
 
 	// OnLine, when set, is called with each line the command writes to

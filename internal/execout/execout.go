@@ -117,22 +117,33 @@ func (t *tail) String() string {
 
 // Capped keeps the first N bytes written to it and drops the rest. Writes
 // never fail, so a command never blocks or errors on a full buffer; for
-// short answers and error messages.
+// short answers and error messages. It is safe for concurrent use.
 type Capped struct {
 	N   int
+	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 // Write implements io.Writer.
 func (c *Capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if room := c.N - c.buf.Len(); room > 0 {
 		c.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
 
-// Bytes returns what was kept.
-func (c *Capped) Bytes() []byte { return c.buf.Bytes() }
+// Bytes returns a copy of what was kept.
+func (c *Capped) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes())
+}
 
 // String returns what was kept.
-func (c *Capped) String() string { return c.buf.String() }
+func (c *Capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}

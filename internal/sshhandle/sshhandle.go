@@ -55,9 +55,9 @@ type Handle struct {
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
-	stop     context.Context // cancelled by Close: ends every Exec in flight
-	stopAll  context.CancelFunc
-	inflight sync.WaitGroup
+	stop      context.Context // cancelled by Close: ends every Exec in flight
+	stopAll   context.CancelFunc
+	inflight  sync.WaitGroup
 }
 
 // New returns a handle whose commands run through conn in workDir with env.
@@ -467,4 +467,45 @@ func WriteTar(w io.Writer, hostPath, rootName string) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// expandHome is shell text that makes $MOAT_DIR absolute: a leading "~" and
+// relative paths are taken from the login user's $HOME.
+const expandHome = `case "$MOAT_DIR" in "~") MOAT_DIR=$HOME ;; "~/"*) MOAT_DIR=$HOME/${MOAT_DIR#"~/"} ;; /*) ;; *) MOAT_DIR=$HOME/$MOAT_DIR ;; esac
+`
+
+// MakeDir makes dir on the remote side ("~" and relative paths are taken
+// from $HOME) and returns its absolute physical path. private makes it
+// mode 0700.
+func MakeDir(ctx context.Context, conn SessionOpener, dir string, private bool) (string, error) {
+	script := "set -e\n" + expandHome + `mkdir -p -- "$MOAT_DIR"` + "\n"
+	if private {
+		script += `chmod 700 -- "$MOAT_DIR"` + "\n"
+	}
+	script += `cd -- "$MOAT_DIR" && pwd -P`
+	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: map[string]string{"MOAT_DIR": dir}})
+	if err != nil {
+		return "", fmt.Errorf("make directory %s: %w", dir, err)
+	}
+	abs := strings.TrimSpace(res.Stdout)
+	if res.ExitCode != 0 || !path.IsAbs(abs) {
+		return "", fmt.Errorf("make directory %s: exit %d: %s", dir, res.ExitCode, strings.TrimSpace(res.Stderr+" "+res.Stdout))
+	}
+	return abs, nil
+}
+
+// RemoveDir removes dir and everything in it on the remote side, also what
+// a command made read-only, and what it made as root when sudo works.
+func RemoveDir(ctx context.Context, conn SessionOpener, dir string) error {
+	script := expandHome + `[ -e "$MOAT_DIR" ] || exit 0
+chmod -R u+w -- "$MOAT_DIR" 2>/dev/null
+rm -rf -- "$MOAT_DIR" 2>/dev/null || { sudo -n rm -rf -- "$MOAT_DIR" 2>/dev/null || rm -rf -- "$MOAT_DIR"; }`
+	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: map[string]string{"MOAT_DIR": dir}})
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("remove %s: %s", dir, strings.TrimSpace(res.Stderr))
+	}
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/moatdev/moat/internal/shell"
 )
 
 // ErrClosed is returned by a Client used after Close.
@@ -86,7 +88,7 @@ func (e *HostKeyChangedError) Error() string {
 	return fmt.Sprintf("ssh %s: the host key of %s has changed: the server presented %s, but %s holds %s. "+
 		"Someone may be intercepting the connection, or the server was reinstalled or replaced. "+
 		"If you trust the new key, remove the old one with: ssh-keygen -R %s -f %s",
-		e.Dest, e.Host, keyLabel(e.Presented), where, keyLabel(e.Known), "'"+strings.ReplaceAll(e.Host, "'", `'\''`)+"'", shellQuote(e.File))
+		e.Dest, e.Host, keyLabel(e.Presented), where, keyLabel(e.Known), shell.Quote(e.Host), shell.Quote(e.File))
 }
 
 // KeyError is a private key that cannot be used: unreadable, not a key, or
@@ -102,7 +104,7 @@ func (e *KeyError) Error() string {
 	if e.Encrypted {
 		return fmt.Sprintf("ssh %s: the private key %s is protected by a passphrase and %v. "+
 			"Fix: add it to the SSH agent (ssh-add %s), or use a key without a passphrase",
-			e.Dest, e.File, e.Err, shellQuote(e.File))
+			e.Dest, e.File, e.Err, shell.Quote(e.File))
 	}
 	return fmt.Sprintf("ssh %s: cannot use the private key %s: %s", e.Dest, e.File, describeFileErr(e.Err))
 }
@@ -147,14 +149,4 @@ func IsConnectError(err error) bool {
 		return true
 	}
 	return false
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

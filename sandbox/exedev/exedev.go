@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -349,17 +348,13 @@ func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*s
 		wait = min(wait*3/2, time.Second)
 	}
 
-	setup := sshhandle.New(client, "/", nil, nil)
-	res, err := setup.Run(ctx, `set -e
-d=${MOAT_WORKDIR:-"$HOME/workspace"}
-case "$d" in "~") d=$HOME ;; "~/"*) d=$HOME/${d#"~/"} ;; /*) ;; *) d=$HOME/$d ;; esac
-mkdir -p -- "$d" && cd -- "$d" && pwd -P`, sandbox.ExecOptions{Env: map[string]string{"MOAT_WORKDIR": p.cfg.WorkDir}})
+	dir := p.cfg.WorkDir
+	if dir == "" {
+		dir = "~/workspace"
+	}
+	workDir, err := sshhandle.MakeDir(ctx, client, dir, false)
 	if err != nil {
 		return fail(err)
-	}
-	workDir := strings.TrimSpace(res.Stdout)
-	if res.ExitCode != 0 || !path.IsAbs(workDir) {
-		return fail(fmt.Errorf("could not make the work directory: exit %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr)))
 	}
 	return client, workDir, nil
 }

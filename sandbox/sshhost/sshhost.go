@@ -13,9 +13,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moatdev/moat/internal/sshhandle"
 	"github.com/moatdev/moat/internal/sshx"
@@ -92,8 +92,8 @@ func (p *Provider) release() {
 	}
 }
 
-// Create implements sandbox.Provider: it makes <WorkDir>/moat-<random>/ on
-// the host and returns a handle rooted there.
+// Create implements sandbox.Provider: it makes <WorkDir>/moat-<random>/
+// (mode 0700) on the host, which is the handle's WorkDir.
 func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sandbox.Handle, error) {
 	if p.cfg.Addr == "" {
 		return nil, fmt.Errorf("sshhost: no host given: set Config.Addr to a host name, host:port or ~/.ssh/config alias")
@@ -112,43 +112,23 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	name := "moat-" + hex.EncodeToString(id)
+	dir := strings.TrimSuffix(base, "/") + "/moat-" + hex.EncodeToString(id)
 
-	// The directory is made by a setup handle that knows no WorkDir yet;
-	// "~" is expanded by the host's shell from $HOME.
-	setup := sshhandle.New(client, "/", nil, nil)
-	res, err := setup.Run(ctx, `set -e
-case "$MOAT_BASE" in "~") MOAT_BASE=$HOME ;; "~/"*) MOAT_BASE=$HOME/${MOAT_BASE#"~/"} ;; esac
-case "$MOAT_BASE" in /*) ;; *) MOAT_BASE=$HOME/$MOAT_BASE ;; esac
-mkdir -p -- "$MOAT_BASE/$MOAT_NAME/workspace"
-chmod 700 -- "$MOAT_BASE/$MOAT_NAME"
-cd -- "$MOAT_BASE/$MOAT_NAME/workspace" && pwd -P`, sandbox.ExecOptions{Env: map[string]string{"MOAT_BASE": base, "MOAT_NAME": name}})
-	if err == nil && res.ExitCode != 0 {
-		err = fmt.Errorf("could not make the sandbox directory under %s: %s", base, strings.TrimSpace(res.Stderr))
-	}
-	workDir := strings.TrimSpace(res.Stdout)
-	if err == nil && !path.IsAbs(workDir) {
-		err = fmt.Errorf("could not make the sandbox directory under %s: the host printed %q", base, workDir)
-	}
+	workDir, err := sshhandle.MakeDir(ctx, client, dir, true)
 	if err != nil {
+		// The directory may exist if ctx ended half way: remove it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		sshhandle.RemoveDir(rctx, client, dir)
+		cancel()
 		p.release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 	}
-	sandboxDir := path.Dir(workDir)
-	var once sync.Once
 	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
-		var err error
-		once.Do(func() {
-			defer p.release()
-			res, rerr := h.Run(ctx, `chmod -R u+w -- "$MOAT_DIR" 2>/dev/null; rm -rf -- "$MOAT_DIR" 2>/dev/null || sudo -n rm -rf -- "$MOAT_DIR"`, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_DIR": sandboxDir}})
-			switch {
-			case rerr != nil:
-				err = fmt.Errorf("sshhost: remove %s on %s: %w", sandboxDir, client.Addr(), rerr)
-			case res.ExitCode != 0:
-				err = fmt.Errorf("sshhost: remove %s on %s: %s", sandboxDir, client.Addr(), strings.TrimSpace(res.Stderr))
-			}
-		})
-		return err
+		defer p.release()
+		if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
+			return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+		}
+		return nil
 	}
 	return sshhandle.New(client, workDir, opts.Env, cleanup), nil
 }

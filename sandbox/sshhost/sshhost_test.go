@@ -68,7 +68,7 @@ func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := h.Exec(t.Context(), "mkdir -p a/b && chmod 500 a && echo x > f", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+	if r, err := h.Exec(t.Context(), "mkdir -p a/b && echo x > f && chmod 500 a", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
 		t.Fatalf("exec: %v %+v", err, r)
 	}
 	if len(leftovers(t, srv)) != 1 {

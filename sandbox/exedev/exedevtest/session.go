@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/moatdev/moat/internal/execout"
 )
 
 // session is one SSH "session" channel, on the lobby (vm == nil) or on a VM.
@@ -295,14 +297,14 @@ func (ss *session) finish(e exitInfo) {
 func (ss *session) lobbyExec(line string) {
 	s := ss.s
 	call := LobbyCall{User: ss.sc.User(), Command: line}
-	var outBuf, errBuf cappedBuffer
+	outBuf, errBuf := &execout.Capped{N: 64 << 10}, &execout.Capped{N: 64 << 10}
 	c := &cmdCtx{
 		s:      s,
 		ss:     ss,
 		user:   ss.sc.User(),
 		stdin:  ss.ch,
-		stdout: io.MultiWriter(ss.ch, &outBuf),
-		stderr: io.MultiWriter(ss.ch.Stderr(), &errBuf),
+		stdout: io.MultiWriter(ss.ch, outBuf),
+		stderr: io.MultiWriter(ss.ch.Stderr(), errBuf),
 	}
 	code := 1
 	if s.opts.unregistered {
@@ -339,27 +341,6 @@ func (ss *session) lobbySFTP() {
 	io.WriteString(ss.ch.Stderr(), msgNoSFTP)
 	ss.ch.CloseWrite()
 	ss.ch.Close()
-}
-
-// cappedBuffer keeps the first 64 KiB written to it.
-type cappedBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 64<<10 - len(b.b); room > 0 {
-		b.b = append(b.b, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *cappedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.b)
 }
 
 // --- VM sessions ---
