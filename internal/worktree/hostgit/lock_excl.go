@@ -1,0 +1,40 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package hostgit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// On systems without flock (Windows) the lock is the existence of a file made
+// with O_EXCL. A lock file left by a process that died is taken over once it
+// is older than staleAfter.
+const (
+	lockName   = "moat-excl.lock"
+	staleAfter = 10 * time.Minute
+)
+
+func lockFile(ctx context.Context, path string) (func(), error) {
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().Format(time.RFC3339))
+			f.Close()
+			return func() { _ = os.Remove(path) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if st, serr := os.Stat(path); serr == nil && time.Since(st.ModTime()) > staleAfter {
+			_ = os.Remove(path) // stale: its holder died
+			continue
+		}
+		if err := wait(ctx); err != nil {
+			return nil, fmt.Errorf("another moat run in this repository holds it (remove %s if no moat run is active): %w", path, err)
+		}
+	}
+}
