@@ -29,6 +29,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd())
+	root.AddCommand(newRunCmd(), newDevCmd())
 	return root
 }

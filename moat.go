@@ -1,0 +1,147 @@
+// Package moat runs AI coding agents inside isolated sandboxes and brings
+// their git commits back to your repository.
+//
+//	res, err := moat.Run(ctx, moat.RunOptions{
+//		Sandbox: exedev.New(exedev.Config{}),
+//		Agent:   claude.New(claude.Config{Model: "claude-opus-4-8"}),
+//		Prompt:  "Fix the failing test, commit, then print <promise>COMPLETE</promise>.",
+//	})
+//
+// A run creates one sandbox, syncs the repository in (a git bundle), runs
+// the agent for up to MaxIterations iterations, syncs its commits out after
+// each (format-patch, applied with git am --3way in a host worktree), merges
+// them into your checked-out branch, and always closes the sandbox.
+package moat
+
+import (
+	"time"
+
+	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// DefaultCompletionSignal is what an agent prints when it is done.
+const DefaultCompletionSignal = "<promise>COMPLETE</promise>"
+
+// RunOptions configure a Run.
+type RunOptions struct {
+	// Repo is the host repository; default the working directory.
+	Repo string
+	// Sandbox makes the run's one sandbox.
+	Sandbox sandbox.Provider
+	// Agent is the coding agent to run.
+	Agent agent.Agent
+
+	// Prompt or PromptFile (exactly one) is the prompt. {{KEY}} is replaced
+	// from PromptArgs; {{SOURCE_BRANCH}} (the run's branch) and
+	// {{TARGET_BRANCH}} (the branch merged into) are built in. A {{KEY}}
+	// with no value is an error.
+	Prompt, PromptFile string
+	PromptArgs         map[string]string
+
+	// MaxIterations is the most agent invocations; default 1. The loop stops
+	// early when the agent prints a completion signal.
+	MaxIterations int
+	// CompletionSignals end the loop when found in the agent's output;
+	// default DefaultCompletionSignal.
+	CompletionSignals []string
+	// IdleTimeout fails an iteration when the agent prints nothing for this
+	// long; every line resets it. Default 10 minutes.
+	IdleTimeout time.Duration
+	// CompletionTimeout is the grace after a completion signal for the agent
+	// to exit by itself; then it is stopped and the iteration counts as
+	// complete. Default 60 seconds.
+	CompletionTimeout time.Duration
+
+	// Branch selects the branch strategy: "" merges the run's commits into
+	// the branch checked out in Repo (merge-to-head, through a temporary
+	// branch moat/<timestamp>-<hex>); a name keeps them on that branch.
+	Branch string
+
+	// Env is set in the sandbox for every command (credentials go here).
+	Env map[string]string
+	// Hooks run at fixed points of the run.
+	Hooks Hooks
+	// CopyToWorktree lists paths, relative to the repository root, copied
+	// into the sandbox next to the synced repository (e.g. .env,
+	// node_modules): things git does not carry.
+	CopyToWorktree []string
+
+	// OnEvent, when set, receives every event of the run as it happens,
+	// from one goroutine at a time.
+	OnEvent func(Event)
+	// LogFile receives a plain-text log of the run; default
+	// <repo>/.moat/logs/<timestamp>.log. "-" disables it.
+	LogFile string
+}
+
+// Hooks are shell commands run at fixed points; a failing hook fails the run.
+type Hooks struct {
+	// OnWorktreeReady run on the host, in the run's worktree, before the
+	// sandbox is created.
+	OnWorktreeReady []string
+	// OnSandboxReady run in the sandbox, in the repository, after it is
+	// synced in and before the agent starts (e.g. "npm ci").
+	OnSandboxReady []string
+}
+
+// EventKind says what an Event carries.
+type EventKind string
+
+const (
+	EventStatus         EventKind = "status"          // Text: what the run is doing
+	EventIterationStart EventKind = "iteration_start" // Iteration
+	EventIterationEnd   EventKind = "iteration_end"   // Iteration
+	EventText           EventKind = "text"            // Text: agent text
+	EventToolCall       EventKind = "tool_call"       // Tool, ToolArg
+	EventRaw            EventKind = "raw"             // Text: one raw stdout line of the agent
+	EventStderr         EventKind = "stderr"          // Text: one stderr line of the agent
+	EventWarning        EventKind = "warning"         // Text
+)
+
+// Event is one thing that happened during a run.
+type Event struct {
+	Kind      EventKind `json:"kind"`
+	Time      time.Time `json:"time"`
+	Iteration int       `json:"iteration,omitempty"` // 1-based; 0 outside the loop
+	Text      string    `json:"text,omitempty"`
+	Tool      string    `json:"tool,omitempty"`
+	ToolArg   string    `json:"tool_arg,omitempty"`
+}
+
+// RunResult is what a run did.
+type RunResult struct {
+	Iterations []IterationResult
+	// CompletionSignal is the signal the agent printed, "" if none.
+	CompletionSignal string
+	// Commits landed on Branch, oldest first.
+	Commits []Commit
+	// Branch is where the commits are: the target branch for merge-to-head,
+	// else the named branch.
+	Branch string
+	// LogFile is the run's log, "" when disabled.
+	LogFile string
+	// Kept lists what was kept for recovery instead of being cleaned up.
+	Kept []Kept
+}
+
+// IterationResult is one agent invocation.
+type IterationResult struct {
+	SessionID string
+	Usage     *agent.Usage
+	ExitCode  int
+	Duration  time.Duration
+}
+
+// Commit is a commit that landed.
+type Commit struct {
+	SHA, Subject string
+}
+
+// Kept is something a run kept for recovery, with why and what to do.
+type Kept struct {
+	What   string // "worktree", "patches", "branch"
+	Path   string // a directory, or a branch name
+	Reason string
+	Fix    string // commands to finish by hand, if any
+}

@@ -1,0 +1,493 @@
+package moat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/worktree"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// Errors a run can end with, for errors.Is.
+var (
+	// ErrIdleTimeout: the agent printed nothing for IdleTimeout.
+	ErrIdleTimeout = errors.New("agent idle timeout")
+	// ErrAgentFailed: the agent exited non-zero.
+	ErrAgentFailed = errors.New("agent failed")
+	// ErrSyncOut: the agent's work could not be applied on the host; it is
+	// kept on disk (RunResult.Kept says where and how to finish).
+	ErrSyncOut = errors.New("could not apply the agent's work on the host")
+	// ErrMergeConflict: the run's commits conflict with the target branch;
+	// the run's branch is kept.
+	ErrMergeConflict = errors.New("merge conflict")
+)
+
+// errCompletedHanging cancels an agent that printed its completion signal
+// but did not exit within CompletionTimeout.
+var errCompletedHanging = errors.New("agent completed but did not exit")
+
+// Run runs opts.Agent in one sandbox from opts.Sandbox on the repository,
+// for up to MaxIterations, and brings its commits home. Whatever happens,
+// the sandbox is closed. The result is returned also with an error when
+// anything was done or kept, so callers can report it.
+func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
+	r, err := newRunner(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.closeLog()
+	res, err := r.run(ctx)
+	if err != nil {
+		r.logf("run failed: %v", err)
+	}
+	return res, err
+}
+
+type runner struct {
+	opts   RunOptions
+	res    *RunResult
+	mu     sync.Mutex // serialises events
+	log    *os.File
+	iter   int
+	prompt string
+}
+
+func newRunner(o RunOptions) (*runner, error) {
+	if o.Sandbox == nil {
+		return nil, errors.New("moat: RunOptions.Sandbox is required (e.g. exedev.New, local.New)")
+	}
+	if o.Agent == nil {
+		return nil, errors.New("moat: RunOptions.Agent is required (e.g. claude.New, command.New)")
+	}
+	if (o.Prompt == "") == (o.PromptFile == "") {
+		return nil, errors.New("moat: give exactly one of Prompt and PromptFile")
+	}
+	if o.MaxIterations < 0 {
+		return nil, fmt.Errorf("moat: MaxIterations is %d; it must be 1 or more (0 means 1)", o.MaxIterations)
+	}
+	if o.MaxIterations == 0 {
+		o.MaxIterations = 1
+	}
+	if len(o.CompletionSignals) == 0 {
+		o.CompletionSignals = []string{DefaultCompletionSignal}
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.CompletionTimeout <= 0 {
+		o.CompletionTimeout = 60 * time.Second
+	}
+	if o.Repo == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("moat: %w", err)
+		}
+		o.Repo = wd
+	}
+	return &runner{opts: o, res: &RunResult{}}, nil
+}
+
+func (r *runner) emit(e Event) {
+	e.Time = time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Iteration == 0 {
+		e.Iteration = r.iter
+	}
+	if r.log != nil && e.Kind != EventRaw {
+		line := e.Text
+		if e.Kind == EventToolCall {
+			line = fmt.Sprintf("%s(%s)", e.Tool, e.ToolArg)
+		}
+		fmt.Fprintf(r.log, "%s [%d] %s: %s\n", e.Time.Format(time.RFC3339), e.Iteration, e.Kind, line)
+	}
+	if r.opts.OnEvent != nil {
+		r.opts.OnEvent(e)
+	}
+}
+
+func (r *runner) status(format string, args ...any) {
+	r.emit(Event{Kind: EventStatus, Text: fmt.Sprintf(format, args...)})
+}
+
+func (r *runner) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log != nil {
+		fmt.Fprintf(r.log, "%s %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *runner) closeLog() {
+	if r.log != nil {
+		r.log.Close()
+	}
+}
+
+func (r *runner) openLog(repoRoot string) error {
+	path := r.opts.LogFile
+	if path == "-" {
+		return nil
+	}
+	if path == "" {
+		path = filepath.Join(repoRoot, ".moat", "logs", time.Now().Format("20060102-150405")+".log")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("moat: log file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("moat: log file: %w", err)
+	}
+	r.log = f
+	r.res.LogFile = path
+	return nil
+}
+
+// cleanupCtx outlives the caller's ctx: cleanup must run after a cancel.
+func cleanupCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
+	res = r.res
+	o := r.opts
+	promptText := o.Prompt
+	if o.PromptFile != "" {
+		b, err := os.ReadFile(o.PromptFile)
+		if err != nil {
+			return nil, fmt.Errorf("moat: prompt file: %w", err)
+		}
+		promptText = string(b)
+	}
+
+	r.status("preparing a worktree")
+	wt, err := worktree.Create(ctx, worktree.Options{Repo: o.Repo, Branch: o.Branch, CopyToWorktree: o.CopyToWorktree})
+	if err != nil {
+		return nil, fmt.Errorf("moat: %w", err)
+	}
+	repoRoot := filepath.Dir(filepath.Dir(filepath.Dir(wt.Path))) // <root>/.moat/worktrees/<name>
+	if err := r.openLog(repoRoot); err != nil {
+		return nil, err
+	}
+	res.Branch = wt.Branch
+	if wt.Temp {
+		res.Branch = wt.TargetBranch
+	}
+	r.logf("run started: worktree %s, branch %s", wt.Path, wt.Branch)
+	succeeded := false
+	defer func() {
+		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
+		defer cancel()
+		preserved, cerr := wt.Close(cctx)
+		if preserved != "" {
+			res.Kept = append(res.Kept, Kept{What: "worktree", Path: preserved,
+				Reason: "it has changes that are not committed",
+				Fix:    fmt.Sprintf("cd %s  # inspect, commit or discard; then: git worktree remove --force %s", preserved, preserved)})
+		}
+		if cerr != nil && err == nil && succeeded {
+			err = fmt.Errorf("moat: cleaning up the worktree: %w", cerr)
+		}
+	}()
+
+	prompt, err := expandPrompt(promptText, o.PromptArgs, map[string]string{
+		"SOURCE_BRANCH": wt.Branch, "TARGET_BRANCH": res.Branch,
+	})
+	if err != nil {
+		return res, err
+	}
+	r.prompt = prompt
+
+	for _, hook := range o.Hooks.OnWorktreeReady {
+		r.status("host hook: %s", hook)
+		if err := runHostHook(ctx, wt.Path, hook); err != nil {
+			return res, err
+		}
+	}
+
+	r.status("creating a %s sandbox", o.Sandbox.Name())
+	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	if err != nil {
+		return res, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
+	}
+	defer func() {
+		r.status("closing the sandbox")
+		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
+		defer cancel()
+		if cerr := h.Close(cctx); cerr != nil {
+			r.emit(Event{Kind: EventWarning, Text: "closing the sandbox: " + cerr.Error()})
+			if err == nil {
+				err = fmt.Errorf("moat: close sandbox: %w", cerr)
+			}
+		}
+	}()
+
+	r.status("syncing the repository into the sandbox")
+	if err := gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{}); err != nil {
+		return res, fmt.Errorf("moat: sync in: %w", err)
+	}
+	for _, p := range o.CopyToWorktree {
+		src := filepath.Join(repoRoot, p)
+		if _, serr := os.Lstat(src); serr != nil {
+			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("CopyToWorktree: %s not found in %s, skipped", p, repoRoot)})
+			continue
+		}
+		r.status("copying %s into the sandbox", p)
+		if err := h.CopyIn(ctx, src, filepath.ToSlash(p)); err != nil {
+			return res, fmt.Errorf("moat: copy %s into the sandbox: %w", p, err)
+		}
+	}
+	r.status("checking for %s in the sandbox", o.Agent.Name())
+	if err := o.Agent.Ensure(ctx, h, func(line string) { r.status("%s", line) }); err != nil {
+		return res, fmt.Errorf("moat: %w", err)
+	}
+	for _, hook := range o.Hooks.OnSandboxReady {
+		r.status("sandbox hook: %s", hook)
+		hr, err := h.Exec(ctx, hook, sandbox.ExecOptions{OnLine: func(l string) { r.status("  %s", l) }})
+		if err != nil {
+			return res, fmt.Errorf("moat: sandbox hook %q: %w", hook, err)
+		}
+		if hr.ExitCode != 0 {
+			return res, fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, lastLinesOf(hr.Stderr, 10))
+		}
+	}
+
+	var runErr error
+	for i := 1; i <= o.MaxIterations; i++ {
+		r.mu.Lock()
+		r.iter = i
+		r.mu.Unlock()
+		r.emit(Event{Kind: EventIterationStart, Text: fmt.Sprintf("iteration %d/%d", i, o.MaxIterations)})
+		it, signal, ierr := r.iteration(ctx, h)
+		res.Iterations = append(res.Iterations, it)
+
+		// The work so far comes home whatever happened to the agent.
+		r.status("syncing the agent's work out of the sandbox")
+		sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
+		out, serr := gitsync.SyncOut(sctx, wt.Path, h, gitsync.Options{})
+		cancel()
+		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, out.Commits)})
+		switch {
+		case serr != nil:
+			runErr = errors.Join(ierr, fmt.Errorf("moat: sync out: %w", serr))
+		case out.Failed != "":
+			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir,
+				Reason: "applying the agent's work failed at: " + out.Failed, Fix: out.Recovery})
+			runErr = errors.Join(ierr, fmt.Errorf("%w (%s); the patches are kept in %s", ErrSyncOut, out.Failed, out.PatchDir))
+		default:
+			runErr = ierr
+		}
+		if runErr != nil {
+			break
+		}
+		if signal != "" {
+			res.CompletionSignal = signal
+			r.status("the agent signalled completion after %d iteration(s)", i)
+			break
+		}
+	}
+	r.mu.Lock()
+	r.iter = 0
+	r.mu.Unlock()
+
+	if runErr != nil {
+		// Do not merge a failed run into the user's branch; keep its branch.
+		if commits, cerr := wt.Commits(context.WithoutCancel(ctx)); cerr == nil && len(commits) > 0 && wt.Temp {
+			res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.Branch,
+				Reason: fmt.Sprintf("the run failed after %d commit(s); they were not merged into %s", len(commits), wt.TargetBranch),
+				Fix:    fmt.Sprintf("git merge %s   # if you want them", wt.Branch)})
+			wt.Keep()
+		}
+		return res, runErr
+	}
+
+	if wt.Temp {
+		r.status("merging into %s", wt.TargetBranch)
+		mr, merr := wt.Merge(ctx)
+		if merr != nil {
+			var conflict *worktree.MergeConflictError
+			if errors.As(merr, &conflict) {
+				res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.Branch, Reason: "merge conflict", Fix: conflict.Fix})
+				return res, fmt.Errorf("moat: %w: %v", ErrMergeConflict, merr)
+			}
+			return res, fmt.Errorf("moat: merge: %w", merr)
+		}
+		for _, c := range mr.Commits {
+			res.Commits = append(res.Commits, Commit{SHA: c.SHA, Subject: c.Subject})
+		}
+	} else {
+		commits, cerr := wt.Commits(ctx)
+		if cerr != nil {
+			return res, fmt.Errorf("moat: %w", cerr)
+		}
+		for _, c := range commits {
+			res.Commits = append(res.Commits, Commit{SHA: c.SHA, Subject: c.Subject})
+		}
+	}
+	succeeded = true
+	return res, nil
+}
+
+// iteration runs the agent once. It returns the completion signal seen, if
+// any. An agent that prints the signal and then hangs is stopped after
+// CompletionTimeout and counts as complete.
+func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResult, string, error) {
+	o := r.opts
+	start := time.Now()
+	inv, err := o.Agent.Invocation(r.prompt)
+	if err != nil {
+		return IterationResult{}, "", fmt.Errorf("moat: %w", err)
+	}
+	ictx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	maxSignal := 0
+	for _, s := range o.CompletionSignals {
+		maxSignal = max(maxSignal, len(s))
+	}
+	var (
+		mu        sync.Mutex
+		scanned   int
+		text      strings.Builder
+		signal    string
+		result    IterationResult
+		lastLines []string
+	)
+	timer := time.AfterFunc(o.IdleTimeout, func() { cancel(ErrIdleTimeout) })
+	defer timer.Stop()
+	parser := o.Agent.NewParser()
+	onLine := func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.emit(Event{Kind: EventRaw, Text: line})
+		lastLines = append(lastLines, line)
+		if len(lastLines) > 20 {
+			lastLines = lastLines[1:]
+		}
+		for _, ev := range parser.Parse(line) {
+			switch ev.Kind {
+			case agent.EventText, agent.EventResult:
+				if ev.Kind == agent.EventText {
+					r.emit(Event{Kind: EventText, Text: ev.Text})
+				}
+				text.WriteString(ev.Text)
+				text.WriteByte('\n')
+			case agent.EventToolCall:
+				r.emit(Event{Kind: EventToolCall, Tool: ev.Tool, ToolArg: ev.ToolArg})
+			case agent.EventSessionID:
+				result.SessionID = ev.SessionID
+			case agent.EventUsage:
+				result.Usage = ev.Usage
+			case agent.EventError:
+				r.emit(Event{Kind: EventWarning, Text: "agent: " + ev.Text})
+			}
+		}
+		if signal == "" {
+			// Only the new text can hold a new match (plus the tail of the
+			// old text, for a signal split across events).
+			all := text.String()
+			from := max(0, scanned-maxSignal)
+			for _, s := range o.CompletionSignals {
+				if strings.Contains(all[from:], s) {
+					signal = s
+					break
+				}
+			}
+			scanned = len(all)
+		}
+		if signal != "" {
+			timer.Stop()
+			timer = time.AfterFunc(o.CompletionTimeout, func() { cancel(errCompletedHanging) })
+		} else {
+			timer.Reset(o.IdleTimeout)
+		}
+	}
+	r.status("running %s", o.Agent.Name())
+	er, err := h.Exec(ictx, inv.Cmd, sandbox.ExecOptions{
+		Env:          inv.Env,
+		Stdin:        strings.NewReader(inv.Stdin),
+		OnLine:       onLine,
+		OnStderrLine: func(l string) { r.emit(Event{Kind: EventStderr, Text: l}) },
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	result.ExitCode = er.ExitCode
+	result.Duration = time.Since(start)
+	if err != nil {
+		switch cause := context.Cause(ictx); {
+		case errors.Is(cause, errCompletedHanging):
+			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("the agent printed %s but did not exit within %s; it was stopped", signal, o.CompletionTimeout)})
+			return result, signal, nil
+		case errors.Is(cause, ErrIdleTimeout):
+			return result, "", fmt.Errorf("moat: %w: the agent printed nothing for %s (raise the idle timeout if it needs longer)", ErrIdleTimeout, o.IdleTimeout)
+		}
+		return result, "", fmt.Errorf("moat: running %s: %w", o.Agent.Name(), err)
+	}
+	if er.ExitCode != 0 {
+		detail := strings.TrimSpace(lastLinesOf(er.Stderr, 20))
+		if detail == "" {
+			detail = strings.Join(lastLines, "\n")
+		}
+		return result, "", fmt.Errorf("moat: %w: %s exited with code %d:\n%s", ErrAgentFailed, o.Agent.Name(), er.ExitCode, detail)
+	}
+	return result, signal, nil
+}
+
+var promptArg = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+// expandPrompt replaces {{KEY}} from args and the built-ins, which args may
+// not override. A key with no value is an error naming it.
+func expandPrompt(text string, args, builtins map[string]string) (string, error) {
+	for k := range args {
+		if _, ok := builtins[k]; ok {
+			return "", fmt.Errorf("moat: prompt argument %s is built in and cannot be set", k)
+		}
+	}
+	var missing []string
+	out := promptArg.ReplaceAllStringFunc(text, func(m string) string {
+		key := promptArg.FindStringSubmatch(m)[1]
+		if v, ok := builtins[key]; ok {
+			return v
+		}
+		if v, ok := args[key]; ok {
+			return v
+		}
+		missing = append(missing, key)
+		return m
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("moat: the prompt uses {{%s}} but no value was given (pass it as a prompt argument, e.g. --arg %s=...)", strings.Join(missing, "}}, {{"), missing[0])
+	}
+	return out, nil
+}
+
+func lastLinesOf(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runHostHook runs a hook command on the host in dir, with a timeout.
+func runHostHook(ctx context.Context, dir, hook string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", hook)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("moat: host hook %q failed: %w\n%s", hook, err, lastLinesOf(string(out), 10))
+	}
+	return nil
+}

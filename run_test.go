@@ -1,0 +1,401 @@
+package moat_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/agent/claude"
+	"github.com/moatdev/moat/internal/sshdtest"
+	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
+	"github.com/moatdev/moat/sandbox/sshhost"
+)
+
+// target is a sandbox provider under test, with a check that it left
+// nothing behind.
+type target struct {
+	name     string
+	provider sandbox.Provider
+	leftover func() []string
+}
+
+func targets(t *testing.T) []target {
+	t.Helper()
+	emu := exedevtest.NewServer(t)
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	sshBase := "moat-e2e-" + strings.ReplaceAll(t.Name(), "/", "_")
+	return []target{
+		{"local", local.New(local.Config{}), func() []string { return nil }},
+		{"sshhost", sshhost.New(sshhost.Config{
+			Addr: srv.Addr, User: srv.User, IdentityFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile,
+			WorkDir: "~/" + sshBase,
+			SSH:     sshx.Config{SSHConfigFile: "none", AgentSocket: "none", HomeDir: t.TempDir()},
+		}), func() []string {
+			entries, _ := os.ReadDir(filepath.Join(srv.HomeDir, sshBase))
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			return names
+		}},
+		{"exedev", exedev.New(emu.Config()), emu.VMs},
+	}
+}
+
+// git runs git in dir and returns its trimmed output.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newRepo makes a repository on main with a README and the fake agent.
+func newRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "config", "user.name", "Host User")
+	git(t, dir, "config", "user.email", "host@example.com")
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("line one\nline two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake, err := os.ReadFile("testdata/fakeclaude.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fakeclaude.sh"), fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "initial")
+	return dir
+}
+
+// fakeAgent is Claude Code played by testdata/fakeclaude.sh, which runs its
+// prompt as a shell script in the repository.
+func fakeAgent() *claude.Agent { return claude.New(claude.Config{Binary: "./fakeclaude.sh"}) }
+
+type scenario struct {
+	name string
+	run  func(t *testing.T, tg target)
+}
+
+func runOpts(tg target, repo, prompt string) moat.RunOptions {
+	return moat.RunOptions{Repo: repo, Sandbox: tg.provider, Agent: fakeAgent(), Prompt: prompt, LogFile: "-"}
+}
+
+func assertClean(t *testing.T, tg target, repo string) {
+	t.Helper()
+	if left := tg.leftover(); len(left) > 0 {
+		t.Errorf("%s left sandboxes behind: %v", tg.name, left)
+	}
+	if b := git(t, repo, "branch", "--list", "moat/*"); b != "" {
+		t.Errorf("temporary branches left: %s", b)
+	}
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	scenarios := []scenario{
+		{"OneCommit", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			var texts, tools []string
+			var mu sync.Mutex
+			o := runOpts(tg, repo, `say "adding hello"; tool "echo hello > hello.txt"; commit "add hello"; say "<promise>COMPLETE</promise>"`)
+			o.OnEvent = func(e moat.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch e.Kind {
+				case moat.EventText:
+					texts = append(texts, e.Text)
+				case moat.EventToolCall:
+					tools = append(tools, e.Tool+"("+e.ToolArg+")")
+				}
+			}
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Commits) != 1 || res.Commits[0].Subject != "add hello" || res.Branch != "main" {
+				t.Fatalf("result %+v", res)
+			}
+			if got := git(t, repo, "log", "-1", "--format=%s|%an", "main"); got != "add hello|Host User" {
+				t.Errorf("main's last commit: %q", got)
+			}
+			if got := git(t, repo, "show", "main:hello.txt"); got != "hello" {
+				t.Errorf("hello.txt on main: %q", got)
+			}
+			if res.CompletionSignal != moat.DefaultCompletionSignal || len(res.Iterations) != 1 || res.Iterations[0].SessionID != "fake-session-1" {
+				t.Errorf("iterations %+v signal %q", res.Iterations, res.CompletionSignal)
+			}
+			if u := res.Iterations[0].Usage; u == nil || u.InputTokens != 100 || u.OutputTokens != 20 {
+				t.Errorf("usage %+v", u)
+			}
+			if !strings.Contains(strings.Join(texts, "|"), "adding hello") || !strings.Contains(strings.Join(tools, "|"), "Bash(echo hello > hello.txt)") {
+				t.Errorf("events: texts %q tools %q", texts, tools)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"SeveralIterations", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `echo "$ITERATION" >> iterations.txt; commit "iteration $ITERATION"; if [ "$ITERATION" -ge 3 ]; then say "<promise>COMPLETE</promise>"; fi`)
+			o.MaxIterations = 5
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Iterations) != 3 || len(res.Commits) != 3 {
+				t.Fatalf("%d iterations, %d commits; want 3 and 3", len(res.Iterations), len(res.Commits))
+			}
+			if got := git(t, repo, "show", "main:iterations.txt"); got != "1\n2\n3" {
+				t.Errorf("iterations.txt: %q", got)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"NoCommits", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			before := git(t, repo, "rev-parse", "main")
+			res, err := moat.Run(t.Context(), runOpts(tg, repo, `say "nothing to do"`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Commits) != 0 || git(t, repo, "rev-parse", "main") != before || len(res.Kept) != 0 {
+				t.Errorf("result %+v", res)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"UncommittedAndUntracked", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			res, err := moat.Run(t.Context(), runOpts(tg, repo, `echo "line three" >> README.md; mkdir -p new; echo fresh > "new/un tracked.txt"`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wt string
+			for _, k := range res.Kept {
+				if k.What == "worktree" {
+					wt = k.Path
+				}
+			}
+			if wt == "" {
+				t.Fatalf("uncommitted work was not kept: %+v", res.Kept)
+			}
+			if b, _ := os.ReadFile(filepath.Join(wt, "README.md")); !strings.Contains(string(b), "line three") {
+				t.Errorf("the uncommitted change is not in the kept worktree %s", wt)
+			}
+			if b, _ := os.ReadFile(filepath.Join(wt, "new", "un tracked.txt")); string(b) != "fresh\n" {
+				t.Errorf("the untracked file is not in the kept worktree")
+			}
+			if git(t, repo, "show", "main:README.md") != "line one\nline two" {
+				t.Error("uncommitted work reached main")
+			}
+			if left := tg.leftover(); len(left) > 0 {
+				t.Errorf("sandboxes left: %v", left)
+			}
+		}},
+		{"BinaryFile", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			var said string
+			o := runOpts(tg, repo, `head -c 5000 /dev/urandom > blob.bin; printf '\000\377' >> blob.bin; commit "binary"; say "sha=$(sha256sum blob.bin | cut -c1-64)"`)
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventText && strings.HasPrefix(e.Text, "sha=") {
+					said = strings.TrimPrefix(e.Text, "sha=")
+				}
+			}
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Commits) != 1 {
+				t.Fatalf("commits %+v", res.Commits)
+			}
+			b, err := exec.Command("git", "-C", repo, "show", "main:blob.bin").Output()
+			if err != nil || len(b) != 5002 {
+				t.Fatalf("blob.bin on main: %d bytes, %v", len(b), err)
+			}
+			sum := sha256.Sum256(b)
+			if got := hex.EncodeToString(sum[:]); got != said {
+				t.Errorf("blob.bin on main has sha256 %s; the agent made %s", got, said)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"HostCommitMeanwhile", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `echo agent > agent.txt; commit "agent work"`)
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventIterationStart {
+					os.WriteFile(filepath.Join(repo, "host.txt"), []byte("host\n"), 0o644)
+					git(t, repo, "add", "host.txt")
+					git(t, repo, "commit", "-q", "-m", "host work")
+				}
+			}
+			if _, err := moat.Run(t.Context(), o); err != nil {
+				t.Fatal(err)
+			}
+			if got := git(t, repo, "log", "--format=%s", "main"); !strings.Contains(got, "agent work") || !strings.Contains(got, "host work") {
+				t.Errorf("main's history: %q", got)
+			}
+			if parents := strings.Fields(git(t, repo, "log", "-1", "--format=%P", "main")); len(parents) != 2 {
+				t.Errorf("main's tip has %d parents; want a real merge", len(parents))
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"ConflictWithHost", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `printf 'agent one\nline two\n' > README.md; commit "agent edits line one"`)
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventIterationStart {
+					os.WriteFile(filepath.Join(repo, "README.md"), []byte("host one\nline two\n"), 0o644)
+					git(t, repo, "commit", "-q", "-am", "host edits line one")
+				}
+			}
+			res, err := moat.Run(t.Context(), o)
+			if !errors.Is(err, moat.ErrMergeConflict) {
+				t.Fatalf("Run: %v, want ErrMergeConflict", err)
+			}
+			var kept *moat.Kept
+			for i, k := range res.Kept {
+				if k.What == "branch" {
+					kept = &res.Kept[i]
+				}
+			}
+			if kept == nil || !strings.HasPrefix(kept.Path, "moat/") || kept.Fix == "" {
+				t.Fatalf("the conflicting branch is not kept with a fix: %+v", res.Kept)
+			}
+			if got := git(t, repo, "log", "-1", "--format=%s", kept.Path); got != "agent edits line one" {
+				t.Errorf("kept branch tip: %q", got)
+			}
+			if got := git(t, repo, "show", "main:README.md"); got != "host one\nline two" {
+				t.Errorf("main's README: %q", got)
+			}
+			if st := git(t, repo, "status", "--porcelain"); st != "" {
+				t.Errorf("the user's checkout was left dirty: %q", st)
+			}
+			if left := tg.leftover(); len(left) > 0 {
+				t.Errorf("sandboxes left: %v", left)
+			}
+		}},
+		{"NamedBranchTwice", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			for i, msg := range []string{"first", "second"} {
+				o := runOpts(tg, repo, `echo `+msg+` >> feature.txt; commit "`+msg+`"`)
+				o.Branch = "feature"
+				res, err := moat.Run(t.Context(), o)
+				if err != nil {
+					t.Fatalf("run %d: %v", i+1, err)
+				}
+				if res.Branch != "feature" || len(res.Commits) != 1 || res.Commits[0].Subject != msg {
+					t.Fatalf("run %d: %+v", i+1, res)
+				}
+			}
+			if got := git(t, repo, "log", "--format=%s", "feature"); got != "second\nfirst\ninitial" {
+				t.Errorf("feature: %q", got)
+			}
+			if git(t, repo, "log", "-1", "--format=%s", "main") != "initial" {
+				t.Error("main moved")
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"IdleTimeout", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `say "thinking"; sleep 60`)
+			o.IdleTimeout = time.Second
+			start := time.Now()
+			_, err := moat.Run(t.Context(), o)
+			if !errors.Is(err, moat.ErrIdleTimeout) {
+				t.Fatalf("Run: %v, want ErrIdleTimeout", err)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Errorf("took %v", d)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"CompletionTimeout", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `echo done > done.txt; commit "done"; say "<promise>COMPLETE</promise>"; sleep 60`)
+			o.CompletionTimeout = time.Second
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
+				t.Fatalf("an agent hanging after its completion signal must count as complete: %v", err)
+			}
+			if res.CompletionSignal == "" || len(res.Commits) != 1 {
+				t.Errorf("result %+v", res)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"AgentFails", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			res, err := moat.Run(t.Context(), runOpts(tg, repo, `echo partial > partial.txt; commit "partial work"; echo "boom" >&2; exit 3`))
+			if !errors.Is(err, moat.ErrAgentFailed) || !strings.Contains(err.Error(), "exited with code 3") || !strings.Contains(err.Error(), "boom") {
+				t.Fatalf("Run: %v", err)
+			}
+			if git(t, repo, "log", "-1", "--format=%s", "main") != "initial" {
+				t.Error("a failed run merged into main")
+			}
+			var branch string
+			for _, k := range res.Kept {
+				if k.What == "branch" {
+					branch = k.Path
+				}
+			}
+			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "partial work" {
+				t.Errorf("the failed run's commit is not kept on a branch: %+v", res.Kept)
+			}
+			if left := tg.leftover(); len(left) > 0 {
+				t.Errorf("sandboxes left: %v", left)
+			}
+		}},
+		{"Cancel", func(t *testing.T, tg target) {
+			repo := newRepo(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			o := runOpts(tg, repo, `echo before > before.txt; commit "before cancel"; say "ready"; sleep 60`)
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventText && e.Text == "ready" {
+					cancel()
+				}
+			}
+			res, err := moat.Run(ctx, o)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run: %v, want context.Canceled", err)
+			}
+			var branch string
+			for _, k := range res.Kept {
+				if k.What == "branch" {
+					branch = k.Path
+				}
+			}
+			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "before cancel" {
+				t.Errorf("work done before the cancel is lost: %+v", res.Kept)
+			}
+			if left := tg.leftover(); len(left) > 0 {
+				t.Errorf("sandboxes left: %v", left)
+			}
+		}},
+	}
+	for _, tg := range targets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) { sc.run(t, tg) })
+			}
+		})
+	}
+}
