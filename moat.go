@@ -123,6 +123,15 @@ type RunResult struct {
 	LogFile string
 	// Kept lists what was kept for recovery instead of being cleaned up.
 	Kept []Kept
+	// Phases is where the time went, in the order the phases first ran:
+	// worktree, create, sync in, setup, agent, sync out, merge, close.
+	Phases []Phase
+}
+
+// Phase is the time spent in one phase of a run.
+type Phase struct {
+	Name     string
+	Duration time.Duration
 }
 
 // IterationResult is one agent invocation.

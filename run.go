@@ -116,6 +116,24 @@ func (r *runner) emit(e Event) {
 	}
 }
 
+// phase starts timing the named phase; the returned func ends it. Time in
+// a phase that runs more than once (agent, sync out) adds up.
+func (r *runner) phase(name string) func() {
+	start := time.Now()
+	return func() {
+		d := time.Since(start)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for i := range r.res.Phases {
+			if r.res.Phases[i].Name == name {
+				r.res.Phases[i].Duration += d
+				return
+			}
+		}
+		r.res.Phases = append(r.res.Phases, Phase{Name: name, Duration: d})
+	}
+}
+
 func (r *runner) status(format string, args ...any) {
 	r.emit(Event{Kind: EventStatus, Text: fmt.Sprintf(format, args...)})
 }
@@ -172,7 +190,9 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	}
 
 	r.status("preparing a worktree")
+	endPhase := r.phase("worktree")
 	wt, err := worktree.Create(ctx, worktree.Options{Repo: o.Repo, Branch: o.Branch, CopyToWorktree: o.CopyToWorktree})
+	endPhase()
 	if err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
 	}
@@ -215,13 +235,16 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		}
 	}
 
-	r.status("creating a %s sandbox", o.Sandbox.Name())
+	r.status("creating the sandbox (%s)", o.Sandbox.Name())
+	endPhase = r.phase("create")
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	endPhase()
 	if err != nil {
 		return res, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
 	}
 	defer func() {
 		r.status("closing the sandbox")
+		defer r.phase("close")()
 		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
 		defer cancel()
 		if cerr := h.Close(cctx); cerr != nil {
@@ -233,9 +256,13 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	}()
 
 	r.status("syncing the repository into the sandbox")
-	if err := gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{}); err != nil {
+	endPhase = r.phase("sync in")
+	err = gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{})
+	endPhase()
+	if err != nil {
 		return res, fmt.Errorf("moat: sync in: %w", err)
 	}
+	endSetup := r.phase("setup")
 	for _, p := range o.CopyToWorktree {
 		src := filepath.Join(repoRoot, p)
 		if _, serr := os.Lstat(src); serr != nil {
@@ -247,7 +274,7 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 			return res, fmt.Errorf("moat: copy %s into the sandbox: %w", p, err)
 		}
 	}
-	r.status("checking for %s in the sandbox", o.Agent.Name())
+	r.status("making sure the agent (%s) is installed in the sandbox", o.Agent.Name())
 	if err := o.Agent.Ensure(ctx, h, func(line string) { r.status("%s", line) }); err != nil {
 		return res, fmt.Errorf("moat: %w", err)
 	}
@@ -262,19 +289,25 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		}
 	}
 
+	endSetup()
+
 	var runErr error
 	for i := 1; i <= o.MaxIterations; i++ {
 		r.mu.Lock()
 		r.iter = i
 		r.mu.Unlock()
 		r.emit(Event{Kind: EventIterationStart, Text: fmt.Sprintf("iteration %d/%d", i, o.MaxIterations)})
+		endPhase = r.phase("agent")
 		it, signal, ierr := r.iteration(ctx, h)
+		endPhase()
 		res.Iterations = append(res.Iterations, it)
 
 		// The work so far comes home whatever happened to the agent.
 		r.status("syncing the agent's work out of the sandbox")
 		sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
+		endPhase = r.phase("sync out")
 		out, serr := gitsync.SyncOut(sctx, wt.Path, h, gitsync.Options{})
+		endPhase()
 		cancel()
 		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, out.Commits)})
 		switch {
@@ -313,7 +346,9 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 
 	if wt.Temp {
 		r.status("merging into %s", wt.TargetBranch)
+		endPhase = r.phase("merge")
 		mr, merr := wt.Merge(ctx)
+		endPhase()
 		if merr != nil {
 			var conflict *worktree.MergeConflictError
 			if errors.As(merr, &conflict) {

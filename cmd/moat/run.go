@@ -215,6 +215,13 @@ func printSummary(w io.Writer, res *moat.RunResult, took time.Duration, runErr e
 		return
 	}
 	fmt.Fprintf(w, "\n── summary (%s) ──\n", took.Round(100*time.Millisecond))
+	if len(res.Phases) > 0 {
+		var parts []string
+		for _, p := range res.Phases {
+			parts = append(parts, fmt.Sprintf("%s %s", p.Name, p.Duration.Round(time.Millisecond)))
+		}
+		fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w, "iterations: %d", len(res.Iterations))
 	if res.CompletionSignal != "" {
 		fmt.Fprintf(w, " (completed: %s)", res.CompletionSignal)
