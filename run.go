@@ -196,7 +196,7 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
 	}
-	repoRoot := filepath.Dir(filepath.Dir(filepath.Dir(wt.Path))) // <root>/.moat/worktrees/<name>
+	repoRoot := wt.Repo
 	if err := r.openLog(repoRoot); err != nil {
 		return nil, err
 	}

@@ -399,3 +399,66 @@ func TestRunEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestRunOptions covers the options the scenarios do not: prompt arguments
+// and built-ins, hooks on both sides, files copied from the repository root
+// (an untracked .env really arrives), and Env.
+func TestRunOptions(t *testing.T) {
+	repo := newRepo(t)
+	if err := os.WriteFile(filepath.Join(repo, ".env"), []byte("FROM_DOTENV=yes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "config", "--local", "core.excludesFile", "/dev/null")
+	os.WriteFile(filepath.Join(repo, ".git", "info", "exclude"), []byte(".env\n"), 0o644)
+	hostMark := filepath.Join(t.TempDir(), "host-hook-ran")
+	o := moat.RunOptions{
+		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(), LogFile: filepath.Join(t.TempDir(), "run.log"),
+		Prompt:         `printf '%s|%s|%s|%s|%s\n' "{{WHO}}" "{{ SOURCE_BRANCH }}" "{{TARGET_BRANCH}}" "$(cat .env)" "$MOAT_TEST_ENV" > out.txt; cat hook.txt >> out.txt; commit "options"`,
+		PromptArgs:     map[string]string{"WHO": "it's me"},
+		Env:            map[string]string{"MOAT_TEST_ENV": "env value"},
+		CopyToWorktree: []string{".env"},
+		Hooks: moat.Hooks{
+			OnWorktreeReady: []string{"test -f README.md && test -d .git -o -f .git && touch " + hostMark},
+			OnSandboxReady:  []string{"echo sandbox hook > hook.txt"},
+		},
+	}
+	res, err := moat.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := git(t, repo, "show", "main:out.txt")
+	parts := strings.Split(got, "|")
+	if len(parts) != 5 || parts[0] != "it's me" || !strings.HasPrefix(parts[1], "moat/") || parts[2] != "main" ||
+		parts[3] != "FROM_DOTENV=yes" || !strings.HasPrefix(parts[4], "env value\nsandbox hook") {
+		t.Errorf("out.txt = %q", got)
+	}
+	if _, err := os.Stat(hostMark); err != nil {
+		t.Errorf("the host hook did not run in the worktree: %v", err)
+	}
+	if b, err := os.ReadFile(res.LogFile); err != nil || !strings.Contains(string(b), "iteration_start") {
+		t.Errorf("log file %s: %v %q", res.LogFile, err, b)
+	}
+	var names []string
+	for _, p := range res.Phases {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "worktree,create,sync in,setup,agent,sync out,merge,close" {
+		t.Errorf("phases %v", names)
+	}
+
+	o.Prompt = "uses {{MISSING}}"
+	if _, err := moat.Run(t.Context(), o); err == nil || !strings.Contains(err.Error(), "{{MISSING}}") {
+		t.Errorf("a prompt with an unset {{MISSING}}: %v", err)
+	}
+	o.Prompt, o.PromptFile = "", filepath.Join(t.TempDir(), "none.md")
+	if _, err := moat.Run(t.Context(), o); err == nil || !strings.Contains(err.Error(), "prompt file") {
+		t.Errorf("a missing prompt file: %v", err)
+	}
+	o.Prompt = "both"
+	if _, err := moat.Run(t.Context(), o); err == nil || !strings.Contains(err.Error(), "exactly one") {
+		t.Errorf("Prompt and PromptFile: %v", err)
+	}
+	if b := git(t, repo, "branch", "--list", "moat/*"); b != "" {
+		t.Errorf("temporary branches left: %s", b)
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func scratchRepo(t *testing.T) string {
+	t.Helper()
+	repo := t.TempDir()
+	gitIn(t, repo, "init", "-q", "-b", "main")
+	gitIn(t, repo, "config", "user.name", "CLI User")
+	gitIn(t, repo, "config", "user.email", "cli@example.com")
+	greeter, err := os.ReadFile("../../examples/agents/greeter.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(repo, "greeter.sh"), greeter, 0o755)
+	gitIn(t, repo, "add", ".")
+	gitIn(t, repo, "commit", "-q", "-m", "initial")
+	return repo
+}
+
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err = cmd.ExecuteContext(t.Context())
+	return out.String(), errOut.String(), err
+}
+
+// TestRunCommand runs `moat run` as a user types it, on the in-process
+// exe.dev emulator and on a local sandbox.
+func TestRunCommand(t *testing.T) {
+	for _, sb := range []string{"emulator", "local"} {
+		t.Run(sb, func(t *testing.T) {
+			repo := scratchRepo(t)
+			out, errOut, err := runCLI(t, "run", "--repo", repo, "--sandbox", sb, "--agent", "command", "--agent-cmd", "sh greeter.sh", "-p", "hi from the CLI")
+			if err != nil {
+				t.Fatalf("moat run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+			}
+			for _, want := range []string{"greeter: I was asked: hi from the CLI", "1 commit(s) landed on main", "greeter: hi from the CLI", "phases: worktree"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+			if got := gitIn(t, repo, "log", "-1", "--format=%s", "main"); got != "greeter: hi from the CLI" {
+				t.Errorf("main's tip: %q", got)
+			}
+		})
+	}
+}
+
+func TestRunCommandErrors(t *testing.T) {
+	repo := scratchRepo(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--repo", repo, "--agent", "command", "-p", "x"}, "--agent command needs --agent-cmd"},
+		{[]string{"run", "--repo", repo, "--sandbox", "bogus", "--agent", "command", "--agent-cmd", "true", "-p", "x"}, `unknown sandbox "bogus"`},
+		{[]string{"run", "--repo", repo, "--agent", "gpt", "-p", "x"}, `unknown agent "gpt"`},
+		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true"}, "exactly one of Prompt and PromptFile"},
+		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true", "-p", "x", "--arg", "novalue"}, "want KEY=VALUE"},
+		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true", "-p", "x", "--env", "MOAT_SURELY_UNSET_VAR"}, "is not set in your environment"},
+		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "echo oops >&2; exit 4", "-p", "x"}, "exited with code 4"},
+	} {
+		_, _, err := runCLI(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("moat %s: error %v, want it to say %q", strings.Join(c.args[3:], " "), err, c.want)
+		}
+	}
+}
