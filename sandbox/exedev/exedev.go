@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -36,10 +35,7 @@ type Provider struct {
 	cfg     Config
 	log     *slog.Logger
 	limiter *sshx.DialLimiter
-
-	mu    sync.Mutex
-	lobby *sshx.Client
-	refs  int
+	lobby   *sshx.Shared
 }
 
 // New returns a Provider for cfg. It does not connect until Create.
@@ -58,7 +54,13 @@ func New(cfg Config) *Provider {
 	if limiter == nil {
 		limiter = sharedLimiter
 	}
-	return &Provider{cfg: cfg, log: log, limiter: limiter}
+	p := &Provider{cfg: cfg, log: log, limiter: limiter}
+	p.lobby = sshx.NewShared(func() sshx.Config {
+		c := p.sshConfig()
+		c.Host, c.User = p.cfg.Lobby, p.cfg.User
+		return c
+	})
+	return p
 }
 
 // Name implements sandbox.Provider.
@@ -87,30 +89,14 @@ func (p *Provider) sshConfig() sshx.Config {
 }
 
 func (p *Provider) acquireLobby() (*sshx.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.lobby == nil {
-		c := p.sshConfig()
-		c.Host, c.User = p.cfg.Lobby, p.cfg.User
-		client, err := sshx.New(c)
-		if err != nil {
-			return nil, fmt.Errorf("exe.dev lobby %s: %w", p.cfg.Lobby, err)
-		}
-		p.lobby = client
+	c, err := p.lobby.Acquire()
+	if err != nil {
+		return nil, fmt.Errorf("exe.dev lobby %s: %w", p.cfg.Lobby, err)
 	}
-	p.refs++
-	return p.lobby, nil
+	return c, nil
 }
 
-func (p *Provider) releaseLobby() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refs--
-	if p.refs == 0 && p.lobby != nil {
-		p.lobby.Close()
-		p.lobby = nil
-	}
-}
+func (p *Provider) releaseLobby() { p.lobby.Release() }
 
 // Create implements sandbox.Provider: `new` a VM, wait until it runs
 // commands, make its work directory. A VM that fails any of this, or whose

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moatdev/moat/internal/sshhandle"
@@ -50,47 +49,26 @@ type Config struct {
 // share one connection (more only when the server limits sessions), which
 // is closed when the last sandbox is.
 type Provider struct {
-	cfg Config
-
-	mu     sync.Mutex
-	client *sshx.Client
-	refs   int
+	cfg  Config
+	conn *sshx.Shared
 }
 
 // New returns a Provider for cfg. It does not connect until Create.
-func New(cfg Config) *Provider { return &Provider{cfg: cfg} }
+func New(cfg Config) *Provider {
+	p := &Provider{cfg: cfg}
+	p.conn = sshx.NewShared(func() sshx.Config {
+		c := cfg.SSH
+		c.Host, c.User, c.IdentityFile, c.KnownHostsFile = cfg.Addr, cfg.User, cfg.IdentityFile, cfg.KnownHostsFile
+		if c.Logger == nil {
+			c.Logger = cfg.Logger
+		}
+		return c
+	})
+	return p
+}
 
 // Name implements sandbox.Provider.
 func (p *Provider) Name() string { return "sshhost" }
-
-func (p *Provider) acquire() (*sshx.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.client == nil {
-		c := p.cfg.SSH
-		c.Host, c.User, c.IdentityFile, c.KnownHostsFile = p.cfg.Addr, p.cfg.User, p.cfg.IdentityFile, p.cfg.KnownHostsFile
-		if c.Logger == nil {
-			c.Logger = p.cfg.Logger
-		}
-		client, err := sshx.New(c)
-		if err != nil {
-			return nil, err
-		}
-		p.client = client
-	}
-	p.refs++
-	return p.client, nil
-}
-
-func (p *Provider) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refs--
-	if p.refs == 0 && p.client != nil {
-		p.client.Close()
-		p.client = nil
-	}
-}
 
 // Create implements sandbox.Provider: it makes <WorkDir>/moat-<random>/
 // (mode 0700) on the host, which is the handle's WorkDir.
@@ -98,12 +76,12 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	if p.cfg.Addr == "" {
 		return nil, fmt.Errorf("sshhost: no host given: set Config.Addr to a host name, host:port or ~/.ssh/config alias")
 	}
-	client, err := p.acquire()
+	client, err := p.conn.Acquire()
 	if err != nil {
 		return nil, fmt.Errorf("sshhost: %w", err)
 	}
 	if err := client.Connect(ctx); err != nil {
-		p.release()
+		p.conn.Release()
 		return nil, fmt.Errorf("sshhost: %w", err)
 	}
 	base := p.cfg.WorkDir
@@ -120,11 +98,11 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		sshhandle.RemoveDir(rctx, client, dir)
 		cancel()
-		p.release()
+		p.conn.Release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 	}
 	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
-		defer p.release()
+		defer p.conn.Release()
 		if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
 			return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 		}

@@ -205,6 +205,9 @@ type Server struct {
 // NewServer starts an emulator for a test and closes it when the test ends.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	// Internal errors (the lobby shows only a trace ID, as exe.dev does) go
+	// to stderr, where a failing test's output shows them.
+	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}, opts...)
 	s, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("exedevtest: %v", err)
