@@ -13,8 +13,20 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal cancels: runs sync the agent's work out and
+		// delete their sandbox before moat exits. A second one quits now.
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\nmoat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)")
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "moat: quitting without cleaning up")
+		os.Exit(130)
+	}()
 	root := newRootCmd()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "moat:", err)

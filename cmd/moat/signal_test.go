@@ -1,0 +1,67 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestInterruptCleansUp sends Ctrl-C (SIGINT) to a real moat process in
+// the middle of a run: the work done so far must be kept on a branch, the
+// sandbox deleted, and moat must exit non-zero, saying what it kept.
+func TestInterruptCleansUp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "moat")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	repo := scratchRepo(t)
+	sandboxes := t.TempDir()
+	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "local", "--agent", "command",
+		"--agent-cmd", `echo x > x.txt && git add x.txt && git commit -qm "before interrupt" && echo ready && sleep 100`, "-p", "go")
+	cmd.Env = append(os.Environ(), "TMPDIR="+sandboxes)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the agent never started:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if during, _ := filepath.Glob(filepath.Join(sandboxes, "moat-local-*")); len(during) != 1 {
+		t.Fatalf("want one local sandbox under TMPDIR while the agent runs, have %v", during)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("moat exited 0 after an interrupt")
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("moat did not exit within 30s of Ctrl-C:\n%s", out.String())
+	}
+	text := out.String()
+	if !strings.Contains(text, "interrupted; saving the agent's work") || !strings.Contains(text, "kept branch moat/") {
+		t.Errorf("output does not tell what happened:\n%s", text)
+	}
+	if got := gitIn(t, repo, "log", "-1", "--format=%s", "--branches=moat/*"); got != "before interrupt" {
+		t.Errorf("the commit made before the interrupt is not on a kept branch: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(sandboxes, "moat-local-*")); len(left) > 0 {
+		t.Errorf("local sandboxes left: %v", left)
+	}
+}
