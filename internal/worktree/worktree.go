@@ -96,6 +96,7 @@ type Worktree struct {
 	merged    bool
 	closed    bool
 	keep      bool
+	inUse     func() // releases the named branch's in-use lock
 	copies    map[string]fileSig // what CopyToWorktree wrote, by slash path
 }
 
@@ -169,6 +170,7 @@ func Create(ctx context.Context, o Options) (*Worktree, error) {
 	w.Repo, w.commonDir = repo.TopLevel, repo.CommonDir
 
 	if err := w.create(ctx, repo, o); err != nil {
+		w.releaseInUse()
 		return nil, fmt.Errorf("worktree: %w", err)
 	}
 	if err := w.copyIn(ctx, o.CopyToWorktree); err != nil {
@@ -230,6 +232,15 @@ func (w *Worktree) create(ctx context.Context, repo hostgit.Repo, o Options) err
 		return fmt.Errorf("%q is not a valid branch name", o.Branch)
 	}
 	w.Branch = branch
+	// A run holds its named branch until Close, so a second run on it fails
+	// here instead of sharing (and one day removing) the first one's worktree.
+	ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	release, lerr := hostgit.LockFile(ictx, filepath.Join(w.commonDir, "moat-inuse-"+sanitize(branch)+".lock"))
+	cancel()
+	if lerr != nil {
+		return fmt.Errorf("branch %s is in use by another moat run in this repository: wait for it to finish, or choose another branch", branch)
+	}
+	w.inUse = release
 	wts, err := w.list(ctx)
 	if err != nil {
 		return err
@@ -289,6 +300,7 @@ func (w *Worktree) readGitDir(ctx context.Context) error {
 
 // undo removes what a failed Create made.
 func (w *Worktree) undo(ctx context.Context) {
+	defer w.releaseInUse()
 	unlock, err := w.lock(ctx)
 	if err != nil {
 		return
@@ -496,6 +508,7 @@ func (w *Worktree) Close(ctx context.Context) (preserved string, err error) {
 	if w.closed {
 		return "", nil
 	}
+	defer w.releaseInUse()
 	unlock, err := w.lock(ctx)
 	if err != nil {
 		return "", fmt.Errorf("worktree: close: %w", err)
@@ -562,6 +575,14 @@ func (w *Worktree) Close(ctx context.Context) (preserved string, err error) {
 		return "", fmt.Errorf("worktree: close: %w", err)
 	}
 	return "", nil
+}
+
+// releaseInUse lets another run use the named branch.
+func (w *Worktree) releaseInUse() {
+	if w.inUse != nil {
+		w.inUse()
+		w.inUse = nil
+	}
 }
 
 // Keep makes Close keep the temporary branch whatever it holds (for a run

@@ -414,12 +414,19 @@ func TestNamedBranch(t *testing.T) {
 	}
 	c := commit(t, w.Path, "on feature", map[string]string{"f": "f"})
 
-	// The branch's moat worktree is reused while it exists.
+	// A preserved (dirty) worktree of the branch is reused by the next run.
+	if err := os.WriteFile(filepath.Join(w.Path, "wip.txt"), []byte("wip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := w.Close(context.Background()); err != nil || p != w.Path {
+		t.Fatalf("Close of a dirty worktree = %q, %v; want it preserved", p, err)
+	}
 	w2 := create(t, Options{Repo: repo, Branch: "feature/x"})
 	if !w2.Reused || w2.Path != w.Path || w2.BaseHead != c {
 		t.Fatalf("%+v", w2)
 	}
-	if p, err := w.Close(context.Background()); err != nil || p != "" || !branchExists(t, repo, "feature/x") {
+	os.Remove(filepath.Join(w.Path, "wip.txt"))
+	if p, err := w2.Close(context.Background()); err != nil || p != "" || !branchExists(t, repo, "feature/x") {
 		t.Fatalf("Close = %q, %v", p, err)
 	}
 	// An existing branch is checked out as it is.
@@ -503,4 +510,27 @@ func TestMergeKeepsBranchCheckedOutInDirtyWorktree(t *testing.T) {
 	if p, err := w.Close(context.Background()); err != nil || p != "" || exists(w.Path) || branchExists(t, repo, w.Branch) {
 		t.Fatalf("Close = %q, %v", p, err)
 	}
+}
+
+// TestNamedBranchInUse: while one run holds a named branch, a second run
+// on it is refused (it would share, and could remove, the first one's
+// worktree); after Close it may go.
+func TestNamedBranchInUse(t *testing.T) {
+	repo := newRepo(t)
+	ctx := context.Background()
+	first, err := Create(ctx, Options{Repo: repo, Branch: "feature"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, Options{Repo: repo, Branch: "feature"}); err == nil || !strings.Contains(err.Error(), "in use by another moat run") {
+		t.Fatalf("second Create on a branch in use: %v", err)
+	}
+	if _, err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Create(ctx, Options{Repo: repo, Branch: "feature"})
+	if err != nil {
+		t.Fatalf("Create after the first run closed: %v", err)
+	}
+	second.Close(ctx)
 }

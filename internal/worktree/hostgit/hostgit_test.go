@@ -149,7 +149,7 @@ func TestLockExcludes(t *testing.T) {
 	// would be), not only the in-process semaphore.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
-	if _, err := lockFile(ctx2, filepath.Join(dir, lockName)); err == nil {
+	if _, err := LockFile(ctx2, filepath.Join(dir, lockName)); err == nil {
 		t.Fatal("lock file taken twice")
 	}
 }

@@ -27,7 +27,7 @@ func Lock(ctx context.Context, commonDir string) (unlock func(), err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for moat's repository lock %s (another moat run in this repository holds it): %w", path, ctx.Err())
 	}
-	release, err := lockFile(ctx, path)
+	release, err := LockFile(ctx, path)
 	if err != nil {
 		<-sem
 		return nil, fmt.Errorf("taking moat's repository lock %s: %w", path, err)

@@ -18,7 +18,7 @@ const (
 	staleAfter = 10 * time.Minute
 )
 
-func lockFile(ctx context.Context, path string) (func(), error) {
+func LockFile(ctx context.Context, path string) (func(), error) {
 	for {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {

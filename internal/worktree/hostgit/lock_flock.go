@@ -13,9 +13,9 @@ import (
 
 const lockName = "moat.lock"
 
-// lockFile takes an exclusive flock on path, polling so that ctx can end the
+// LockFile takes an exclusive flock on path, polling so that ctx can end the
 // wait. The file stays; only the lock is released.
-func lockFile(ctx context.Context, path string) (func(), error) {
+func LockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
