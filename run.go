@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -48,6 +49,9 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	defer r.closeLog()
 	res, err := r.run(ctx)
 	if err != nil {
+		if msg := r.redact(err.Error()); msg != err.Error() {
+			err = &redactedError{msg: msg, err: err}
+		}
 		r.logf("run failed: %v", err)
 	}
 	return res, err
@@ -58,8 +62,9 @@ type runner struct {
 	res    *RunResult
 	mu     sync.Mutex // serialises events
 	log    *os.File
-	iter   int
-	prompt string
+	iter    int
+	prompt  string
+	secrets *strings.Replacer // RunOptions.Env values → [redacted]
 }
 
 func newRunner(o RunOptions) (*runner, error) {
@@ -81,6 +86,11 @@ func newRunner(o RunOptions) (*runner, error) {
 	if len(o.CompletionSignals) == 0 {
 		o.CompletionSignals = []string{DefaultCompletionSignal}
 	}
+	for _, s := range o.CompletionSignals {
+		if strings.TrimSpace(s) == "" {
+			return nil, errors.New("moat: an empty completion signal would match any output")
+		}
+	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 10 * time.Minute
 	}
@@ -94,11 +104,22 @@ func newRunner(o RunOptions) (*runner, error) {
 		}
 		o.Repo = wd
 	}
-	return &runner{opts: o, res: &RunResult{}}, nil
+	r := &runner{opts: o, res: &RunResult{}}
+	var pairs []string
+	for _, v := range o.Env {
+		if len(v) >= 6 {
+			pairs = append(pairs, v, "[redacted]")
+		}
+	}
+	if len(pairs) > 0 {
+		r.secrets = strings.NewReplacer(pairs...)
+	}
+	return r, nil
 }
 
 func (r *runner) emit(e Event) {
 	e.Time = time.Now()
+	e.Text, e.ToolArg = r.redact(e.Text), r.redact(e.ToolArg)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.Iteration == 0 {
@@ -142,9 +163,29 @@ func (r *runner) logf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.log != nil {
-		fmt.Fprintf(r.log, "%s %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+		fmt.Fprintf(r.log, "%s %s\n", time.Now().Format(time.RFC3339), r.redact(fmt.Sprintf(format, args...)))
 	}
 }
+
+// redact hides the values of RunOptions.Env (credentials) in s: an agent
+// or hook that prints its environment must not put them in events, logs or
+// errors. Values shorter than 6 bytes are left: too likely to be ordinary
+// words.
+func (r *runner) redact(s string) string {
+	if r.secrets == nil || s == "" {
+		return s
+	}
+	return r.secrets.Replace(s)
+}
+
+// redactedError is err with the Env values hidden in its message.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 func (r *runner) closeLog() {
 	if r.log != nil {
@@ -160,10 +201,11 @@ func (r *runner) openLog(repoRoot string) error {
 	if path == "" {
 		path = filepath.Join(repoRoot, ".moat", "logs", time.Now().Format("20060102-150405")+".log")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("moat: log file: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The log holds the agent's output, which may quote private code.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("moat: log file: %w", err)
 	}
@@ -189,6 +231,11 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		promptText = string(b)
 	}
 
+	// A prompt that cannot be expanded fails before anything is made.
+	if _, err := expandPrompt(promptText, o.PromptArgs, map[string]string{"SOURCE_BRANCH": "", "TARGET_BRANCH": ""}); err != nil {
+		return nil, err
+	}
+
 	r.status("preparing a worktree")
 	endPhase := r.phase("worktree")
 	wt, err := worktree.Create(ctx, worktree.Options{Repo: o.Repo, Branch: o.Branch, CopyToWorktree: o.CopyToWorktree})
@@ -196,29 +243,33 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
 	}
-	repoRoot := wt.Repo
-	if err := r.openLog(repoRoot); err != nil {
-		return nil, err
-	}
 	res.Branch = wt.Branch
 	if wt.Temp {
 		res.Branch = wt.TargetBranch
 	}
-	r.logf("run started: worktree %s, branch %s", wt.Path, wt.Branch)
 	succeeded := false
 	defer func() {
 		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
 		defer cancel()
 		preserved, cerr := wt.Close(cctx)
 		if preserved != "" {
-			res.Kept = append(res.Kept, Kept{What: "worktree", Path: preserved,
-				Reason: "it has changes that are not committed",
-				Fix:    fmt.Sprintf("cd %s  # inspect, commit or discard; then: git worktree remove --force %s", preserved, preserved)})
+			res.Kept = append(res.Kept, Kept{What: "worktree", Path: preserved, Reason: wt.PreservedReason,
+				Fix: fmt.Sprintf("cd %s   # look, then commit, finish or discard the work; afterwards: git worktree remove %s", shell.Quote(preserved), shell.Quote(preserved))})
+		}
+		if wt.KeptBranch != "" && !res.kept("branch", wt.KeptBranch) {
+			res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.KeptBranch,
+				Reason: "it holds commits that are merged nowhere",
+				Fix:    fmt.Sprintf("git merge %s   # or drop them: git branch -D %s", wt.KeptBranch, wt.KeptBranch)})
 		}
 		if cerr != nil && err == nil && succeeded {
 			err = fmt.Errorf("moat: cleaning up the worktree: %w", cerr)
 		}
 	}()
+	repoRoot := wt.Repo
+	if err := r.openLog(repoRoot); err != nil {
+		return res, err
+	}
+	r.logf("run started: worktree %s, branch %s", wt.Path, wt.Branch)
 
 	prompt, err := expandPrompt(promptText, o.PromptArgs, map[string]string{
 		"SOURCE_BRANCH": wt.Branch, "TARGET_BRANCH": res.Branch,
@@ -260,33 +311,38 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	err = gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{})
 	endPhase()
 	if err != nil {
-		return res, fmt.Errorf("moat: sync in: %w", err)
+		return res, fmt.Errorf("moat: %w", err)
 	}
 	endSetup := r.phase("setup")
-	for _, p := range o.CopyToWorktree {
-		src := filepath.Join(repoRoot, p)
-		if _, serr := os.Lstat(src); serr != nil {
-			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("CopyToWorktree: %s not found in %s, skipped", p, repoRoot)})
-			continue
-		}
+	for _, p := range wt.CopySkipped {
+		r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("CopyToWorktree: %s not found in %s, skipped", p, repoRoot)})
+	}
+	for _, p := range wt.Copied {
+		src := filepath.Join(repoRoot, filepath.FromSlash(p))
 		r.status("copying %s into the sandbox", p)
 		if err := h.CopyIn(ctx, src, filepath.ToSlash(p)); err != nil {
 			return res, fmt.Errorf("moat: copy %s into the sandbox: %w", p, err)
 		}
 	}
-	r.status("making sure the agent (%s) is installed in the sandbox", o.Agent.Name())
-	if err := o.Agent.Ensure(ctx, h, func(line string) { r.status("%s", line) }); err != nil {
-		return res, fmt.Errorf("moat: %w", err)
-	}
+	// Hooks first: one may install what the agent's CLI needs (Node.js).
 	for _, hook := range o.Hooks.OnSandboxReady {
 		r.status("sandbox hook: %s", hook)
-		hr, err := h.Exec(ctx, hook, sandbox.ExecOptions{OnLine: func(l string) { r.status("  %s", l) }})
+		hctx, cancel := context.WithTimeout(ctx, hookTimeout)
+		hr, err := h.Exec(hctx, hook, sandbox.ExecOptions{OnLine: func(l string) { r.status("  %s", l) }})
+		cancel()
 		if err != nil {
 			return res, fmt.Errorf("moat: sandbox hook %q: %w", hook, err)
 		}
 		if hr.ExitCode != 0 {
 			return res, fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, lastLinesOf(hr.Stderr, 10))
 		}
+	}
+	r.status("making sure the agent (%s) is installed in the sandbox", o.Agent.Name())
+	ectx, cancel := context.WithTimeout(ctx, installTimeout)
+	err = o.Agent.Ensure(ectx, h, func(line string) { r.status("%s", line) })
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("moat: %w", err)
 	}
 
 	endSetup()
@@ -304,18 +360,24 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 
 		// The work so far comes home whatever happened to the agent.
 		r.status("syncing the agent's work out of the sandbox")
-		sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
 		endPhase = r.phase("sync out")
-		out, serr := gitsync.SyncOut(sctx, wt.Path, h, gitsync.Options{})
+		out, serr := r.syncOut(ctx, wt.Path, h)
 		endPhase()
-		cancel()
 		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, out.Commits)})
+		if out.PatchDir != "" {
+			reason := "the agent's work could not be applied in full"
+			if out.Failed != "" {
+				reason = "applying the agent's work failed at: " + out.Failed
+			}
+			if len(out.Replaced) > 0 {
+				reason += fmt.Sprintf("; the host's old versions of %d replaced file(s) are in replaced/", len(out.Replaced))
+			}
+			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir, Reason: reason, Fix: out.Recovery})
+		}
 		switch {
 		case serr != nil:
-			runErr = errors.Join(ierr, fmt.Errorf("moat: sync out: %w", serr))
+			runErr = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is deleted, so work it did not bring out is lost", serr))
 		case out.Failed != "":
-			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir,
-				Reason: "applying the agent's work failed at: " + out.Failed, Fix: out.Recovery})
 			runErr = errors.Join(ierr, fmt.Errorf("%w (%s); the patches are kept in %s", ErrSyncOut, out.Failed, out.PatchDir))
 		default:
 			runErr = ierr
@@ -333,13 +395,23 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	r.iter = 0
 	r.mu.Unlock()
 
+	if runErr == nil && ctx.Err() != nil {
+		runErr = fmt.Errorf("moat: %w before the merge", ctx.Err())
+	}
 	if runErr != nil {
-		// Do not merge a failed run into the user's branch; keep its branch.
-		if commits, cerr := wt.Commits(context.WithoutCancel(ctx)); cerr == nil && len(commits) > 0 && wt.Temp {
+		// A failed run is not merged into the user's branch; its commits
+		// stay on the run's branch, and the result says where.
+		commits, cerr := wt.Commits(context.WithoutCancel(ctx))
+		switch {
+		case cerr != nil:
+			r.emit(Event{Kind: EventWarning, Text: "listing the run's commits: " + cerr.Error()})
+		case wt.Temp && len(commits) > 0:
 			res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.Branch,
 				Reason: fmt.Sprintf("the run failed after %d commit(s); they were not merged into %s", len(commits), wt.TargetBranch),
 				Fix:    fmt.Sprintf("git merge %s   # if you want them", wt.Branch)})
 			wt.Keep()
+		case !wt.Temp:
+			res.Commits = toCommits(commits) // they are on the named branch
 		}
 		return res, runErr
 	}
@@ -347,27 +419,28 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	if wt.Temp {
 		r.status("merging into %s", wt.TargetBranch)
 		endPhase = r.phase("merge")
-		mr, merr := wt.Merge(ctx)
+		// Once started, a merge in the user's checkout is never killed half way.
+		mctx, cancel := cleanupCtx(ctx, 2*time.Minute)
+		mr, merr := wt.Merge(mctx)
+		cancel()
 		endPhase()
 		if merr != nil {
 			var conflict *worktree.MergeConflictError
 			if errors.As(merr, &conflict) {
-				res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.Branch, Reason: "merge conflict", Fix: conflict.Fix})
-				return res, fmt.Errorf("moat: %w: %v", ErrMergeConflict, merr)
+				res.Kept = append(res.Kept, Kept{What: "branch", Path: wt.Branch,
+					Reason: fmt.Sprintf("it conflicts with %s in %s", conflict.Target, strings.Join(conflict.Files, ", ")), Fix: conflict.Fix})
+				return res, fmt.Errorf("moat: %w: the run's commits conflict with %s in %s; they are kept on %s",
+					ErrMergeConflict, conflict.Target, strings.Join(conflict.Files, ", "), wt.Branch)
 			}
-			return res, fmt.Errorf("moat: merge: %w", merr)
+			return res, fmt.Errorf("moat: %w", merr)
 		}
-		for _, c := range mr.Commits {
-			res.Commits = append(res.Commits, Commit{SHA: c.SHA, Subject: c.Subject})
-		}
+		res.Commits = toCommits(mr.Commits)
 	} else {
 		commits, cerr := wt.Commits(ctx)
 		if cerr != nil {
 			return res, fmt.Errorf("moat: %w", cerr)
 		}
-		for _, c := range commits {
-			res.Commits = append(res.Commits, Commit{SHA: c.SHA, Subject: c.Subject})
-		}
+		res.Commits = toCommits(commits)
 	}
 	succeeded = true
 	return res, nil
@@ -397,9 +470,14 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 		signal    string
 		result    IterationResult
 		lastLines []string
+		lastSaid  string // the last error or result the agent reported
 	)
 	timer := time.AfterFunc(o.IdleTimeout, func() { cancel(ErrIdleTimeout) })
-	defer timer.Stop()
+	defer func() {
+		mu.Lock()
+		timer.Stop()
+		mu.Unlock()
+	}()
 	parser := o.Agent.NewParser()
 	onLine := func(line string) {
 		mu.Lock()
@@ -414,6 +492,8 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 			case agent.EventText, agent.EventResult:
 				if ev.Kind == agent.EventText {
 					r.emit(Event{Kind: EventText, Text: ev.Text})
+				} else {
+					lastSaid = ev.Text
 				}
 				text.WriteString(ev.Text)
 				text.WriteByte('\n')
@@ -424,6 +504,7 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 			case agent.EventUsage:
 				result.Usage = ev.Usage
 			case agent.EventError:
+				lastSaid = ev.Text
 				r.emit(Event{Kind: EventWarning, Text: "agent: " + ev.Text})
 			}
 		}
@@ -452,7 +533,14 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 		Env:          inv.Env,
 		Stdin:        strings.NewReader(inv.Stdin),
 		OnLine:       onLine,
-		OnStderrLine: func(l string) { r.emit(Event{Kind: EventStderr, Text: l}) },
+		OnStderrLine: func(l string) {
+			mu.Lock()
+			defer mu.Unlock()
+			r.emit(Event{Kind: EventStderr, Text: l})
+			if signal == "" {
+				timer.Reset(o.IdleTimeout) // any output shows the agent is alive
+			}
+		},
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -469,13 +557,61 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 		return result, "", fmt.Errorf("moat: running %s: %w", o.Agent.Name(), err)
 	}
 	if er.ExitCode != 0 {
+		// What the agent said about it beats raw lines: its stderr, else its
+		// last reported error or result, else the last stdout lines.
 		detail := strings.TrimSpace(lastLinesOf(er.Stderr, 20))
+		if detail == "" {
+			detail = strings.TrimSpace(lastSaid)
+		}
 		if detail == "" {
 			detail = strings.Join(lastLines, "\n")
 		}
 		return result, "", fmt.Errorf("moat: %w: %s exited with code %d:\n%s", ErrAgentFailed, o.Agent.Name(), er.ExitCode, detail)
 	}
 	return result, signal, nil
+}
+
+const (
+	hookTimeout    = 15 * time.Minute // one OnSandboxReady or OnWorktreeReady hook
+	installTimeout = 15 * time.Minute // installing the agent's CLI
+)
+
+// syncOut brings the agent's work out, trying a second time when the first
+// fails for transport reasons (a dropped connection): once the sandbox is
+// deleted, what was not brought out is gone.
+func (r *runner) syncOut(ctx context.Context, dir string, h sandbox.Handle) (gitsync.OutResult, error) {
+	var out gitsync.OutResult
+	var err error
+	for attempt := range 2 {
+		if attempt > 0 {
+			r.emit(Event{Kind: EventWarning, Text: "bringing the work out failed (" + err.Error() + "); trying again"})
+		}
+		sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
+		out, err = gitsync.SyncOut(sctx, dir, h, gitsync.Options{})
+		cancel()
+		if err == nil || out.PatchDir != "" || out.Failed != "" {
+			break
+		}
+	}
+	return out, err
+}
+
+func toCommits(cs []worktree.Commit) []Commit {
+	out := make([]Commit, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Commit{SHA: c.SHA, Subject: c.Subject})
+	}
+	return out
+}
+
+// kept reports whether the result already keeps what at path.
+func (res *RunResult) kept(what, path string) bool {
+	for _, k := range res.Kept {
+		if k.What == what && k.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 var promptArg = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
@@ -516,10 +652,13 @@ func lastLinesOf(s string, n int) string {
 
 // runHostHook runs a hook command on the host in dir, with a timeout.
 func runHostHook(ctx context.Context, dir, hook string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", hook)
 	cmd.Dir = dir
+	// A hook that leaves a background process holding its output must not
+	// hang the run.
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("moat: host hook %q failed: %w\n%s", hook, err, lastLinesOf(string(out), 10))

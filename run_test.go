@@ -315,17 +315,28 @@ func TestRunEndToEnd(t *testing.T) {
 		}},
 		{"IdleTimeout", func(t *testing.T, tg target) {
 			repo := newRepo(t)
-			o := runOpts(tg, repo, `say "thinking"; sleep 60`)
+			o := runOpts(tg, repo, `echo wip > wip.txt; commit "work before the stall"; say "thinking"; sleep 60`)
 			o.IdleTimeout = time.Second
 			start := time.Now()
-			_, err := moat.Run(t.Context(), o)
+			res, err := moat.Run(t.Context(), o)
 			if !errors.Is(err, moat.ErrIdleTimeout) {
 				t.Fatalf("Run: %v, want ErrIdleTimeout", err)
 			}
 			if d := time.Since(start); d > 30*time.Second {
 				t.Errorf("took %v", d)
 			}
-			assertClean(t, tg, repo)
+			var branch string
+			for _, k := range res.Kept {
+				if k.What == "branch" {
+					branch = k.Path
+				}
+			}
+			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "work before the stall" {
+				t.Errorf("the work synced out before the timeout is not kept: %+v", res.Kept)
+			}
+			if left := tg.leftover(); len(left) > 0 {
+				t.Errorf("sandboxes left: %v", left)
+			}
 		}},
 		{"CompletionTimeout", func(t *testing.T, tg target) {
 			repo := newRepo(t)
@@ -460,5 +471,52 @@ func TestRunOptions(t *testing.T) {
 	}
 	if b := git(t, repo, "branch", "--list", "moat/*"); b != "" {
 		t.Errorf("temporary branches left: %s", b)
+	}
+}
+
+// TestSecretsRedacted: an agent that prints its credentials does not put
+// them in events, the log file or the error.
+func TestSecretsRedacted(t *testing.T) {
+	repo := newRepo(t)
+	const secret = "sk-very-secret-1234"
+	var events strings.Builder
+	o := moat.RunOptions{
+		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(),
+		LogFile: filepath.Join(t.TempDir(), "run.log"),
+		Env:     map[string]string{"ANTHROPIC_API_KEY": secret},
+		Prompt:  `say "my key is $ANTHROPIC_API_KEY"; tool "echo $ANTHROPIC_API_KEY"; echo "stderr $ANTHROPIC_API_KEY" >&2; exit 1`,
+		OnEvent: func(e moat.Event) { events.WriteString(e.Text + e.ToolArg + "\n") },
+	}
+	res, err := moat.Run(t.Context(), o)
+	if err == nil {
+		t.Fatal("the agent failed; Run returned no error")
+	}
+	logged, _ := os.ReadFile(res.LogFile)
+	for what, text := range map[string]string{"events": events.String(), "log file": string(logged), "error": err.Error()} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the secret is in the %s:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(events.String(), "my key is [redacted]") {
+		t.Errorf("events do not show the redacted line:\n%s", events.String())
+	}
+	if st, err := os.Stat(res.LogFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("log file mode %v, %v; want 0600", st.Mode(), err)
+	}
+}
+
+// TestFailedNamedBranchRun: commits a failed run made are on its named
+// branch, and the result lists them.
+func TestFailedNamedBranchRun(t *testing.T) {
+	repo := newRepo(t)
+	res, err := moat.Run(t.Context(), moat.RunOptions{
+		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(), LogFile: "-", Branch: "feature",
+		Prompt: `echo a > a.txt; commit "landed before failing"; exit 2`,
+	})
+	if !errors.Is(err, moat.ErrAgentFailed) {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(res.Commits) != 1 || res.Commits[0].Subject != "landed before failing" || git(t, repo, "log", "-1", "--format=%s", "feature") != "landed before failing" {
+		t.Errorf("commits %+v", res.Commits)
 	}
 }
