@@ -58,10 +58,10 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 }
 
 type runner struct {
-	opts   RunOptions
-	res    *RunResult
-	mu     sync.Mutex // serialises events
-	log    *os.File
+	opts    RunOptions
+	res     *RunResult
+	mu      sync.Mutex // serialises events
+	log     *os.File
 	iter    int
 	prompt  string
 	secrets *strings.Replacer // RunOptions.Env values → [redacted]
@@ -530,9 +530,9 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 	}
 	r.status("running %s", o.Agent.Name())
 	er, err := h.Exec(ictx, inv.Cmd, sandbox.ExecOptions{
-		Env:          inv.Env,
-		Stdin:        strings.NewReader(inv.Stdin),
-		OnLine:       onLine,
+		Env:    inv.Env,
+		Stdin:  strings.NewReader(inv.Stdin),
+		OnLine: onLine,
 		OnStderrLine: func(l string) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -96,7 +96,7 @@ type Worktree struct {
 	merged    bool
 	closed    bool
 	keep      bool
-	inUse     func() // releases the named branch's in-use lock
+	inUse     func()             // releases the named branch's in-use lock
 	copies    map[string]fileSig // what CopyToWorktree wrote, by slash path
 }
 
