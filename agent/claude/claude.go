@@ -52,7 +52,15 @@ type Config struct {
 
 	// NPM is the npm command Ensure installs with; empty means "npm".
 	NPM string
+
+	// NativeInstallCommand is Claude Code's own installer, which Ensure
+	// runs when the sandbox has curl but no npm (it puts a native binary in
+	// $HOME/.local/bin). Empty means NativeInstaller; "none" disables it.
+	NativeInstallCommand string
 }
+
+// NativeInstaller is Anthropic's official installer for Claude Code.
+const NativeInstaller = "curl -fsSL https://claude.ai/install.sh | bash"
 
 // Agent is Claude Code. Create one with New.
 type Agent struct {
@@ -85,7 +93,18 @@ func (a *Agent) tool() npmcli.Tool {
 		Package: Package,
 		NPM:     a.cfg.NPM,
 		Install: a.cfg.InstallCommand,
+		Native:  a.native(),
 	}
+}
+
+func (a *Agent) native() string {
+	switch a.cfg.NativeInstallCommand {
+	case "":
+		return NativeInstaller
+	case "none":
+		return ""
+	}
+	return a.cfg.NativeInstallCommand
 }
 
 // Ensure finds claude in the sandbox (on PATH or in $HOME/.local/bin) and

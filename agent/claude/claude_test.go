@@ -1,6 +1,7 @@
 package claude
 
 import (
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -238,9 +239,30 @@ result "args=--print --verbose --output-format stream-json --dangerously-skip-pe
 func TestEnsureWithoutNPM(t *testing.T) {
 	t.Parallel()
 	h := agenttest.Sandbox(t)
-	err := New(Config{Binary: "moat-test-claude", NPM: "moat-no-such-npm"}).Ensure(agenttest.Context(t), h, nil)
+	err := New(Config{Binary: "moat-test-claude", NPM: "moat-no-such-npm", NativeInstallCommand: "none"}).Ensure(agenttest.Context(t), h, nil)
 	if err == nil || !strings.Contains(err.Error(), "Claude Code (moat-test-claude) is not installed in the sandbox, and moat installs it with npm") ||
 		!strings.Contains(err.Error(), "npm (moat-no-such-npm)") {
 		t.Errorf("Ensure: %v", err)
+	}
+}
+
+// Without npm but with curl (a fresh exe.dev VM), Ensure runs Claude Code's
+// own installer.
+func TestEnsureNativeInstallerWithoutNPM(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the native path needs curl in the sandbox, and the local sandbox shares the host's tools")
+	}
+	h := agenttest.Sandbox(t)
+	a := New(Config{Binary: "moat-test-claude", NPM: "moat-no-such-npm", NativeInstallCommand: fakeClaude("moat-test-claude")})
+	var progress []string
+	if err := a.Ensure(agenttest.Context(t), h, func(l string) { progress = append(progress, l) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) == 0 || progress[0] != "installing Claude Code (its official installer, as the sandbox has no npm)…" {
+		t.Errorf("progress:\n%s", strings.Join(progress, "\n"))
+	}
+	if !strings.Contains(NativeInstaller, "https://claude.ai/install.sh") {
+		t.Errorf("NativeInstaller = %q", NativeInstaller)
 	}
 }

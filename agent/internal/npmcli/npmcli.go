@@ -42,6 +42,11 @@ type Tool struct {
 	// in the work directory with $HOME/.local/bin on PATH; afterwards Binary
 	// must be found on PATH or in $HOME/.local/bin.
 	Install string
+
+	// Native, when set, is the vendor's own installer (a shell command), used
+	// when the sandbox has no npm but has curl: a fresh exe.dev VM has git,
+	// Go and Python but not necessarily Node.js.
+	Native string
 }
 
 func (t Tool) npm() string {
@@ -142,17 +147,22 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 	}
 
 	var nodeNPM string // "node v20.1.0, npm 10.2.0", for error messages
-	shown := t.shortInstallCommand()
+	shown, install, failedCmd := t.shortInstallCommand(), t.InstallCommand(), t.shortInstallCommand()
 	if t.Install == "" {
 		env, err := t.probe(ctx, h)
 		if err != nil {
 			return err
 		}
-		if !env.npm {
+		switch {
+		case env.npm:
+			nodeNPM = env.String()
+			shown = "npm install -g " + t.Package + ", into $HOME/.local"
+		case t.Native != "" && env.curl:
+			// No npm: the vendor's own installer, which needs only curl.
+			shown, install, failedCmd = "its official installer, as the sandbox has no npm", t.Native, t.Native
+		default:
 			return errors.New(t.missingNPM(env))
 		}
-		nodeNPM = env.String()
-		shown = "npm install -g " + t.Package + ", into $HOME/.local"
 	}
 	progress(fmt.Sprintf("installing %s (%s)…", t.Product, shown))
 	relay := func(line string) {
@@ -160,7 +170,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 			progress("  " + line)
 		}
 	}
-	res, err := h.Exec(ctx, PathAssignment+"\nexport PATH\n"+t.InstallCommand(), sandbox.ExecOptions{
+	res, err := h.Exec(ctx, PathAssignment+"\nexport PATH\n"+install, sandbox.ExecOptions{
 		Env:          map[string]string{"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
 		OnLine:       relay,
 		OnStderrLine: relay,
@@ -178,7 +188,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 			out = res.Stdout
 		}
 		return fmt.Errorf("installing %s failed: %s exited with code %d%s%s",
-			t.Product, t.shortInstallCommand(), res.ExitCode, ctxNote, tailBlock(out))
+			t.Product, failedCmd, res.ExitCode, ctxNote, tailBlock(out))
 	}
 
 	found, err = t.find(ctx, h)
@@ -243,7 +253,7 @@ func (t Tool) find(ctx context.Context, h sandbox.Handle) (found, error) {
 
 // nodeEnv says what the sandbox has for installing with npm.
 type nodeEnv struct {
-	node, npm               bool
+	node, npm, curl         bool
 	nodeVersion, npmVersion string
 }
 
@@ -263,7 +273,8 @@ func (t Tool) probe(ctx context.Context, h sandbox.Handle) (nodeEnv, error) {
 	npm := shell.Quote(t.npm())
 	script := PathAssignment + "\nexport PATH\n" +
 		"if command -v node >/dev/null 2>&1; then printf 'node %s\\n' \"$(node --version 2>/dev/null)\"; fi\n" +
-		"if command -v " + npm + " >/dev/null 2>&1; then printf 'npm %s\\n' \"$(" + npm + " --version 2>/dev/null)\"; fi\n"
+		"if command -v " + npm + " >/dev/null 2>&1; then printf 'npm %s\\n' \"$(" + npm + " --version 2>/dev/null)\"; fi\n" +
+		"if command -v curl >/dev/null 2>&1; then echo 'curl yes'; fi\n"
 	res, err := h.Exec(ctx, script, sandbox.ExecOptions{})
 	if err != nil {
 		return nodeEnv{}, fmt.Errorf("looking for Node.js and npm in the sandbox: %w", err)
@@ -276,6 +287,8 @@ func (t Tool) probe(ctx context.Context, h sandbox.Handle) (nodeEnv, error) {
 			e.node, e.nodeVersion = true, strings.TrimSpace(version)
 		case "npm":
 			e.npm, e.npmVersion = true, strings.TrimSpace(version)
+		case "curl":
+			e.curl = true
 		}
 	}
 	return e, nil
