@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,16 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	}
 	defer r.closeLog()
 	res, err := r.run(ctx)
+	if res != nil {
+		for i := range res.Commits {
+			res.Commits[i].Subject = r.redact(res.Commits[i].Subject)
+		}
+		for i, k := range res.Kept {
+			k.Reason, k.Fix = r.redact(k.Reason), r.redact(k.Fix)
+			res.Kept[i] = k
+			r.logf("kept %s %s: %s; to finish: %s", k.What, k.Path, k.Reason, k.Fix)
+		}
+	}
 	if err != nil {
 		if msg := r.redact(err.Error()); msg != err.Error() {
 			err = &redactedError{msg: msg, err: err}
@@ -105,11 +116,21 @@ func newRunner(o RunOptions) (*runner, error) {
 		o.Repo = wd
 	}
 	r := &runner{opts: o, res: &RunResult{}}
-	var pairs []string
+	// Output arrives line by line, so each line of a multi-line value (a
+	// PEM key) is a secret too; longest first, so no shorter value takes
+	// a bite out of a longer one.
+	var secrets []string
 	for _, v := range o.Env {
-		if len(v) >= 6 {
-			pairs = append(pairs, v, "[redacted]")
+		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
+			if part = strings.TrimSpace(part); len(part) >= 6 {
+				secrets = append(secrets, part)
+			}
 		}
+	}
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	var pairs []string
+	for _, v := range slices.Compact(secrets) {
+		pairs = append(pairs, v, "[redacted]")
 	}
 	if len(pairs) > 0 {
 		r.secrets = strings.NewReplacer(pairs...)
@@ -576,24 +597,13 @@ const (
 	installTimeout = 15 * time.Minute // installing the agent's CLI
 )
 
-// syncOut brings the agent's work out, trying a second time when the first
-// fails for transport reasons (a dropped connection): once the sandbox is
-// deleted, what was not brought out is gone.
+// syncOut brings the agent's work out under its own deadline: it runs
+// after a cancel or timeout too. It is not retried: a failure after git am
+// applied would apply the same commits twice.
 func (r *runner) syncOut(ctx context.Context, dir string, h sandbox.Handle) (gitsync.OutResult, error) {
-	var out gitsync.OutResult
-	var err error
-	for attempt := range 2 {
-		if attempt > 0 {
-			r.emit(Event{Kind: EventWarning, Text: "bringing the work out failed (" + err.Error() + "); trying again"})
-		}
-		sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
-		out, err = gitsync.SyncOut(sctx, dir, h, gitsync.Options{})
-		cancel()
-		if err == nil || out.PatchDir != "" || out.Failed != "" {
-			break
-		}
-	}
-	return out, err
+	sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
+	defer cancel()
+	return gitsync.SyncOut(sctx, dir, h, gitsync.Options{})
 }
 
 func toCommits(cs []worktree.Commit) []Commit {

@@ -483,8 +483,9 @@ func TestSecretsRedacted(t *testing.T) {
 	o := moat.RunOptions{
 		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(),
 		LogFile: filepath.Join(t.TempDir(), "run.log"),
-		Env:     map[string]string{"ANTHROPIC_API_KEY": secret},
-		Prompt:  `say "my key is $ANTHROPIC_API_KEY"; tool "echo $ANTHROPIC_API_KEY"; echo "stderr $ANTHROPIC_API_KEY" >&2; exit 1`,
+		Env: map[string]string{"ANTHROPIC_API_KEY": secret, "SHORTER": "sk-very",
+			"PEM": "-----BEGIN KEY-----\nline-one-of-the-key\nline-two-of-the-key\n-----END KEY-----"},
+		Prompt:  `say "my key is $ANTHROPIC_API_KEY"; tool "echo $ANTHROPIC_API_KEY"; echo "stderr $ANTHROPIC_API_KEY" >&2; printf '%s\n' "$PEM" >&2; exit 1`,
 		OnEvent: func(e moat.Event) { events.WriteString(e.Text + e.ToolArg + "\n") },
 	}
 	res, err := moat.Run(t.Context(), o)
@@ -493,8 +494,10 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	logged, _ := os.ReadFile(res.LogFile)
 	for what, text := range map[string]string{"events": events.String(), "log file": string(logged), "error": err.Error()} {
-		if strings.Contains(text, secret) {
-			t.Errorf("the secret is in the %s:\n%s", what, text)
+		for _, leak := range []string{secret, "-secret-1234", "line-one-of-the-key", "line-two-of-the-key"} {
+			if strings.Contains(text, leak) {
+				t.Errorf("%q is in the %s:\n%s", leak, what, text)
+			}
 		}
 	}
 	if !strings.Contains(events.String(), "my key is [redacted]") {

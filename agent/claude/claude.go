@@ -60,7 +60,9 @@ type Config struct {
 }
 
 // NativeInstaller is Anthropic's official installer for Claude Code.
-const NativeInstaller = "curl -fsSL https://claude.ai/install.sh | bash"
+// It is downloaded first and run after, so a failed download fails the
+// install (in "curl | bash", bash exits 0 on empty input).
+const NativeInstaller = `t=$(mktemp) && curl -fsSL https://claude.ai/install.sh -o "$t" && bash "$t"; rc=$?; rm -f "$t"; exit $rc`
 
 // Agent is Claude Code. Create one with New.
 type Agent struct {

@@ -25,6 +25,7 @@ package worktree
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -177,6 +178,7 @@ func Create(ctx context.Context, o Options) (*Worktree, error) {
 		if !w.Reused {
 			w.undo(context.WithoutCancel(ctx))
 		}
+		w.releaseInUse()
 		return nil, fmt.Errorf("worktree: copying into %s: %w", w.Path, err)
 	}
 	return w, nil
@@ -235,7 +237,8 @@ func (w *Worktree) create(ctx context.Context, repo hostgit.Repo, o Options) err
 	// A run holds its named branch until Close, so a second run on it fails
 	// here instead of sharing (and one day removing) the first one's worktree.
 	ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	release, lerr := hostgit.LockFile(ictx, filepath.Join(w.commonDir, "moat-inuse-"+sanitize(branch)+".lock"))
+	sum := sha256.Sum256([]byte(branch)) // distinct for feature/x and feature-x
+	release, lerr := hostgit.LockFile(ictx, filepath.Join(w.commonDir, "moat-inuse-"+hex.EncodeToString(sum[:8])+".lock"))
 	cancel()
 	if lerr != nil {
 		return fmt.Errorf("branch %s is in use by another moat run in this repository: wait for it to finish, or choose another branch", branch)

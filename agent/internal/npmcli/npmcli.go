@@ -197,7 +197,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 	}
 	if found.path == "" {
 		return fmt.Errorf("installing %s: %s succeeded, but %s is still not found on PATH or in $HOME/.local/bin",
-			t.Product, t.shortInstallCommand(), t.Binary)
+			t.Product, failedCmd, t.Binary)
 	}
 	progress(found.describe("installed " + t.Product))
 	return nil
