@@ -58,6 +58,12 @@ func (w *Worktree) copyIn(ctx context.Context, paths []string) error {
 			return fmt.Errorf("CopyToWorktree path %q is inside %s, which moat does not copy", p, first)
 		}
 		src := filepath.Join(w.Repo, rel)
+		// Git already carries tracked files; a copy of a locally changed one
+		// would reach the sandbox as an uncommitted change and clash with
+		// itself on the way back.
+		if tracked, _ := w.line(ctx, w.Repo, "ls-files", "--", filepath.ToSlash(rel)); tracked != "" {
+			return fmt.Errorf("CopyToWorktree path %q is tracked by git, which already brings it to the run: list only what git does not carry, such as .env or node_modules", p)
+		}
 		if _, err := os.Lstat(src); os.IsNotExist(err) {
 			w.CopySkipped = append(w.CopySkipped, p)
 			w.log("CopyToWorktree: %s does not exist in %s; skipped", p, w.Repo)

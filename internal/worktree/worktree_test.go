@@ -534,3 +534,18 @@ func TestNamedBranchInUse(t *testing.T) {
 	}
 	second.Close(ctx)
 }
+
+// TestCopyToWorktreeRefusesTracked: a tracked path is refused with a clear
+// reason, and nothing is left behind.
+func TestCopyToWorktreeRefusesTracked(t *testing.T) {
+	repo := newRepo(t)
+	files := git(t, repo, "ls-files")
+	first := strings.Split(files, "\n")[0]
+	_, err := Create(context.Background(), Options{Repo: repo, CopyToWorktree: []string{first}})
+	if err == nil || !strings.Contains(err.Error(), "is tracked by git") {
+		t.Fatalf("CopyToWorktree of tracked %q: %v", first, err)
+	}
+	if n := worktreeCount(t, repo); n != 1 {
+		t.Errorf("%d worktrees after the refused Create", n)
+	}
+}
