@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,9 @@ func targets(t *testing.T) []target {
 	t.Helper()
 	emu := exedevtest.NewServer(t)
 	srv := sshdtest.Start(t, sshdtest.Options{})
-	sshBase := "moat-e2e-" + strings.ReplaceAll(t.Name(), "/", "_")
+	// Unique per test process: another `go test` may use the same host user.
+	sshBase := fmt.Sprintf("moat-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(srv.HomeDir, sshBase)) })
 	return []target{
 		{"local", local.New(local.Config{}), func() []string { return nil }},
 		{"sshhost", sshhost.New(sshhost.Config{

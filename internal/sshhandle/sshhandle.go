@@ -18,7 +18,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +53,8 @@ type Handle struct {
 	env     map[string]string
 	cleanup func(ctx context.Context, h *Handle) error
 
+	id string // marks the processes of this sandbox (MOAT_SANDBOX_ID)
+
 	mu        sync.Mutex
 	closed    bool
 	closeOnce sync.Once
@@ -65,7 +69,9 @@ type Handle struct {
 // may use h.Run, which works after Close. cleanup may be nil.
 func New(conn SessionOpener, workDir string, env map[string]string, cleanup func(ctx context.Context, h *Handle) error) *Handle {
 	stop, stopAll := context.WithCancel(context.Background())
-	return &Handle{conn: conn, workDir: workDir, env: env, cleanup: cleanup, stop: stop, stopAll: stopAll}
+	id := make([]byte, 8)
+	rand.Read(id)
+	return &Handle{conn: conn, workDir: workDir, env: env, cleanup: cleanup, stop: stop, stopAll: stopAll, id: hex.EncodeToString(id)}
 }
 
 var _ sandbox.Handle = (*Handle)(nil)
@@ -135,6 +141,9 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("unset moat_script\n")
+	// Every process started here inherits the mark, so KillAll finds those
+	// that outlive their command (nohup, setsid, daemons).
+	fmt.Fprintf(&b, "export MOAT_SANDBOX_ID=%s\n", h.id)
 	fmt.Fprintf(&b, "cd %s || exit 1\n", shell.Quote(dir))
 	b.WriteString(shell.Exports(env))
 	if opts.Sudo {
@@ -473,6 +482,31 @@ func WriteTar(w io.Writer, hostPath, rootName string) error {
 // relative paths are taken from the login user's $HOME.
 const expandHome = `case "$MOAT_DIR" in "~") MOAT_DIR=$HOME ;; "~/"*) MOAT_DIR=$HOME/${MOAT_DIR#"~/"} ;; /*) ;; *) MOAT_DIR=$HOME/$MOAT_DIR ;; esac
 `
+
+// KillAll kills every process of the login user that carries this
+// handle's mark: what the sandbox's commands left running after they
+// ended. Linux hosts only (it reads /proc); elsewhere it does nothing.
+// Processes that changed user (sudo) or cleared their environment escape.
+func (h *Handle) KillAll(ctx context.Context) error {
+	script := `unset MOAT_SANDBOX_ID
+[ -d /proc/self ] || exit 0
+for d in /proc/[0-9]*; do
+	pid=${d#/proc/}
+	[ "$pid" = "$$" ] && continue
+	if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "MOAT_SANDBOX_ID=$MOAT_KILL_ID"; then
+		kill -s KILL "$pid" 2>/dev/null
+	fi
+done
+exit 0`
+	res, err := h.Run(ctx, script, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_KILL_ID": h.id}})
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("exit %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	if err != nil {
+		return fmt.Errorf("stopping the sandbox's leftover processes: %w", err)
+	}
+	return nil
+}
 
 // MakeDir makes dir on the remote side ("~" and relative paths are taken
 // from $HOME) and returns its absolute physical path. private makes it

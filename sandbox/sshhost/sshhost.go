@@ -1,7 +1,8 @@
 // Package sshhost makes sandboxes on any machine you can reach over SSH: a
 // devbox, a workstation, a VM you already have.
 //
-// Each sandbox is a fresh directory on that host, removed by Close. The
+// Each sandbox is a fresh directory on that host; Close removes it and
+// kills the processes its commands left running (on Linux hosts). The
 // host itself is the isolation boundary: commands run as the SSH user and
 // can touch whatever that user can, so point it at a machine (or account)
 // you are happy to let an agent use.
@@ -103,8 +104,14 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
 		defer p.conn.Release()
+		// The host outlives the sandbox: what its commands left running
+		// (a dev server started with nohup) goes too.
+		killErr := h.KillAll(ctx)
 		if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
 			return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+		}
+		if killErr != nil {
+			return fmt.Errorf("sshhost %s: %w", client.Addr(), killErr)
 		}
 		return nil
 	}

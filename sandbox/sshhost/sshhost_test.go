@@ -18,13 +18,20 @@ import (
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
+// sandboxBase is the test's WorkDir under the SSH user's home, named per
+// process too: several `go test` processes may share the host's test user.
+func sandboxBase(t *testing.T) string {
+	return fmt.Sprintf("sandboxes %s %d", strings.ReplaceAll(t.Name(), "/", "_"), os.Getpid())
+}
+
 func newProvider(t *testing.T, srv *sshdtest.Server) *sshhost.Provider {
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(srv.HomeDir, sandboxBase(t))) })
 	return sshhost.New(sshhost.Config{
 		Addr:           srv.Addr,
 		User:           srv.User,
 		IdentityFile:   srv.KeyFile,
 		KnownHostsFile: srv.KnownHostsFile,
-		WorkDir:        "~/sandboxes " + strings.ReplaceAll(t.Name(), "/", "_"),
+		WorkDir:        "~/" + sandboxBase(t),
 		SSH:            sshx.Config{SSHConfigFile: "none", AgentSocket: "none", HomeDir: t.TempDir()},
 	})
 }
@@ -32,7 +39,7 @@ func newProvider(t *testing.T, srv *sshdtest.Server) *sshhost.Provider {
 // leftovers lists what remains in the provider's WorkDir on the host.
 func leftovers(t *testing.T, srv *sshdtest.Server) []string {
 	t.Helper()
-	dir := filepath.Join(srv.HomeDir, "sandboxes "+strings.ReplaceAll(t.Name(), "/", "_"))
+	dir := filepath.Join(srv.HomeDir, sandboxBase(t))
 	entries, err := os.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
@@ -46,7 +53,8 @@ func leftovers(t *testing.T, srv *sshdtest.Server) []string {
 
 func TestConformance(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
-	t.Cleanup(func() { // runs after the suite's own Close
+	p := newProvider(t, srv)
+	t.Cleanup(func() { // runs after the suite's own Close, before newProvider's removal
 		if left := leftovers(t, srv); len(left) > 0 {
 			t.Errorf("sandbox directories left on the host after Close: %v", left)
 		}
@@ -58,7 +66,7 @@ func TestConformance(t *testing.T) {
 		}
 		opts.NoSudo = "the SSH test user cannot sudo: install sudo"
 	}
-	sandboxtest.RunWith(t, newProvider(t, srv), opts)
+	sandboxtest.RunWith(t, p, opts)
 }
 
 func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
@@ -125,5 +133,56 @@ func TestSecretsStayOffCommandLines(t *testing.T) {
 	}
 	if scans < 5 {
 		t.Fatalf("only %d scans of /proc", scans)
+	}
+}
+
+// TestCloseStopsLeftoverProcesses: a background process a command left
+// running on the host (nohup, a new session) is killed by Close, and one
+// of another sandbox is not.
+func TestCloseStopsLeftoverProcesses(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	p := newProvider(t, srv)
+	a, err := p.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	for h, secs := range map[sandbox.Handle]string{a: "4321.5", b: "4322.5"} {
+		if r, err := h.Exec(t.Context(), "nohup sleep "+secs+" >/dev/null 2>&1 & setsid sleep "+secs+" >/dev/null 2>&1 &", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+			t.Fatalf("start: %v %+v", err, r)
+		}
+	}
+	count := func(arg string) int {
+		n := 0
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range procs {
+			if b, _ := os.ReadFile(f); string(b) == "sleep\x00"+arg+"\x00" {
+				n++
+			}
+		}
+		return n
+	}
+	if count("4321.5") != 2 || count("4322.5") != 2 {
+		t.Fatalf("background sleeps: %d and %d, want 2 and 2", count("4321.5"), count("4322.5"))
+	}
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count("4321.5") > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := count("4321.5"); n != 0 {
+		t.Errorf("%d leftover processes of the closed sandbox still run", n)
+	}
+	if n := count("4322.5"); n != 2 {
+		t.Errorf("the other sandbox's processes: %d, want 2 untouched", n)
 	}
 }
