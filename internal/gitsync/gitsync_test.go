@@ -3,7 +3,6 @@ package gitsync
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,36 +15,12 @@ import (
 
 	"github.com/moatdev/moat/internal/worktree"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/local"
 )
 
-// TestMain makes host git hermetic: no system config, an empty global
-// config file that must still be empty at the end, a private HOME.
-func TestMain(m *testing.M) {
-	if _, err := exec.LookPath("git"); err != nil {
-		fmt.Fprintln(os.Stderr, "git is not installed")
-		os.Exit(1)
-	}
-	home, err := os.MkdirTemp("", "gitsync-test-home-")
-	if err != nil {
-		panic(err)
-	}
-	global := filepath.Join(home, "gitconfig")
-	if err := os.WriteFile(global, nil, 0o644); err != nil {
-		panic(err)
-	}
-	os.Setenv("HOME", home)
-	os.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	os.Setenv("GIT_CONFIG_GLOBAL", global)
-	code := m.Run()
-	if data, err := os.ReadFile(global); err != nil || len(data) != 0 {
-		fmt.Fprintf(os.Stderr, "the global git config was written: %q %v\n", data, err)
-		code = 1
-	}
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { hostgittest.Main(m) }
 
 var provider = local.New(local.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 

@@ -13,34 +13,10 @@ import (
 	"time"
 
 	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 )
 
-// TestMain makes git hermetic: no system config, an empty global config
-// file (checked at the end: moat must never write it), a private HOME.
-func TestMain(m *testing.M) {
-	if _, err := exec.LookPath("git"); err != nil {
-		fmt.Fprintln(os.Stderr, "git is not installed")
-		os.Exit(1)
-	}
-	home, err := os.MkdirTemp("", "worktree-test-home-")
-	if err != nil {
-		panic(err)
-	}
-	global := filepath.Join(home, "gitconfig")
-	if err := os.WriteFile(global, nil, 0o644); err != nil {
-		panic(err)
-	}
-	os.Setenv("HOME", home)
-	os.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	os.Setenv("GIT_CONFIG_GLOBAL", global)
-	code := m.Run()
-	if data, err := os.ReadFile(global); err != nil || len(data) != 0 {
-		fmt.Fprintf(os.Stderr, "the global git config was written: %q %v\n", data, err)
-		code = 1
-	}
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { hostgittest.Main(m) }
 
 func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()

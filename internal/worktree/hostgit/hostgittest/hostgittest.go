@@ -1,0 +1,38 @@
+// Package hostgittest makes git hermetic for a package's tests.
+package hostgittest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Main runs the tests with no system git config, an empty global config
+// file that must still be empty at the end (moat must never write the
+// user's global config), and a private HOME. Call it from TestMain.
+func Main(m *testing.M) {
+	if _, err := exec.LookPath("git"); err != nil {
+		fmt.Fprintln(os.Stderr, "git is not installed")
+		os.Exit(1)
+	}
+	home, err := os.MkdirTemp("", "moat-git-test-home-")
+	if err != nil {
+		panic(err)
+	}
+	global := filepath.Join(home, "gitconfig")
+	if err := os.WriteFile(global, nil, 0o644); err != nil {
+		panic(err)
+	}
+	os.Setenv("HOME", home)
+	os.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	os.Setenv("GIT_CONFIG_GLOBAL", global)
+	code := m.Run()
+	if data, err := os.ReadFile(global); err != nil || len(data) != 0 {
+		fmt.Fprintf(os.Stderr, "the global git config was written: %q %v\n", data, err)
+		code = 1
+	}
+	os.RemoveAll(home)
+	os.Exit(code)
+}
