@@ -191,12 +191,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var wt string
-			for _, k := range res.Kept {
-				if k.What == "worktree" {
-					wt = k.Path
-				}
-			}
+			wt := keptPath(res, "worktree")
 			if wt == "" {
 				t.Fatalf("uncommitted work was not kept: %+v", res.Kept)
 			}
@@ -328,12 +323,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if d := time.Since(start); d > 30*time.Second {
 				t.Errorf("took %v", d)
 			}
-			var branch string
-			for _, k := range res.Kept {
-				if k.What == "branch" {
-					branch = k.Path
-				}
-			}
+			branch := keptPath(res, "branch")
 			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "work before the stall" {
 				t.Errorf("the work synced out before the timeout is not kept: %+v", res.Kept)
 			}
@@ -363,12 +353,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if git(t, repo, "log", "-1", "--format=%s", "main") != "initial" {
 				t.Error("a failed run merged into main")
 			}
-			var branch string
-			for _, k := range res.Kept {
-				if k.What == "branch" {
-					branch = k.Path
-				}
-			}
+			branch := keptPath(res, "branch")
 			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "partial work" {
 				t.Errorf("the failed run's commit is not kept on a branch: %+v", res.Kept)
 			}
@@ -390,12 +375,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run: %v, want context.Canceled", err)
 			}
-			var branch string
-			for _, k := range res.Kept {
-				if k.What == "branch" {
-					branch = k.Path
-				}
-			}
+			branch := keptPath(res, "branch")
 			if branch == "" || git(t, repo, "log", "-1", "--format=%s", branch) != "before cancel" {
 				t.Errorf("work done before the cancel is lost: %+v", res.Kept)
 			}
@@ -525,4 +505,14 @@ func TestFailedNamedBranchRun(t *testing.T) {
 	if len(res.Commits) != 1 || res.Commits[0].Subject != "landed before failing" || git(t, repo, "log", "-1", "--format=%s", "feature") != "landed before failing" {
 		t.Errorf("commits %+v", res.Commits)
 	}
+}
+
+// keptPath is the path of what res kept of the given kind, "" if none.
+func keptPath(res *moat.RunResult, what string) string {
+	for _, k := range res.Kept {
+		if k.What == what {
+			return k.Path
+		}
+	}
+	return ""
 }
