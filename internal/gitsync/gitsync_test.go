@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,5 +456,40 @@ func TestStepTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+// countingHandle counts CopyOut calls: each is a round trip to the sandbox.
+type countingHandle struct {
+	sandbox.Handle
+	copyOuts atomic.Int32
+}
+
+func (c *countingHandle) CopyOut(ctx context.Context, sandboxPath, hostPath string) error {
+	c.copyOuts.Add(1)
+	return c.Handle.CopyOut(ctx, sandboxPath, hostPath)
+}
+
+// TestManyUntrackedFilesComeOutTogether: 200 untracked files come out in a
+// handful of round trips, not one each, with their content and modes.
+func TestManyUntrackedFilesComeOutTogether(t *testing.T) {
+	_, w, h := setup(t)
+	sx(t, h, `mkdir -p gen && i=0; while [ $i -lt 200 ]; do echo "file $i" > "gen/f $i.txt"; i=$((i+1)); done; printf '#!/bin/sh\n' > gen/tool.sh && chmod +x gen/tool.sh`)
+	ch := &countingHandle{Handle: h}
+	res, err := SyncOut(t.Context(), w.Path, ch, opts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Untracked) != 201 {
+		t.Fatalf("%d untracked files came out, want 201", len(res.Untracked))
+	}
+	if n := ch.copyOuts.Load(); n > 10 {
+		t.Errorf("%d CopyOut round trips for 201 files", n)
+	}
+	if read(t, w.Path, "gen/f 199.txt") != "file 199\n" {
+		t.Error("content wrong")
+	}
+	if fi, err := os.Stat(filepath.Join(w.Path, "gen", "tool.sh")); err != nil || fi.Mode()&0o100 == 0 {
+		t.Errorf("tool.sh lost its exec bit: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package gitsync
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -372,8 +373,15 @@ func (o *out) save(ctx context.Context, patchNames []string, size int64) error {
 		}
 		o.changes = true
 	}
+	fetched, err := o.fetchUntrackedTar(ctx)
+	if err != nil {
+		o.log("sync-out: bringing the untracked files out in one archive failed (%v); copying them one by one", err)
+	}
 	for _, f := range o.files {
 		dst := filepath.Join(o.dir, "untracked", filepath.FromSlash(f.rel))
+		if fetched[f.rel] {
+			continue
+		}
 		if f.kind == 'L' {
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
@@ -395,6 +403,79 @@ func (o *out) save(ctx context.Context, patchNames []string, size int64) error {
 		}
 	}
 	return nil
+}
+
+// fetchUntrackedTar brings the untracked regular files out as one tar
+// archive (one round trip instead of one per file, which matters over a
+// real network) and unpacks them under the patch dir. It returns the files
+// it saved; the caller copies the rest one by one, so a sandbox without GNU
+// tar still works.
+func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
+	want := map[string]byte{}
+	var list strings.Builder
+	for _, f := range o.files {
+		if f.kind != 'L' {
+			want[f.rel] = f.kind
+			list.WriteString(f.rel)
+			list.WriteByte(0)
+		}
+	}
+	if len(want) < 2 {
+		return nil, nil
+	}
+	archive := o.stmp + "/untracked.tar"
+	if _, err := o.run(ctx, "tar -c -f "+shell.Quote(archive)+" --null --no-recursion -T -", strings.NewReader(list.String())); err != nil {
+		return nil, err
+	}
+	local := filepath.Join(o.dir, "untracked.tar")
+	if err := o.copyOut(ctx, archive, local); err != nil {
+		return nil, err
+	}
+	defer os.Remove(local)
+	f, err := os.Open(local)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	got := map[string]bool{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return got, err
+		}
+		kind, ok := want[hdr.Name]
+		if !ok || hdr.Typeflag != tar.TypeReg || got[hdr.Name] {
+			continue // only the files asked for, each once, never a link
+		}
+		dst := filepath.Join(o.dir, "untracked", filepath.FromSlash(hdr.Name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return got, err
+		}
+		mode := fs.FileMode(0o644)
+		if kind == 'X' {
+			mode = 0o755
+		}
+		w, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if err != nil {
+			return got, err
+		}
+		_, err = io.Copy(w, tr)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Chmod(dst, mode)
+		}
+		if err != nil {
+			return got, err
+		}
+		got[hdr.Name] = true
+	}
+	return got, nil
 }
 
 // apply applies what was saved, step by step, stopping at the first
