@@ -334,7 +334,8 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("moat: %w", err)
 	}
-	endSetup := r.phase("setup")
+	endSetup := sync.OnceFunc(r.phase("setup"))
+	defer endSetup() // also when setup fails
 	for _, p := range wt.CopySkipped {
 		r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("CopyToWorktree: %s not found in %s, skipped", p, repoRoot)})
 	}
