@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
 // On systems without flock (Windows) the lock is the existence of a file made
 // with O_EXCL. A lock file left by a process that died is taken over once it
-// is older than staleAfter.
+// is older than staleAfter; a live holder refreshes it well before that.
 const (
 	lockName   = "moat-excl.lock"
 	staleAfter = 10 * time.Minute
@@ -24,7 +25,28 @@ func LockFile(ctx context.Context, path string) (func(), error) {
 		if err == nil {
 			fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().Format(time.RFC3339))
 			f.Close()
-			return func() { _ = os.Remove(path) }, nil
+			// A holder refreshes the file, so a lock held for a long run
+			// (a named branch's) is never taken for a dead one's.
+			stop := make(chan struct{})
+			go func() {
+				t := time.NewTicker(staleAfter / 4)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case now := <-t.C:
+						_ = os.Chtimes(path, now, now)
+					}
+				}
+			}()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					close(stop)
+					_ = os.Remove(path)
+				})
+			}, nil
 		}
 		if !errors.Is(err, os.ErrExist) {
 			return nil, err
