@@ -516,3 +516,40 @@ func keptPath(res *moat.RunResult, what string) string {
 	}
 	return ""
 }
+
+// TestConcurrentRuns: three runs at once on one repository all land their
+// commits on main (merges serialise behind moat's repository lock).
+func TestConcurrentRuns(t *testing.T) {
+	repo := newRepo(t)
+	p := local.New(local.Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			_, err := moat.Run(t.Context(), moat.RunOptions{
+				Repo: repo, Sandbox: p, Agent: fakeAgent(), LogFile: "-",
+				Prompt: fmt.Sprintf(`echo %d > run-%d.txt; commit "run %d"`, i, i, i),
+			})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	log := git(t, repo, "log", "--format=%s", "main")
+	for i := range 3 {
+		if !strings.Contains(log, fmt.Sprintf("run %d", i)) {
+			t.Errorf("run %d's commit is not on main:\n%s", i, log)
+		}
+	}
+	if st := git(t, repo, "status", "--porcelain"); st != "" {
+		t.Errorf("the checkout is dirty: %q", st)
+	}
+	if b := git(t, repo, "branch", "--list", "moat/*"); b != "" {
+		t.Errorf("temporary branches left: %s", b)
+	}
+}
