@@ -4,7 +4,6 @@ package exedevtest
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 )
@@ -24,25 +23,4 @@ func waitStatus(ps *os.ProcessState) exitInfo {
 		return exitInfo{code: 255}
 	}
 	return exitInfo{code: ps.ExitCode()}
-}
-
-type sandboxInfo struct{}
-
-type machine struct{}
-
-func (m *machine) stop() {}
-
-func probeSandbox(dir string, log *slog.Logger) *sandboxInfo { return nil }
-
-func (si *sandboxInfo) start(hostname, home, tmp string) (*machine, error) {
-	return nil, errors.ErrUnsupported
-}
-
-func (v *vm) sweep() {}
-
-func (v *vm) command(argv, env []string) *exec.Cmd {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Dir = v.home
-	return cmd
 }
