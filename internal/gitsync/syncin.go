@@ -60,9 +60,12 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bundle := filepath.Join(tmp, "repo.bundle")
-	// All branches and tags except other runs' temporary branches, plus
-	// HEAD (which may be detached or this run's temporary branch).
-	args := []string{"bundle", "create", "-q", bundle, "--exclude=refs/heads/moat/*", "--all", "HEAD"}
+	// All branches, tags and remote-tracking refs except other runs'
+	// temporary branches, plus HEAD (which may be detached or this run's
+	// temporary branch). Not --all: it also walks the HEADs of other
+	// worktrees, and a concurrent run removing its worktree makes that fail
+	// ("bad object worktrees/<name>/HEAD").
+	args := []string{"bundle", "create", "-q", bundle, "--exclude=moat/*", "--branches", "--tags", "--remotes", "HEAD"}
 	if strings.HasPrefix(branch, "moat/") {
 		args = append(args, "refs/heads/"+branch)
 	}
