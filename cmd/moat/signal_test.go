@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moatdev/moat/internal/execout"
 )
 
 // TestInterruptCleansUp sends Ctrl-C (SIGINT) to a real moat process in
@@ -26,8 +27,8 @@ func TestInterruptCleansUp(t *testing.T) {
 	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "local", "--agent", "command",
 		"--agent-cmd", `echo x > x.txt && git add x.txt && git commit -qm "before interrupt" && echo ready && sleep 100`, "-p", "go")
 	cmd.Env = append(os.Environ(), "TMPDIR="+sandboxes)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &execout.Capped{N: 1 << 20} // read while moat writes: must be safe
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
