@@ -18,7 +18,6 @@ package claude
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/moatdev/moat/agent"
@@ -122,11 +121,10 @@ func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
 	if strings.TrimSpace(prompt) == "" {
 		return agent.Invocation{}, errors.New("claude: the prompt is empty")
 	}
-	if err := checkValue("Model", a.cfg.Model); err != nil {
-		return agent.Invocation{}, err
-	}
-	if err := checkValue("Effort", a.cfg.Effort); err != nil {
-		return agent.Invocation{}, err
+	for _, f := range [][2]string{{"Model", a.cfg.Model}, {"Effort", a.cfg.Effort}} {
+		if err := npmcli.CheckOptionValue("claude", f[0], f[1]); err != nil {
+			return agent.Invocation{}, err
+		}
 	}
 	var b strings.Builder
 	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
@@ -142,18 +140,6 @@ func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
 		Stdin: prompt,
 		Env:   map[string]string{"IS_SANDBOX": "1"},
 	}, nil
-}
-
-// checkValue refuses option values the CLI would misread: one starting
-// with "-" would be taken for an option, and NUL cannot be in an argument.
-func checkValue(field, v string) error {
-	if strings.HasPrefix(v, "-") {
-		return fmt.Errorf("claude: %s %q starts with \"-\", which claude would read as an option", field, v)
-	}
-	if strings.ContainsRune(v, 0) {
-		return fmt.Errorf("claude: %s contains a NUL byte", field)
-	}
-	return nil
 }
 
 // NewParser returns a parser for claude's stream-json output.

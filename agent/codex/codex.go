@@ -95,12 +95,9 @@ func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
 	if strings.TrimSpace(prompt) == "" {
 		return agent.Invocation{}, errors.New("codex: the prompt is empty")
 	}
-	for _, f := range []struct{ name, v string }{{"Model", a.cfg.Model}, {"Effort", a.cfg.Effort}} {
-		if strings.HasPrefix(f.v, "-") {
-			return agent.Invocation{}, fmt.Errorf("codex: %s %q starts with \"-\", which codex would read as an option", f.name, f.v)
-		}
-		if strings.ContainsAny(f.v, "\x00\n\r") {
-			return agent.Invocation{}, fmt.Errorf("codex: %s contains a NUL byte or a line break", f.name)
+	for _, f := range [][2]string{{"Model", a.cfg.Model}, {"Effort", a.cfg.Effort}} {
+		if err := npmcli.CheckOptionValue("codex", f[0], f[1]); err != nil {
+			return agent.Invocation{}, err
 		}
 	}
 	var b strings.Builder

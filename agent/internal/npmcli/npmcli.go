@@ -333,3 +333,16 @@ func tailBlock(out string) string {
 	}
 	return ":\n  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
+
+// CheckOptionValue refuses a value for a CLI option (a model name, an
+// effort level) that the CLI would misread: one starting with "-" would be
+// taken for an option, and NUL or a line break has no place in one.
+func CheckOptionValue(cli, field, v string) error {
+	if strings.HasPrefix(v, "-") {
+		return fmt.Errorf("%s: %s %q starts with \"-\", which %s would read as an option", cli, field, v, cli)
+	}
+	if strings.ContainsAny(v, "\x00\n\r") {
+		return fmt.Errorf("%s: %s contains a NUL byte or a line break", cli, field)
+	}
+	return nil
+}
