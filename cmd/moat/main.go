@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,39 +15,150 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func main() {
+// Exit codes, documented in the README and `moat help exit-codes`.
+const (
+	exitOK          = 0   // success
+	exitFailure     = 1   // the command failed (run failed, checks failed, ...)
+	exitUsage       = 2   // bad flags, arguments or configuration
+	exitExecFailed  = 125 // moat exec: moat itself failed; CMD did not run or its status is unknown
+	exitInterrupted = 130 // interrupted by Ctrl-C or SIGTERM
+)
+
+func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// runMain runs moat with args and returns its exit code.
+func runMain(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	interrupted := make(chan struct{})
 	go func() {
 		// The first signal cancels: runs sync the agent's work out and
 		// delete their sandbox before moat exits. A second one quits now.
-		<-sigs
-		fmt.Fprintln(os.Stderr, "\nmoat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)")
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		close(interrupted)
+		fmt.Fprintln(stderr, "\nmoat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)")
 		cancel()
 		<-sigs
-		fmt.Fprintln(os.Stderr, "moat: quitting without cleaning up")
-		os.Exit(130)
+		fmt.Fprintln(stderr, "moat: quitting without cleaning up")
+		os.Exit(exitInterrupted)
 	}()
 	root := newRootCmd()
-	if err := root.ExecuteContext(ctx); err != nil {
-		msg := err.Error()
-		if !strings.HasPrefix(msg, "moat:") {
-			msg = "moat: " + msg
-		}
-		fmt.Fprintln(os.Stderr, msg)
-		os.Exit(1)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	wasInterrupted := false
+	select {
+	case <-interrupted:
+		wasInterrupted = true
+	default:
 	}
+	return reportError(stderr, err, wasInterrupted)
 }
+
+// reportError prints err for a person and returns the exit code for it.
+func reportError(stderr io.Writer, err error, interrupted bool) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			printError(stderr, ee.err)
+		}
+		return ee.code
+	}
+	if err == nil {
+		if interrupted {
+			return exitInterrupted
+		}
+		return exitOK
+	}
+	printError(stderr, err)
+	var ue *usageError
+	switch {
+	case interrupted:
+		return exitInterrupted
+	case errors.As(err, &ue):
+		return exitUsage
+	case strings.HasPrefix(err.Error(), "unknown command ") || strings.HasPrefix(err.Error(), "unknown shorthand flag") || strings.HasPrefix(err.Error(), "unknown flag"):
+		// cobra's own usage errors, which it does not type.
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func printError(w io.Writer, err error) {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "moat:") {
+		msg = "moat: " + msg
+	}
+	fmt.Fprintln(w, msg)
+}
+
+// exitError makes moat exit with code, after printing err when it is not
+// nil: how `moat exec` passes on its command's exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "moat",
-		Short:         "Run AI coding agents in isolated sandboxes and bring their commits home",
+		Use:   "moat",
+		Short: "Run AI coding agents in isolated sandboxes and bring their commits home",
+		Long: `moat runs an AI coding agent (Claude Code, Codex, or any command) in a fresh,
+isolated sandbox — an exe.dev microVM by default — syncs your repository in,
+and brings the agent's commits back to your branch. The sandbox is always
+deleted afterwards.
+
+Get started:
+  moat init                      # scaffold .moat/ (config, prompt, .env.example)
+  moat doctor                    # check git, SSH keys, exe.dev and credentials
+  moat run --sandbox emulator    # try it offline on the built-in exe.dev emulator
+  moat run                       # run the agent on exe.dev
+
+Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
+config), 130 interrupted; moat exec returns its command's status, or 125 when
+moat itself failed.`,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newDevCmd())
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w\nSee 'moat %s --help'.", err, strings.TrimPrefix(c.CommandPath(), "moat "))}
+	})
+	root.AddCommand(
+		newInitCmd(),
+		newRunCmd(),
+		newExecCmd(),
+		newSandboxCmd(),
+		newDoctorCmd(),
+		newVersionCmd(),
+		newDevCmd(),
+	)
 	return root
+}
+
+// usageArgs wraps a cobra argument check so its failure is a usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &usageError{fmt.Errorf("%w\nSee 'moat %s --help'.", err, strings.TrimPrefix(cmd.CommandPath(), "moat "))}
+		}
+		return nil
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -24,25 +25,32 @@ import (
 )
 
 type runOptions struct {
-	repo          string
-	sandbox       string
-	agent         string
-	model         string
-	agentCmd      string
-	prompt        string
-	promptFile    string
-	args          []string
-	env           []string
-	maxIterations int
-	branch        string
-	idleTimeout   time.Duration
-	copy          []string
+	repo              string
+	sandbox           string
+	agent             string
+	model             string
+	agentCmd          string
+	prompt            string
+	promptFile        string
+	args              []string
+	env               []string
+	maxIterations     int
+	branch            string
+	idleTimeout       time.Duration
+	completionTimeout time.Duration
+	copy              []string
+	jsonOut           bool
+	quiet             bool
+	logFile           string
 }
+
+// errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
+var errInterrupted = errors.New("interrupted")
 
 func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run (-p PROMPT | -f FILE) [flags]",
+		Use:   "run [-p PROMPT | -f FILE] [flags]",
 		Short: "Run an agent in a fresh sandbox and bring its commits home",
 		Long: `Creates one sandbox, syncs the repository into it, runs the agent for up to
 --max-iterations iterations (stopping early when it prints the completion
@@ -50,16 +58,35 @@ signal <promise>COMPLETE</promise>), brings its commits back and merges them
 into your checked-out branch (or keeps them on --branch). The sandbox is
 always deleted.
 
+Settings come from .moat/config.toml (see 'moat init'), then flags, which
+win. The prompt is -p, -f, or the config's prompt_file.
+
 Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
-defaults), emulator (the exe.dev emulator, in-process: no account, no
+config), emulator (the exe.dev emulator, in-process: no account, no
 network), local (a temp directory, inside bubblewrap when installed),
 ssh://[user@]host[:port] (a fresh directory on any SSH host).
 
-Credentials: the variables your agent needs (e.g. ANTHROPIC_API_KEY) are
-passed from your environment into the sandbox's, never on a command line.`,
-		Example: `  moat run --sandbox emulator --agent command --agent-cmd 'sh agent.sh' -p 'say hello'
-  moat run --sandbox exedev --agent claude -f prompt.md --max-iterations 5`,
-		Args: cobra.NoArgs,
+Credentials: the keys in .moat/.env (an empty value takes your
+environment's) and the agent's usual variables (ANTHROPIC_API_KEY,
+CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY) reach the sandbox's environment
+over SSH stdin — never a command line, a log, --json or an error message.
+
+Output: on a terminal, a status line and the agent's text and tool calls;
+in a pipe, the same as plain lines; --json, one JSON event per line on
+stdout ending with a "result" event (docs/json.md); -q, only what landed,
+what was kept, warnings and errors. A log is written to .moat/logs/.`,
+		Example: `  # Offline, on the built-in exe.dev emulator, with a scripted agent:
+  moat run --sandbox emulator --agent command --agent-cmd 'sh greeter.sh' -p 'say hello'
+
+  # Claude Code on exe.dev, the prompt from .moat/prompt.md, up to 5 iterations:
+  moat run --max-iterations 5
+
+  # Keep the commits on a branch instead of merging; a prompt template:
+  moat run --branch agent/fix-auth -f .moat/fix.md --arg ISSUE=42
+
+  # Machine-readable:
+  moat run --json -p 'fix the flaky test' | jq -c 'select(.type=="result")'`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRun(cmd, o) },
 	}
 	f := cmd.Flags()
@@ -75,18 +102,69 @@ passed from your environment into the sandbox's, never on a command line.`,
 	f.IntVar(&o.maxIterations, "max-iterations", 1, "most agent iterations")
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
-	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. .env (repeatable)")
+	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
+	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
+	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
+	f.StringVar(&o.logFile, "log-file", "", `write the run's log here (default .moat/logs/<time>.log; "-" for none)`)
+	registerCompletions(cmd)
 	return cmd
+}
+
+// resolve applies the project's config to the options the user did not
+// set on the command line: flags win, then .moat/config.toml, then defaults.
+func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
+	c := p.Config
+	set := cmd.Flags().Changed
+	str := func(dst *string, flag, cfg string) {
+		if !set(flag) && cfg != "" {
+			*dst = cfg
+		}
+	}
+	str(&o.sandbox, "sandbox", c.Sandbox)
+	str(&o.agent, "agent", c.Agent)
+	str(&o.model, "model", c.Model)
+	str(&o.agentCmd, "agent-cmd", c.AgentCmd)
+	str(&o.branch, "branch", c.Branch)
+	if o.prompt == "" && o.promptFile == "" && c.PromptFile != "" {
+		o.promptFile = p.path(c.PromptFile)
+	}
+	if !set("max-iterations") && c.MaxIterations > 0 {
+		o.maxIterations = c.MaxIterations
+	}
+	if !set("idle-timeout") && c.IdleTimeout.Duration > 0 {
+		o.idleTimeout = c.IdleTimeout.Duration
+	}
+	if !set("completion-timeout") && c.CompletionTimeout.Duration > 0 {
+		o.completionTimeout = c.CompletionTimeout.Duration
+	}
+	if !set("copy") {
+		o.copy = c.Copy
+	}
 }
 
 func runRun(cmd *cobra.Command, o runOptions) error {
 	ctx := cmd.Context()
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	ag, err := pickAgent(o)
+	if o.prompt != "" && o.promptFile != "" {
+		return usageErrorf("give -p PROMPT or -f FILE, not both")
+	}
+	if o.jsonOut && o.quiet {
+		return usageErrorf("--json and -q cannot be used together: --json already prints nothing but the event stream on stdout")
+	}
+	p, err := loadProject(ctx, o.repo)
 	if err != nil {
 		return err
 	}
-	env, err := parseEnv(o.env, ag)
+	o.resolve(cmd, p)
+	if o.prompt == "" && o.promptFile == "" {
+		return usageErrorf("no prompt: give -p PROMPT or -f FILE, or set prompt_file in .moat/config.toml ('moat init' writes .moat/prompt.md)")
+	}
+	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
+	if err != nil {
+		return err
+	}
+	env, warnings, err := sandboxEnv(p, o.env, ag.CredentialEnv())
 	if err != nil {
 		return err
 	}
@@ -94,88 +172,118 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 	for _, a := range o.args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return fmt.Errorf("--arg %q: want KEY=VALUE", a)
+			return usageErrorf("--arg %q: want KEY=VALUE", a)
 		}
 		promptArgs[k] = v
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, errOut)
+	mode := pickMode(o.jsonOut, o.quiet, out, errOut)
+	// With --json, stdout carries only the event stream; notices go to
+	// stderr (and vanish with -q).
+	notices := errOut
+	if mode == modeQuiet {
+		notices = io.Discard
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
+	}
+	provider, stop, err := pickSandbox(ctx, o.sandbox, p, notices)
 	if err != nil {
 		return err
 	}
 	defer stop()
 
+	printer := newRunPrinter(mode, out, errOut)
 	start := time.Now()
 	res, runErr := moat.Run(ctx, moat.RunOptions{
-		Repo:           o.repo,
-		Sandbox:        provider,
-		Agent:          ag,
-		Prompt:         o.prompt,
-		PromptFile:     o.promptFile,
-		PromptArgs:     promptArgs,
-		MaxIterations:  o.maxIterations,
-		Branch:         o.branch,
-		Env:            env,
-		IdleTimeout:    o.idleTimeout,
-		CopyToWorktree: o.copy,
-		OnEvent:        func(e moat.Event) { printEvent(out, errOut, e) },
+		Repo:              o.repo,
+		Sandbox:           provider,
+		Agent:             ag,
+		Prompt:            o.prompt,
+		PromptFile:        o.promptFile,
+		PromptArgs:        promptArgs,
+		MaxIterations:     o.maxIterations,
+		Branch:            o.branch,
+		Env:               env,
+		Hooks:             moat.Hooks{OnWorktreeReady: p.Config.Hooks.OnWorktreeReady, OnSandboxReady: p.Config.Hooks.OnSandboxReady},
+		IdleTimeout:       o.idleTimeout,
+		CompletionTimeout: o.completionTimeout,
+		CopyToWorktree:    o.copy,
+		LogFile:           o.logFile,
+		OnEvent:           printer.Event,
 	})
-	printSummary(out, res, time.Since(start), runErr)
+	if runErr != nil && ctx.Err() != nil {
+		runErr = fmt.Errorf("%w: %w", errInterrupted, runErr)
+	}
+	printer.Finish(res, time.Since(start), runErr)
 	return runErr
 }
 
-func pickAgent(o runOptions) (agent.Agent, error) {
-	switch o.agent {
+func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
+	switch name {
 	case "claude":
-		return claude.New(claude.Config{Model: o.model}), nil
+		return claude.New(claude.Config{Model: model}), nil
 	case "codex":
-		return codex.New(codex.Config{Model: o.model}), nil
+		return codex.New(codex.Config{Model: model}), nil
 	case "command":
-		if o.agentCmd == "" {
-			return nil, errors.New("--agent command needs --agent-cmd, the program to run (it reads the prompt on stdin)")
+		if agentCmd == "" {
+			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
 		}
-		return command.New(command.Config{Command: o.agentCmd}), nil
+		return command.New(command.Config{Command: agentCmd}), nil
 	}
-	return nil, fmt.Errorf("unknown agent %q: use claude, codex or command", o.agent)
+	return nil, usageErrorf("unknown agent %q: use claude, codex or command", name)
 }
 
-// parseEnv reads --env flags and adds the agent's credential variables that
-// are set in the environment. Values are never printed.
-func parseEnv(flags []string, ag agent.Agent) (map[string]string, error) {
-	env := map[string]string{}
-	for _, name := range ag.CredentialEnv() {
+// sandboxEnv is the sandbox's environment: the agent's credential
+// variables from the process environment, then the keys of .moat/.env,
+// then the config's env keys from the process environment, then --env
+// flags. Values are never printed; warnings name keys only.
+func sandboxEnv(p *project, flags []string, credentialKeys []string) (env map[string]string, warnings []string, err error) {
+	env = map[string]string{}
+	for _, name := range credentialKeys {
 		if v := os.Getenv(name); v != "" {
 			env[name] = v
 		}
 	}
+	maps.Copy(env, p.Env.Values)
+	for _, k := range p.Env.Missing {
+		warnings = append(warnings, fmt.Sprintf("%s is declared in .moat/.env with no value, and is not set in your environment; the sandbox will not have it", k))
+	}
+	for _, k := range p.Config.Env {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		} else {
+			warnings = append(warnings, fmt.Sprintf("%s (env in .moat/config.toml) is not set in your environment; the sandbox will not have it", k))
+		}
+	}
 	for _, e := range flags {
 		k, v, ok := strings.Cut(e, "=")
+		if k == "" {
+			return nil, nil, usageErrorf("--env %q: want KEY=VALUE or KEY", e)
+		}
 		if !ok {
 			val, set := os.LookupEnv(k)
 			if !set {
-				return nil, fmt.Errorf("--env %s: %s is not set in your environment (use --env %s=VALUE)", k, k, k)
+				return nil, nil, usageErrorf("--env %s: %s is not set in your environment (use --env %s=VALUE)", k, k, k)
 			}
 			v = val
 		}
-		if k == "" {
-			return nil, fmt.Errorf("--env %q: want KEY=VALUE or KEY", e)
-		}
 		env[k] = v
 	}
-	return env, nil
+	return env, warnings, nil
 }
 
-// pickSandbox returns the provider for --sandbox and a func that releases
-// what it started (the in-process emulator).
-func pickSandbox(ctx context.Context, spec string, errOut io.Writer) (sandbox.Provider, func(), error) {
+// pickSandbox returns the provider for spec and a func that releases what
+// it started (the in-process emulator).
+func pickSandbox(ctx context.Context, spec string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
 	switch {
 	case spec == "exedev":
-		return exedev.New(exedev.ConfigFromEnv()), func() {}, nil
+		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
 	case spec == "emulator":
 		srv, err := exedevtest.Start()
 		if err != nil {
 			return nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
 		}
-		fmt.Fprintf(errOut, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
+		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), func() { srv.Close() }, nil
 	case spec == "local":
 		return local.New(local.Config{}), func() {}, nil
@@ -186,68 +294,22 @@ func pickSandbox(ctx context.Context, spec string, errOut io.Writer) (sandbox.Pr
 			user, hostPart = hostPart[:i], hostPart[i+1:]
 		}
 		if hostPart == "" {
-			return nil, nil, fmt.Errorf("--sandbox %s: no host (want ssh://[user@]host[:port])", spec)
+			return nil, nil, usageErrorf("--sandbox %s: no host (want ssh://[user@]host[:port])", spec)
 		}
 		return sshhost.New(sshhost.Config{Addr: hostPart, User: user}), func() {}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
+	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
 }
 
-func printEvent(out, errOut io.Writer, e moat.Event) {
-	switch e.Kind {
-	case moat.EventStatus:
-		fmt.Fprintf(errOut, "· %s\n", e.Text)
-	case moat.EventIterationStart:
-		fmt.Fprintf(out, "── %s ──\n", e.Text)
-	case moat.EventText:
-		fmt.Fprintln(out, e.Text)
-	case moat.EventToolCall:
-		fmt.Fprintf(out, "  %s(%s)\n", e.Tool, e.ToolArg)
-	case moat.EventWarning:
-		fmt.Fprintf(errOut, "! %s\n", e.Text)
-	case moat.EventStderr:
-		fmt.Fprintf(errOut, "  [agent stderr] %s\n", e.Text)
+// registerCompletions completes the values of --sandbox and --agent.
+func registerCompletions(cmd *cobra.Command) {
+	if cmd.Flags().Lookup("sandbox") != nil {
+		cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions(
+			[]string{"exedev\texe.dev microVM", "emulator\tthe built-in exe.dev emulator", "local\ta local directory (bubblewrap)", "ssh://\tany SSH host"},
+			cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
 	}
-}
-
-func printSummary(w io.Writer, res *moat.RunResult, took time.Duration, runErr error) {
-	if res == nil {
-		return
-	}
-	fmt.Fprintf(w, "\n── summary (%s) ──\n", took.Round(100*time.Millisecond))
-	if len(res.Phases) > 0 {
-		var parts []string
-		for _, p := range res.Phases {
-			parts = append(parts, fmt.Sprintf("%s %s", p.Name, p.Duration.Round(time.Millisecond)))
-		}
-		fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
-	}
-	fmt.Fprintf(w, "iterations: %d", len(res.Iterations))
-	if res.CompletionSignal != "" {
-		fmt.Fprintf(w, " (completed: %s)", res.CompletionSignal)
-	}
-	fmt.Fprintln(w)
-	if len(res.Commits) > 0 {
-		fmt.Fprintf(w, "%d commit(s) landed on %s:\n", len(res.Commits), res.Branch)
-		for _, c := range res.Commits {
-			fmt.Fprintf(w, "  %.10s %s\n", c.SHA, c.Subject)
-		}
-	} else if runErr == nil {
-		fmt.Fprintf(w, "no commits (branch %s unchanged)\n", res.Branch)
-	}
-	for _, it := range res.Iterations {
-		if it.Usage != nil {
-			fmt.Fprintf(w, "tokens: %d in, %d out (cache: %d read, %d written)\n",
-				it.Usage.InputTokens, it.Usage.OutputTokens, it.Usage.CacheReadInputTokens, it.Usage.CacheCreationInputTokens)
-		}
-	}
-	for _, k := range res.Kept {
-		fmt.Fprintf(w, "kept %s %s: %s\n", k.What, k.Path, k.Reason)
-		if k.Fix != "" {
-			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", strings.ReplaceAll(k.Fix, "\n", "\n    "))
-		}
-	}
-	if res.LogFile != "" {
-		fmt.Fprintf(w, "log: %s\n", res.LogFile)
+	if cmd.Flags().Lookup("agent") != nil {
+		cmd.RegisterFlagCompletionFunc("agent", cobra.FixedCompletions(
+			[]string{"claude\tClaude Code", "codex\tOpenAI Codex CLI", "command\tany program (--agent-cmd)"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 }

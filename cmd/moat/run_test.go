@@ -76,7 +76,7 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", "--repo", repo, "--agent", "command", "-p", "x"}, "--agent command needs --agent-cmd"},
 		{[]string{"run", "--repo", repo, "--sandbox", "bogus", "--agent", "command", "--agent-cmd", "true", "-p", "x"}, `unknown sandbox "bogus"`},
 		{[]string{"run", "--repo", repo, "--agent", "gpt", "-p", "x"}, `unknown agent "gpt"`},
-		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true"}, "exactly one of Prompt and PromptFile"},
+		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true"}, "no prompt: give -p PROMPT or -f FILE"},
 		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true", "-p", "x", "--arg", "novalue"}, "want KEY=VALUE"},
 		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true", "-p", "x", "--env", "MOAT_SURELY_UNSET_VAR"}, "is not set in your environment"},
 		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "echo oops >&2; exit 4", "-p", "x"}, "exited with code 4"},

@@ -118,7 +118,7 @@ func TestTempFastForwardMergeAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex, _ := os.ReadFile(filepath.Join(repo, ".git", "info", "exclude"))
-	if strings.Count(string(ex), "/.moat/") != 1 {
+	if strings.Count(string(ex), "/.moat/worktrees/") != 1 || strings.Count(string(ex), "/.moat/.env") != 1 {
 		t.Fatalf("exclude file:\n%s", ex)
 	}
 	if branchExists(t, repo, w2.Branch) {

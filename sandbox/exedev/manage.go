@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/moatdev/moat/internal/sshx"
 )
 
 // VMInfo is one VM as the lobby's `ls --json` shows it.
@@ -100,3 +103,89 @@ func (p *Provider) Remove(ctx context.Context, names ...string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Account is the exe.dev account the SSH key belongs to, as the lobby's
+// `whoami --json` shows it.
+type Account struct {
+	Email string
+	Keys  []AccountKey
+}
+
+// AccountKey is one SSH key registered with the account.
+type AccountKey struct {
+	Name        string // e.g. "key-1"
+	PublicKey   string // authorized_keys format
+	Fingerprint string // "SHA256:…"
+	Current     bool   // the key this connection used
+}
+
+// CurrentKey returns the key the connection used, if the lobby said.
+func (a Account) CurrentKey() (AccountKey, bool) {
+	for _, k := range a.Keys {
+		if k.Current {
+			return k, true
+		}
+	}
+	return AccountKey{}, false
+}
+
+// Whoami asks the lobby which account the SSH key belongs to. A key that is
+// not registered gives an error matching ErrUnregistered.
+func (p *Provider) Whoami(ctx context.Context) (Account, error) {
+	lobby, err := p.acquireLobby()
+	if err != nil {
+		return Account{}, err
+	}
+	defer p.releaseLobby()
+	payload, err := runLobby(ctx, lobby, "whoami", "--json")
+	if err != nil {
+		return Account{}, err
+	}
+	return parseWhoami(payload)
+}
+
+func parseWhoami(payload []byte) (Account, error) {
+	var v struct {
+		Email   string `json:"email"`
+		SSHKeys []struct {
+			Name        string `json:"name"`
+			PublicKey   string `json:"public_key"`
+			Fingerprint string `json:"fingerprint"`
+			Current     bool   `json:"current"`
+		} `json:"ssh_keys"`
+	}
+	if err := json.Unmarshal(payload, &v); err != nil {
+		return Account{}, fmt.Errorf("exe.dev whoami: unreadable answer %q: %w", truncate(string(payload), 200), err)
+	}
+	a := Account{Email: v.Email}
+	for _, k := range v.SSHKeys {
+		a.Keys = append(a.Keys, AccountKey{Name: k.Name, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, Current: k.Current})
+	}
+	return a, nil
+}
+
+// Hold keeps one lobby connection for a series of calls (List, Remove,
+// Whoami) until release is called; without it each call makes its own
+// connection, and exe.dev drops bursts of new connections. It does not
+// dial; it fails only when the SSH setup cannot be used (e.g. a key file
+// that cannot be read).
+func (p *Provider) Hold() (release func(), err error) {
+	if _, err := p.acquireLobby(); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(p.releaseLobby) }, nil
+}
+
+// LobbySSHConfig is the SSH configuration the provider uses for the lobby:
+// host, user, keys (with ~/.ssh/id_exe preferred), known_hosts. For
+// diagnostics (sshx.Explain).
+func (p *Provider) LobbySSHConfig() sshx.Config {
+	c := p.sshConfig()
+	c.Host, c.User = p.cfg.Lobby, p.cfg.User
+	return c
+}
+
+// LobbySSHCommand is how a person reaches the provider's lobby with ssh,
+// e.g. "ssh exe.dev" or "ssh -p 2222 127.0.0.1".
+func (p *Provider) LobbySSHCommand() string { return p.lobbySSHCommand() }

@@ -233,25 +233,41 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 }
 
 // MoatDir is the directory moat keeps its files in, inside a repository's
-// main working tree; git ignores it through .git/info/exclude.
+// main working tree. Its working files are hidden from git through
+// .git/info/exclude; the rest (config.toml, prompt.md, made by moat init)
+// is the user's to commit.
 const MoatDir = ".moat"
 
-// excludeLine is the pattern that hides MoatDir from git.
-const excludeLine = "/" + MoatDir + "/"
+// excludeLines hide moat's working files from git: worktrees, saved
+// patches, logs, and the credentials file.
+var excludeLines = []string{
+	"/" + MoatDir + "/worktrees/",
+	"/" + MoatDir + "/patches/",
+	"/" + MoatDir + "/logs/",
+	"/" + MoatDir + "/.env",
+}
 
-// EnsureExcluded adds "/.moat/" to the repository's info/exclude unless it is
-// there already. The user's .gitignore is never touched. Callers that may run
-// concurrently hold Lock.
+// EnsureExcluded adds the lines hiding moat's working files to the
+// repository's info/exclude, those not there yet. The user's .gitignore is
+// never touched. Callers that may run concurrently hold Lock.
 func EnsureExcluded(commonDir string) error {
 	p := filepath.Join(commonDir, "info", "exclude")
 	data, err := os.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
+	have := map[string]bool{}
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.TrimSpace(strings.TrimSuffix(l, "\r")) == excludeLine {
-			return nil
+		have[strings.TrimSpace(strings.TrimSuffix(l, "\r"))] = true
+	}
+	var missing []string
+	for _, l := range excludeLines {
+		if !have[l] {
+			missing = append(missing, l)
 		}
+	}
+	if len(missing) == 0 {
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
@@ -260,7 +276,7 @@ func EnsureExcluded(commonDir string) error {
 	if err != nil {
 		return err
 	}
-	add := "# moat's working files (worktrees, saved patches)\n" + excludeLine + "\n"
+	add := "# moat's working files (worktrees, saved patches, logs, credentials)\n" + strings.Join(missing, "\n") + "\n"
 	if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 		add = "\n" + add
 	}

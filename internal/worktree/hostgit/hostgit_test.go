@@ -89,7 +89,7 @@ func TestLocateAndExclude(t *testing.T) {
 		}
 	}
 	data, _ := os.ReadFile(ex)
-	if strings.Count(string(data), "/.moat/") != 1 || !strings.HasPrefix(string(data), "*.tmp\n") {
+	if strings.Count(string(data), "/.moat/worktrees/\n") != 1 || strings.Count(string(data), "/.moat/.env\n") != 1 || !strings.HasPrefix(string(data), "*.tmp\n") {
 		t.Fatalf("exclude:\n%s", data)
 	}
 	bare := t.TempDir()

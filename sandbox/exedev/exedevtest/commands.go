@@ -602,7 +602,7 @@ var cmdLs = &command{
 						Region: "lcl", RegionDisplay: "Local emulator",
 						Image: displayImage(v.image), Tags: v.tagList(),
 						CPUs: v.cpu, Memory: v.mem, Disk: v.disk,
-						CreatedAt: v.created.UTC().Format(time.RFC3339),
+						CreatedAt: v.createdAt().UTC().Format(time.RFC3339),
 					})
 				}
 				return c.writeJSON(out)
@@ -616,7 +616,7 @@ var cmdLs = &command{
 				a := v.access()
 				if *long {
 					fmt.Fprintf(tw, "%s\trunning\t%s\t%s\t%s\t%s\n", v.name, displayImage(v.image),
-						sshCommand(a.dest, a.port), strings.Join(v.tagList(), ","), v.created.UTC().Format(time.RFC3339))
+						sshCommand(a.dest, a.port), strings.Join(v.tagList(), ","), v.createdAt().UTC().Format(time.RFC3339))
 				} else {
 					fmt.Fprintf(tw, "%s\trunning\t%s\n", v.name, sshCommand(a.dest, a.port))
 				}

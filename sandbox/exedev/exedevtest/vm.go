@@ -30,6 +30,7 @@ type vmSpec struct {
 type vm struct {
 	s *Server
 	vmSpec
+	// created changes only under s.mu (Backdate).
 	created time.Time
 	dir     string // host: the VM's private tree
 	home    string // host: the login user's home (/home/exedev inside)

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+)
+
+type execOptions struct {
+	repo      string
+	sandbox   string
+	env       []string
+	keep      bool
+	committed bool
+	quiet     bool
+}
+
+func newExecCmd() *cobra.Command {
+	var o execOptions
+	cmd := &cobra.Command{
+		Use:   "exec [flags] -- CMD [ARG...]",
+		Short: "Run a command in a fresh sandbox holding your repository",
+		Long: `Creates a fresh sandbox, syncs the repository into it (with your
+uncommitted changes and untracked files, unless --committed), runs CMD
+there with its output streamed, and deletes the sandbox. moat exits with
+CMD's exit status; 125 when moat itself failed (CMD did not run, or its
+status is unknown), 130 when interrupted.
+
+One argument is run as a shell command line; several are quoted and run as
+one command. The sandbox gets the keys of .moat/.env and --env, like a run.
+With --keep the sandbox is left running and moat prints how to reach it.`,
+		Example: `  # Run the tests in a clean exe.dev VM:
+  moat exec -- go test ./...
+
+  # A shell pipeline, on the built-in emulator, committed state only:
+  moat exec --sandbox emulator --committed -- 'make build && ls -l bin'
+
+  # Keep the VM to look around afterwards:
+  moat exec --keep -- npm ci`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error { return runExec(cmd, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
+	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
+	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
+	f.BoolVar(&o.committed, "committed", false, "sync only committed state (HEAD), not your uncommitted changes")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the command's output and errors")
+	registerCompletions(cmd)
+	return cmd
+}
+
+func runExec(cmd *cobra.Command, o execOptions, args []string) error {
+	ctx := cmd.Context()
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return &exitError{code: exitInterrupted, err: err}
+		}
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return &exitError{code: exitExecFailed, err: err}
+	}
+	p, err := loadProject(ctx, o.repo)
+	if err != nil {
+		return fail(err)
+	}
+	if !cmd.Flags().Changed("sandbox") && p.Config.Sandbox != "" {
+		o.sandbox = p.Config.Sandbox
+	}
+	env, warnings, err := sandboxEnv(p, o.env, nil)
+	if err != nil {
+		return fail(err)
+	}
+	notices := errOut
+	if o.quiet {
+		notices = io.Discard
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(notices, "moat: warning: %s\n", w)
+	}
+	provider, stop, err := pickSandbox(ctx, o.sandbox, p, notices)
+	if err != nil {
+		return fail(err)
+	}
+	defer stop()
+	if o.keep && o.sandbox == "emulator" {
+		fmt.Fprintln(notices, "moat: warning: --keep with --sandbox emulator: the emulator stops when moat exits, and the VM with it; use 'moat dev exedev' and --sandbox exedev to keep one")
+	}
+
+	command := args[0]
+	if len(args) > 1 {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = shell.Quote(a)
+		}
+		command = strings.Join(quoted, " ")
+	}
+	var stdin io.Reader
+	if f, ok := cmd.InOrStdin().(*os.File); !ok || !isTerminal(f) {
+		// Piped input goes to the command; a terminal does not (no TTY in
+		// the sandbox, and the command would wait on it forever).
+		stdin = cmd.InOrStdin()
+	}
+	start := time.Now()
+	res, err := moat.Exec(ctx, moat.ExecOptions{
+		Repo: o.repo, Sandbox: provider, Command: command, Env: env,
+		Stdin: stdin, Stdout: out, Stderr: errOut,
+		CommittedOnly: o.committed, Keep: o.keep,
+		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", s) },
+	})
+	if res != nil && res.Sandbox != nil {
+		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox))
+	}
+	if err != nil {
+		return fail(redactEnv(err, env))
+	}
+	if !o.quiet {
+		fmt.Fprintf(errOut, "· the command exited %d (%s in all)\n", res.ExitCode, time.Since(start).Round(100*time.Millisecond))
+	}
+	if res.ExitCode != 0 {
+		return &exitError{code: res.ExitCode}
+	}
+	return nil
+}
+
+// keptSandboxHelp says how to reach a sandbox left running by --keep.
+func keptSandboxHelp(h sandbox.Handle, spec string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "moat: kept the sandbox; the repository is in %s\n", h.WorkDir())
+	if eh, ok := h.(*exedev.Handle); ok {
+		vm := eh.VM()
+		dest := vm.SSHHost
+		if vm.SSHUser != "" {
+			dest = vm.SSHUser + "@" + dest
+		}
+		port := ""
+		if vm.SSHPort != 0 && vm.SSHPort != 22 {
+			port = fmt.Sprintf("-p %d ", vm.SSHPort)
+		}
+		fmt.Fprintf(&b, "  reach it:   ssh %s%s\n", port, dest)
+		fmt.Fprintf(&b, "  remove it:  moat sandbox rm %s\n", vm.Name)
+		return b.String()
+	}
+	if host, ok := strings.CutPrefix(spec, "ssh://"); ok {
+		fmt.Fprintf(&b, "  reach it:   ssh %s, then cd %s\n", host, shell.Quote(h.WorkDir()))
+		fmt.Fprintf(&b, "  remove it:  ssh %s rm -rf %s\n", host, shell.Quote(h.WorkDir()))
+		return b.String()
+	}
+	fmt.Fprintf(&b, "  reach it:   cd %s\n", shell.Quote(h.WorkDir()))
+	fmt.Fprintf(&b, "  remove it:  rm -rf %s\n", shell.Quote(h.WorkDir()))
+	return b.String()
+}
+
+// redactEnv hides the sandbox's environment values in err's message.
+func redactEnv(err error, env map[string]string) error {
+	msg := err.Error()
+	for _, v := range env {
+		if len(v) >= 6 {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

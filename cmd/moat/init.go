@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
+)
+
+type initOptions struct {
+	repo     string
+	sandbox  string
+	agent    string
+	model    string
+	agentCmd string
+	force    bool
+	yes      bool
+	// isTerminal says whether init may ask questions: stdin and stdout
+	// are both terminals. Tests replace it.
+	isTerminal func(in io.Reader, out io.Writer) bool
+}
+
+func newInitCmd() *cobra.Command { return newInitCmdWith(stdioIsTerminal) }
+
+func newInitCmdWith(isTerminal func(io.Reader, io.Writer) bool) *cobra.Command {
+	o := initOptions{isTerminal: isTerminal}
+	cmd := &cobra.Command{
+		Use:   "init [flags]",
+		Short: "Scaffold .moat/ in this repository: config, prompt, .env.example",
+		Long: `Writes, in the repository holding the working directory (or --repo):
+
+  .moat/config.toml    settings for moat run: sandbox, agent, model, and every
+                       other key commented out with its default
+  .moat/prompt.md      a starting prompt; put your task in it
+  .moat/.env.example   the credentials your agent needs; copy it to .moat/.env
+  .moat/.gitignore     keeps .env, logs/, worktrees/ and patches/ out of git
+
+On a terminal it asks for the sandbox, the agent and the model (Enter takes
+the default in brackets); flags answer the questions in advance, and --yes
+takes the defaults for the rest. Elsewhere (a script, CI) the flags alone
+decide. It refuses to overwrite these files unless given --force; the rest
+of .moat/ (logs, worktrees) is never touched.`,
+		Example: `  moat init                                  # asks on a terminal
+  moat init -y                               # exe.dev and Claude Code, no questions
+  moat init --sandbox emulator --agent command --agent-cmd 'sh agent.sh'
+  moat init --agent codex --model gpt-5-codex --force`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", "", "the repository (default: the one holding the working directory)")
+	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
+	f.StringVar(&o.model, "model", "", `model for claude or codex ("": the agent's default)`)
+	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (it reads the prompt on stdin)")
+	f.BoolVar(&o.force, "force", false, "overwrite the files if they exist")
+	f.BoolVarP(&o.yes, "yes", "y", false, "ask nothing: take the defaults for what the flags do not set")
+	registerCompletions(cmd)
+	return cmd
+}
+
+// stdioIsTerminal reports whether in and out are both terminals.
+func stdioIsTerminal(in io.Reader, out io.Writer) bool {
+	fin, ok1 := in.(*os.File)
+	fout, ok2 := out.(*os.File)
+	return ok1 && ok2 && term.IsTerminal(int(fin.Fd())) && term.IsTerminal(int(fout.Fd()))
+}
+
+// initFile is one file init writes.
+type initFile struct {
+	rel     string // relative to the repository root
+	content string
+}
+
+func runInit(cmd *cobra.Command, o initOptions) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	changed := cmd.Flags().Changed
+
+	// Flags first: a bad one is a usage error before anything is asked.
+	if err := config.CheckSandbox(o.sandbox); err != nil {
+		return usageErrorf("--sandbox %q: %v", o.sandbox, err)
+	}
+	if err := checkInitAgent(o.agent); err != nil {
+		return usageErrorf("--agent %q: %v", o.agent, err)
+	}
+	interactive := !o.yes && o.isTerminal != nil && o.isTerminal(cmd.InOrStdin(), out)
+	if o.agentCmd != "" && changed("agent") && o.agent != "command" {
+		return usageErrorf("--agent-cmd is for --agent command, not --agent %s", o.agent)
+	}
+	if o.agentCmd != "" && !changed("agent") {
+		o.agent = "command" // --agent-cmd alone says which agent
+	}
+	if o.agent == "command" && o.agentCmd == "" && !interactive {
+		return usageErrorf("--agent command needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'")
+	}
+
+	dir := o.repo
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		dir = wd
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageErrorf("--repo %s: no such directory", dir)
+	}
+	repo, err := hostgit.Locate(ctx, 30*time.Second, dir)
+	if err != nil {
+		if hostgit.ExitCode(err) == 128 {
+			return fmt.Errorf("%s is not inside a git repository: moat works on a git repository; run `git init` first (or pass --repo DIR)", dir)
+		}
+		return err
+	}
+	root := repo.TopLevel
+
+	files := []initFile{{rel: config.File}, {rel: ".moat/prompt.md"}, {rel: ".moat/.env.example"}, {rel: ".moat/.gitignore"}}
+	var existing []string
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(f.rel))); err == nil {
+			existing = append(existing, f.rel)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if len(existing) > 0 && !o.force {
+		if len(existing) == 1 {
+			return fmt.Errorf("%s already exists in %s; moat init --force overwrites it (and the other files init writes; the rest of .moat/ is left alone)", existing[0], root)
+		}
+		return fmt.Errorf("%s already exist in %s; moat init --force overwrites them (the rest of .moat/ is left alone)", strings.Join(existing, ", "), root)
+	}
+
+	if interactive {
+		a := asker{in: bufio.NewReader(cmd.InOrStdin()), out: out}
+		fmt.Fprintf(out, "Setting up moat in %s. Enter takes the [default].\n", root)
+		fmt.Fprintln(out, "Sandboxes: exedev runs the agent in a fresh exe.dev VM; emulator is moat's")
+		fmt.Fprintln(out, "offline stand-in for it; local is a temporary directory (bubblewrap);")
+		fmt.Fprintln(out, "ssh://... is a fresh directory on any SSH host.")
+		if !changed("sandbox") {
+			if o.sandbox, err = a.ask("Sandbox (exedev, emulator, local, ssh://[user@]host[:port])", o.sandbox, config.CheckSandbox); err != nil {
+				return err
+			}
+		}
+		if !changed("agent") && o.agentCmd == "" {
+			if o.agent, err = a.ask("Agent (claude, codex, command)", o.agent, checkInitAgent); err != nil {
+				return err
+			}
+		}
+		if o.agent == "command" && o.agentCmd == "" {
+			nonEmpty := func(s string) error {
+				if s == "" {
+					return errors.New("the agent command is needed, such as sh agent.sh")
+				}
+				return nil
+			}
+			if o.agentCmd, err = a.ask("Agent command (it reads the prompt on stdin)", "", nonEmpty); err != nil {
+				return err
+			}
+		}
+		if o.agent != "command" && !changed("model") {
+			if o.model, err = a.ask("Model (empty for the agent's default)", o.model, nil); err != nil {
+				return err
+			}
+		}
+	}
+
+	files[0].content = config.Template(config.TemplateOptions{Sandbox: o.sandbox, Agent: o.agent, Model: o.model, AgentCmd: o.agentCmd})
+	files[1].content = initPrompt
+	files[2].content = envExample(o.agent)
+	files[3].content = initGitignore
+
+	moatDir := filepath.Join(root, ".moat")
+	if err := os.MkdirAll(moatDir, 0o755); err != nil {
+		return err
+	}
+	var written []string
+	for _, f := range files {
+		if err := writeInitFile(filepath.Join(root, filepath.FromSlash(f.rel)), f.content); err != nil {
+			if len(written) > 0 {
+				return fmt.Errorf("%w (after writing %s; run moat init --force to write them all again)", err, strings.Join(written, ", "))
+			}
+			return err
+		}
+		written = append(written, f.rel)
+	}
+	if interactive {
+		fmt.Fprintln(out)
+	}
+	printInitDone(out, root, o, existing)
+	return nil
+}
+
+func checkInitAgent(s string) error {
+	switch s {
+	case "claude", "codex", "command":
+		return nil
+	}
+	return errors.New(`want "claude", "codex" or "command"`)
+}
+
+// asker asks questions on a terminal.
+type asker struct {
+	in  *bufio.Reader
+	out io.Writer
+}
+
+// ask prints the question with its default and reads an answer until
+// check (when set) accepts it. An empty answer is the default.
+func (a asker) ask(question, def string, check func(string) error) (string, error) {
+	for {
+		fmt.Fprintf(a.out, "%s [%s]: ", question, def)
+		line, err := a.in.ReadString('\n')
+		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+			fmt.Fprintln(a.out)
+			if errors.Is(err, io.EOF) {
+				return "", errors.New("init: no answer (input ended); nothing was written. Run moat init --yes to take the defaults")
+			}
+			return "", err
+		}
+		answer := strings.TrimSpace(line)
+		if answer == "" {
+			answer = def
+		}
+		if check == nil {
+			return answer, nil
+		}
+		if err := check(answer); err != nil {
+			fmt.Fprintf(a.out, "  %q: %v; try again.\n", answer, err)
+			continue
+		}
+		return answer, nil
+	}
+}
+
+// writeInitFile writes path with mode 0644 whatever the umask, replacing
+// it at once: through a temporary file in the same directory.
+func writeInitFile(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".moat-init-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func printInitDone(out io.Writer, root string, o initOptions, overwritten []string) {
+	verb := "Wrote"
+	if len(overwritten) > 0 {
+		verb = "Wrote (overwriting " + strings.Join(overwritten, ", ") + ")"
+	}
+	what := "agent " + o.agent
+	if o.model != "" && o.agent != "command" {
+		what += ", model " + o.model
+	}
+	fmt.Fprintf(out, "%s in %s:\n", verb, root)
+	fmt.Fprintf(out, "  .moat/config.toml    sandbox %s, %s, max_iterations %d\n", o.sandbox, what, config.DefaultMaxIterations)
+	fmt.Fprintf(out, "  .moat/prompt.md      the prompt: put your task in it\n")
+	fmt.Fprintf(out, "  .moat/.env.example   the credentials the agent needs\n")
+	fmt.Fprintf(out, "  .moat/.gitignore     keeps .env, logs/, worktrees/ and patches/ out of git\n")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "Next:")
+	fmt.Fprintln(out, "  1. Describe the task in .moat/prompt.md.")
+	fmt.Fprintln(out, "  2. Give the agent its credentials:")
+	fmt.Fprintln(out, "       cp .moat/.env.example .moat/.env && chmod 600 .moat/.env")
+	switch o.agent {
+	case "claude":
+		fmt.Fprintln(out, "     and fill in CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or ANTHROPIC_API_KEY.")
+	case "codex":
+		fmt.Fprintln(out, "     and fill in OPENAI_API_KEY.")
+	default:
+		fmt.Fprintln(out, "     and list what your agent command needs.")
+	}
+	fmt.Fprintln(out, "  3. Check the setup: moat doctor")
+	fmt.Fprintln(out, "  4. Try moat offline, on the built-in exe.dev emulator with a stand-in agent")
+	fmt.Fprintln(out, "     (its commit lands on the branch moat/try):")
+	fmt.Fprintln(out, "       moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try \\")
+	fmt.Fprintln(out, `         --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`)
+	fmt.Fprintln(out, "  5. Run the agent: moat run")
+}
+
+const initGitignore = `# moat's local files: credentials and run output stay out of git.
+.env
+logs/
+worktrees/
+patches/
+`
+
+const initPrompt = `# Task
+
+TODO: replace this line with the task: what to change, where, and how to
+tell it is done.
+
+# How to work
+
+You are in a git repository, in a sandbox. Only your commits come back:
+work you do not commit is lost. Your commits will land on {{TARGET_BRANCH}}.
+
+1. Read the code involved before changing it.
+2. Work in small steps. After each step, run the tests (and the build or
+   linters the repository uses) and fix what fails.
+3. Commit each step with ` + "`git commit`" + `, with a clear message saying what
+   changed and why. Do not push, and do not rewrite earlier commits.
+4. You may be run again on this prompt, with your earlier commits in
+   place: check the git log first, and carry on from there.
+
+When the whole task is done, the tests pass and everything is committed,
+print exactly this line, and only then:
+
+<promise>COMPLETE</promise>
+`
+
+// envExample is .moat/.env.example with agent's credentials first and
+// uncommented (with empty values), the others commented out.
+func envExample(agent string) string {
+	var b strings.Builder
+	b.WriteString(`# Credentials for the sandbox. Copy this file to .moat/.env and fill it in:
+#
+#   cp .moat/.env.example .moat/.env && chmod 600 .moat/.env
+#
+# .moat/.env is ignored by git (see .moat/.gitignore); never commit it.
+# Only the keys listed in .moat/.env are passed into the sandbox (besides
+# your agent's own credential variable when it is set in your environment).
+# A key with an empty value (KEY=) takes its value from your environment
+# when moat runs. Values reach the sandbox over SSH, never on a command
+# line, in a log or in git.
+`)
+	claude := `
+# Claude Code: a long-lived token from ` + "`claude setup-token`" + ` (for a Claude
+# subscription), or instead an API key from console.anthropic.com.
+CLAUDE_CODE_OAUTH_TOKEN=
+# ANTHROPIC_API_KEY=
+`
+	codex := `
+# Codex: an API key from platform.openai.com.
+OPENAI_API_KEY=
+`
+	comment := func(s string) string {
+		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+		for i, l := range lines {
+			if l != "" && !strings.HasPrefix(l, "#") {
+				lines[i] = "# " + l
+			}
+		}
+		return strings.Join(lines, "\n") + "\n"
+	}
+	switch agent {
+	case "claude":
+		b.WriteString(claude + comment(codex))
+	case "codex":
+		b.WriteString(codex + comment(claude))
+	default:
+		b.WriteString(`
+# What your agent command needs, for example:
+# MY_AGENT_TOKEN=
+` + comment(claude) + comment(codex))
+	}
+	b.WriteString(`
+# Anything else the agent or your tests need in the sandbox, for example:
+# GITHUB_TOKEN=
+`)
+	return b.String()
+}

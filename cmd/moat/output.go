@@ -1,0 +1,351 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+
+	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/agent"
+)
+
+// outputMode is how `moat run` shows a run.
+type outputMode int
+
+const (
+	modeTerminal outputMode = iota // status line with a spinner, colour
+	modePlain                      // the same as plain lines: a pipe or a dumb terminal
+	modeJSON                       // NDJSON events on stdout, nothing else there
+	modeQuiet                      // errors, warnings and what landed
+)
+
+// isTerminal reports whether w is a terminal. It is a variable so tests can
+// pretend; it never writes to w.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// pickMode chooses the output mode from the flags and where output goes.
+// Only stderr is probed for the spinner; stdout carries the agent's text
+// and is never decorated unless it is a terminal too.
+func pickMode(jsonOut, quiet bool, stdout, stderr io.Writer) outputMode {
+	switch {
+	case jsonOut:
+		return modeJSON
+	case quiet:
+		return modeQuiet
+	case os.Getenv("TERM") == "dumb" || !isTerminal(stderr) || !isTerminal(stdout):
+		return modePlain
+	}
+	return modeTerminal
+}
+
+// runPrinter shows a run's events for people, or as JSON.
+type runPrinter struct {
+	mode        outputMode
+	out, errOut io.Writer
+	color       bool
+
+	mu         sync.Mutex
+	status     string    // the current step, "" when none
+	statusAt   time.Time // when it started
+	drawn      bool      // a status line is on screen
+	frame      int
+	stopSpin   chan struct{}
+	spinDone   chan struct{}
+	jsonEnc    *json.Encoder
+	iterations int
+}
+
+func newRunPrinter(mode outputMode, out, errOut io.Writer) *runPrinter {
+	p := &runPrinter{mode: mode, out: out, errOut: errOut}
+	p.color = mode == modeTerminal && os.Getenv("NO_COLOR") == ""
+	if mode == modeJSON {
+		p.jsonEnc = json.NewEncoder(out)
+		p.jsonEnc.SetEscapeHTML(false)
+	}
+	if mode == modeTerminal {
+		p.stopSpin, p.spinDone = make(chan struct{}), make(chan struct{})
+		go p.spin()
+	}
+	return p
+}
+
+var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+func (p *runPrinter) spin() {
+	defer close(p.spinDone)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopSpin:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.frame++
+			p.drawStatus()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// drawStatus redraws the status line on stderr; p.mu is held.
+func (p *runPrinter) drawStatus() {
+	if p.status == "" {
+		return
+	}
+	elapsed := time.Since(p.statusAt).Truncate(time.Second)
+	line := fmt.Sprintf("%s %s", spinnerFrames[p.frame%len(spinnerFrames)], p.status)
+	if elapsed >= time.Second {
+		line += " " + p.dim(elapsed.String())
+	}
+	if w, _, err := termSize(p.errOut); err == nil && w > 10 {
+		line = truncateRunes(line, w-1+len(line)-utf8.RuneCountInString(stripANSI(line)))
+	}
+	fmt.Fprint(p.errOut, "\r\x1b[K"+line)
+	p.drawn = true
+}
+
+// clearStatus removes the status line so other output can be printed; p.mu
+// is held.
+func (p *runPrinter) clearStatus() {
+	if p.drawn {
+		fmt.Fprint(p.errOut, "\r\x1b[K")
+		p.drawn = false
+	}
+}
+
+// endStep prints the finished step as a permanent line; p.mu is held.
+func (p *runPrinter) endStep() {
+	if p.status == "" {
+		return
+	}
+	p.clearStatus()
+	took := time.Since(p.statusAt)
+	fmt.Fprintf(p.errOut, "%s %s %s\n", p.green("✓"), p.status, p.dim(took.Round(100*time.Millisecond).String()))
+	p.status = ""
+}
+
+func (p *runPrinter) setStep(text string) {
+	p.endStep()
+	p.status, p.statusAt = text, time.Now()
+	p.drawStatus()
+}
+
+// Event shows one event of a run.
+func (p *runPrinter) Event(e moat.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case modeJSON:
+		if e.Kind != moat.EventRaw {
+			p.writeJSON(jsonEventOf(e))
+		}
+		return
+	case modeQuiet:
+		if e.Kind == moat.EventWarning {
+			fmt.Fprintf(p.errOut, "moat: warning: %s\n", e.Text)
+		}
+		return
+	}
+	terminal := p.mode == modeTerminal
+	switch e.Kind {
+	case moat.EventStatus:
+		if terminal {
+			if strings.HasPrefix(e.Text, "  ") { // a hook's output line
+				p.clearStatus()
+				fmt.Fprintln(p.errOut, p.dim(e.Text))
+				p.drawStatus()
+				return
+			}
+			p.setStep(e.Text)
+			return
+		}
+		fmt.Fprintf(p.errOut, "· %s\n", e.Text)
+	case moat.EventIterationStart:
+		p.iterations++
+		if terminal {
+			p.endStep()
+			fmt.Fprintf(p.out, "\n%s\n", p.bold("── "+e.Text+" ──"))
+			p.setStep("agent working")
+			return
+		}
+		fmt.Fprintf(p.out, "── %s ──\n", e.Text)
+	case moat.EventIterationEnd:
+		if terminal {
+			p.endStep()
+		}
+		fmt.Fprintf(p.errOut, "· %s\n", e.Text)
+		if terminal {
+			p.drawStatus()
+		}
+	case moat.EventText:
+		p.clearStatus()
+		fmt.Fprintln(p.out, e.Text)
+		p.drawStatus()
+	case moat.EventToolCall:
+		p.clearStatus()
+		fmt.Fprintf(p.out, "  %s\n", p.dim(compactToolCall(e.Tool, e.ToolArg)))
+		p.drawStatus()
+	case moat.EventWarning:
+		p.clearStatus()
+		fmt.Fprintf(p.errOut, "%s %s\n", p.yellow("!"), e.Text)
+		p.drawStatus()
+	case moat.EventStderr:
+		p.clearStatus()
+		fmt.Fprintf(p.errOut, "  %s %s\n", p.dim("[agent stderr]"), e.Text)
+		p.drawStatus()
+	}
+}
+
+// compactToolCall renders a tool call on one short line: Bash(npm test).
+func compactToolCall(tool, arg string) string {
+	arg = strings.Join(strings.Fields(strings.ReplaceAll(arg, "\n", " ⏎ ")), " ")
+	return fmt.Sprintf("%s(%s)", tool, truncateRunes(arg, 100))
+}
+
+func truncateRunes(s string, n int) string {
+	if n <= 1 || utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// Finish stops the spinner and prints the result: the summary for people,
+// the result event for --json.
+func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr error) {
+	if p.stopSpin != nil {
+		close(p.stopSpin)
+		<-p.spinDone
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case modeJSON:
+		p.writeJSON(jsonResultOf(res, took, runErr))
+		return
+	case modeTerminal:
+		if runErr == nil {
+			p.endStep()
+		} else {
+			p.clearStatus()
+			if p.status != "" {
+				fmt.Fprintf(p.errOut, "%s %s\n", p.red("✗"), p.status)
+			}
+		}
+	}
+	p.summary(res, took, runErr)
+}
+
+func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr error) {
+	if res == nil {
+		return
+	}
+	w := p.out
+	quiet := p.mode == modeQuiet
+	if !quiet {
+		fmt.Fprintf(w, "\n%s\n", p.bold(fmt.Sprintf("── summary (%s) ──", took.Round(100*time.Millisecond))))
+		if len(res.Phases) > 0 {
+			var parts []string
+			for _, ph := range res.Phases {
+				parts = append(parts, fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond)))
+			}
+			fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
+		}
+		fmt.Fprintf(w, "iterations: %d", len(res.Iterations))
+		if res.CompletionSignal != "" {
+			fmt.Fprintf(w, " (completed: %s)", res.CompletionSignal)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(res.Commits) > 0 {
+		fmt.Fprintf(w, "%d commit(s) landed on %s:\n", len(res.Commits), res.Branch)
+		for _, c := range res.Commits {
+			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), c.Subject)
+		}
+	} else if runErr == nil {
+		fmt.Fprintf(w, "no commits (branch %s unchanged)\n", res.Branch)
+	}
+	if u := totalUsage(res); u != nil && !quiet {
+		fmt.Fprintf(w, "tokens: %d in, %d out (cache: %d read, %d written)\n",
+			u.InputTokens, u.OutputTokens, u.CacheReadInputTokens, u.CacheCreationInputTokens)
+	}
+	// What was kept is printed even with -q: it is how work is recovered.
+	for _, k := range res.Kept {
+		fmt.Fprintf(w, "%s %s %s: %s\n", p.yellow("kept"), k.What, k.Path, k.Reason)
+		if k.Fix != "" {
+			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", strings.ReplaceAll(k.Fix, "\n", "\n    "))
+		}
+	}
+	if res.LogFile != "" && !quiet {
+		fmt.Fprintf(w, "log: %s\n", res.LogFile)
+	}
+}
+
+func totalUsage(res *moat.RunResult) *agent.Usage {
+	var sum agent.Usage
+	seen := false
+	for _, it := range res.Iterations {
+		if u := it.Usage; u != nil {
+			seen = true
+			sum.InputTokens += u.InputTokens
+			sum.OutputTokens += u.OutputTokens
+			sum.CacheReadInputTokens += u.CacheReadInputTokens
+			sum.CacheCreationInputTokens += u.CacheCreationInputTokens
+		}
+	}
+	if !seen {
+		return nil
+	}
+	return &sum
+}
+
+func (p *runPrinter) writeJSON(v any) {
+	if err := p.jsonEnc.Encode(v); err != nil {
+		fmt.Fprintf(p.errOut, "moat: writing --json output: %v\n", err)
+	}
+}
+
+func (p *runPrinter) paint(code, s string) string {
+	if !p.color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+func (p *runPrinter) bold(s string) string   { return p.paint("1", s) }
+func (p *runPrinter) dim(s string) string    { return p.paint("2", s) }
+func (p *runPrinter) red(s string) string    { return p.paint("31", s) }
+func (p *runPrinter) green(s string) string  { return p.paint("32", s) }
+func (p *runPrinter) yellow(s string) string { return p.paint("33", s) }
+
+func stripANSI(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x1b {
+			for i < len(s) && s[i] != 'm' {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func termSize(w io.Writer) (width, height int, err error) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, 0, fmt.Errorf("not a file")
+	}
+	return term.GetSize(int(f.Fd()))
+}

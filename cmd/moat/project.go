@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/sandbox/exedev"
+)
+
+// project is the repository a command works on, with its moat settings.
+type project struct {
+	// Root is the working tree's top directory.
+	Root string
+	// Config is .moat/config.toml; ConfigFound says whether it exists.
+	Config      config.Config
+	ConfigFound bool
+	// Env is .moat/.env, resolved against the process environment.
+	Env config.Env
+}
+
+// loadProject finds the repository holding dir ("" is the working
+// directory) and reads its .moat/config.toml and .moat/.env.
+func loadProject(ctx context.Context, dir string) (*project, error) {
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		dir = wd
+	}
+	repo, err := hostgit.Locate(ctx, 30*time.Second, dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &project{Root: repo.TopLevel}
+	p.Config, p.ConfigFound, err = config.Load(p.Root)
+	if err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	p.Env, err = config.LoadEnv(p.Root, os.LookupEnv)
+	if err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	return p, nil
+}
+
+// path resolves a path from the config file, which is relative to the
+// repository root.
+func (p *project) path(rel string) string {
+	if rel == "" || filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(p.Root, rel)
+}
+
+// exedevConfig is the exe.dev provider's configuration: the [exedev]
+// table of the config file, overridden by the MOAT_EXEDEV_* variables.
+func exedevConfig(c config.ExeDev) exedev.Config {
+	cfg := exedev.Config{
+		Lobby:          c.Lobby,
+		IdentityFile:   c.IdentityFile,
+		KnownHostsFile: c.KnownHostsFile,
+		Image:          c.Image,
+		CPU:            c.CPU,
+		Memory:         c.Memory,
+		Disk:           c.Disk,
+		Tags:           c.Tags,
+	}
+	env := exedev.ConfigFromEnv()
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{
+		{&cfg.Lobby, env.Lobby},
+		{&cfg.IdentityFile, env.IdentityFile},
+		{&cfg.KnownHostsFile, env.KnownHostsFile},
+		{&cfg.Image, env.Image},
+	} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	return cfg
+}
+
+// usageError is bad input from the user: a flag, an argument or a config
+// file. moat exits 2 for it.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}

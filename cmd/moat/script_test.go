@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatdev/moat/internal/testenv"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"moat": func() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar: the CLI as a user types it.
+// Every script gets:
+//
+//   - `moat`, this package's main, and git with a configured identity
+//     (in $HOME, a directory outside $WORK);
+//   - its own exe.dev emulator, with MOAT_EXEDEV_LOBBY, MOAT_EXEDEV_KEY and
+//     MOAT_EXEDEV_KNOWN_HOSTS pointing at it, so `--sandbox exedev` (the
+//     default) runs there;
+//   - $GREETER, the example agent (examples/agents/greeter.sh);
+//   - commands: emu-new NAME [TAG...] makes a VM on the emulator,
+//     emu-vms N asserts how many VMs it has, emu-backdate NAME DURATION ages
+//     a VM, jsonl FILE checks a --json stream.
+func TestScripts(t *testing.T) {
+	testenv.RequireBinary(t, "git", "git")
+	greeter, err := filepath.Abs("../../examples/agents/greeter.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex                          // scripts run in parallel
+	servers := map[string]*exedevtest.Server{} // by $WORK
+	serverOf := func(ts *testscript.TestScript) *exedevtest.Server {
+		mu.Lock()
+		defer mu.Unlock()
+		srv := servers[ts.Getenv("WORK")]
+		if srv == nil {
+			ts.Fatalf("no emulator for this script")
+		}
+		return srv
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			// HOME is outside $WORK, so `git add .` in $WORK does not
+			// pick it up.
+			homeParent, err := os.MkdirTemp("", "moat-script-home-")
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { os.RemoveAll(homeParent) })
+			home := filepath.Join(homeParent, "home")
+			if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+				return err
+			}
+			gitconfig := "[user]\n\tname = Script User\n\temail = script@example.com\n[init]\n\tdefaultBranch = main\n"
+			if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644); err != nil {
+				return err
+			}
+			srv, err := exedevtest.Start()
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { srv.Close() })
+			mu.Lock()
+			servers[env.WorkDir] = srv
+			mu.Unlock()
+			env.Setenv("HOME", home)
+			env.Setenv("MOAT_EXEDEV_LOBBY", srv.LobbyAddr())
+			env.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
+			env.Setenv("MOAT_EXEDEV_KNOWN_HOSTS", srv.KnownHostsFile())
+			env.Setenv("GREETER", greeter)
+			env.Setenv("SSH_AUTH_SOCK", "")
+			env.Setenv("NO_COLOR", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"emu-new": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 1 {
+					ts.Fatalf("usage: emu-new NAME [TAG...]")
+				}
+				line := "new --json --no-email --name=" + args[0]
+				for _, tag := range args[1:] {
+					line += " --tag=" + tag
+				}
+				out, err := lobbyCommand(serverOf(ts), line)
+				if err != nil && !neg {
+					ts.Fatalf("emu-new: %v\n%s", err, out)
+				}
+				if err == nil && neg {
+					ts.Fatalf("emu-new succeeded unexpectedly")
+				}
+			},
+			"emu-vms": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: emu-vms COUNT")
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				got := serverOf(ts).VMs()
+				if (len(got) == want) == neg {
+					ts.Fatalf("emulator has %d VM(s) %v; want %s%d", len(got), got, map[bool]string{true: "not ", false: ""}[neg], want)
+				}
+			},
+			"emu-backdate": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: emu-backdate NAME DURATION")
+				}
+				d, err := time.ParseDuration(args[1])
+				ts.Check(err)
+				ts.Check(serverOf(ts).Backdate(args[0], d))
+			},
+			"jsonl": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: jsonl FILE")
+				}
+				checkJSONL(ts, ts.MkAbs(args[0]))
+			},
+		},
+	})
+}
+
+// lobbyCommand runs one lobby command on the emulator, as a user's ssh would.
+func lobbyCommand(srv *exedevtest.Server, line string) (string, error) {
+	pem, err := os.ReadFile(srv.KeyFile())
+	if err != nil {
+		return "", err
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return "", err
+	}
+	c, err := ssh.Dial("tcp", srv.LobbyAddr(), &ssh.ClientConfig{
+		User:            "script",
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(srv.HostKey()),
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(line)
+	return string(out), err
+}
+
+// checkJSONL asserts that file is a --json stream: one JSON object per
+// line, each with a "type" and a "time", the last one the "result".
+func checkJSONL(ts *testscript.TestScript, file string) {
+	f, err := os.Open(file)
+	ts.Check(err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	var last map[string]any
+	n := 0
+	for sc.Scan() {
+		n++
+		var obj map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &obj); err != nil {
+			ts.Fatalf("%s line %d is not a JSON object: %v\n%s", file, n, err, sc.Text())
+		}
+		typ, _ := obj["type"].(string)
+		if typ == "" {
+			ts.Fatalf("%s line %d has no \"type\": %s", file, n, sc.Text())
+		}
+		if _, ok := obj["time"].(string); !ok {
+			ts.Fatalf("%s line %d has no \"time\": %s", file, n, sc.Text())
+		}
+		if last != nil && last["type"] == "result" {
+			ts.Fatalf("%s: an event after the result (line %d)", file, n)
+		}
+		last = obj
+	}
+	ts.Check(sc.Err())
+	if last == nil || last["type"] != "result" {
+		ts.Fatalf("%s: the last of %d line(s) is not a result event", file, n)
+	}
+	ts.Logf("%s: %d JSON events, result %s", file, n, strings.TrimSpace(fmt.Sprint(last["ok"])))
+}

@@ -1,0 +1,136 @@
+package moat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// ExecOptions configure Exec.
+type ExecOptions struct {
+	// Repo is the host repository; default the working directory.
+	Repo string
+	// Sandbox makes the one sandbox.
+	Sandbox sandbox.Provider
+	// Command is a shell command line, run in the synced repository.
+	Command string
+	// Env is set in the sandbox for every command.
+	Env map[string]string
+	// Stdin, when set, is the command's standard input.
+	Stdin io.Reader
+	// Stdout and Stderr receive the command's output line by line as it
+	// runs; nil discards it.
+	Stdout, Stderr io.Writer
+	// CommittedOnly syncs HEAD alone. By default the uncommitted changes
+	// and the untracked files git does not ignore are synced too, so the
+	// command sees what is in your editor.
+	CommittedOnly bool
+	// Keep leaves the sandbox running; ExecResult.Sandbox is then the open
+	// handle, and closing it is the caller's job.
+	Keep bool
+	// OnStatus, when set, receives what Exec is doing ("creating the
+	// sandbox", ...).
+	OnStatus func(string)
+}
+
+// ExecResult is what Exec did.
+type ExecResult struct {
+	// ExitCode is the command's exit status; 128+N when killed by signal N.
+	ExitCode int
+	// Sandbox is the kept sandbox with ExecOptions.Keep, else nil.
+	Sandbox sandbox.Handle
+	// Phases is where the time went: create, sync in, command, close.
+	Phases []Phase
+}
+
+// Exec runs one command in a fresh sandbox holding the repository: "run
+// my tests in a clean VM". The sandbox is closed afterwards unless Keep is
+// set. An error means the command did not run to its end (the sandbox
+// failed, sync-in failed, ctx ended); the command's own failure is only its
+// ExitCode.
+func Exec(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
+	if o.Sandbox == nil {
+		return nil, errors.New("moat: ExecOptions.Sandbox is required (e.g. exedev.New, local.New)")
+	}
+	if o.Command == "" {
+		return nil, errors.New("moat: ExecOptions.Command is empty")
+	}
+	if o.Repo == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("moat: %w", err)
+		}
+		o.Repo = wd
+	}
+	status := func(s string) {
+		if o.OnStatus != nil {
+			o.OnStatus(s)
+		}
+	}
+	res = &ExecResult{}
+	phase := func(name string, start time.Time) {
+		res.Phases = append(res.Phases, Phase{Name: name, Duration: time.Since(start)})
+	}
+	repo, err := hostgit.Locate(ctx, time.Minute, o.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("moat: %w", err)
+	}
+
+	status(fmt.Sprintf("creating the sandbox (%s)", o.Sandbox.Name()))
+	start := time.Now()
+	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	phase("create", start)
+	if err != nil {
+		return nil, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
+	}
+	defer func() {
+		if o.Keep {
+			res.Sandbox = h
+			return
+		}
+		status("closing the sandbox")
+		start := time.Now()
+		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
+		defer cancel()
+		if cerr := h.Close(cctx); cerr != nil && err == nil {
+			err = fmt.Errorf("moat: close sandbox: %w", cerr)
+		}
+		phase("close", start)
+	}()
+
+	status("syncing the repository into the sandbox")
+	start = time.Now()
+	if err := gitsync.SyncIn(ctx, repo.TopLevel, h, gitsync.Options{}); err != nil {
+		return res, fmt.Errorf("moat: %w", err)
+	}
+	if !o.CommittedOnly {
+		if _, err := gitsync.SyncChanges(ctx, repo.TopLevel, h, gitsync.Options{}); err != nil {
+			return res, fmt.Errorf("moat: %w", err)
+		}
+	}
+	phase("sync in", start)
+
+	start = time.Now()
+	lineTo := func(w io.Writer) func(string) {
+		if w == nil {
+			return nil
+		}
+		return func(l string) { io.WriteString(w, l+"\n") }
+	}
+	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{
+		Stdin: o.Stdin, OnLine: lineTo(o.Stdout), OnStderrLine: lineTo(o.Stderr),
+	})
+	phase("command", start)
+	if err != nil {
+		return res, fmt.Errorf("moat: running %q in the sandbox: %w", o.Command, err)
+	}
+	res.ExitCode = er.ExitCode
+	return res, nil
+}

@@ -1,0 +1,697 @@
+// Package config reads a repository's moat settings: .moat/config.toml and
+// the credentials in .moat/.env.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/moatdev/moat/internal/dotenv"
+)
+
+// File is the path of the config file, relative to the repository root.
+const File = ".moat/config.toml"
+
+// EnvFile is the path of the credentials file, relative to the repository root.
+const EnvFile = ".moat/.env"
+
+// Config is .moat/config.toml. Zero fields mean "not set": the CLI's
+// defaults apply, and flags win over everything.
+type Config struct {
+	Sandbox           string   `toml:"sandbox"`            // exedev, emulator, local, ssh://[user@]host[:port]
+	Agent             string   `toml:"agent"`              // claude, codex, command
+	Model             string   `toml:"model"`              // for claude and codex
+	AgentCmd          string   `toml:"agent_cmd"`          // for agent = "command"
+	PromptFile        string   `toml:"prompt_file"`        // relative to the repository root
+	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
+	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
+	CompletionTimeout Duration `toml:"completion_timeout"` // e.g. "60s"
+	Branch            string   `toml:"branch"`             // "": merge into the checked-out branch
+	Copy              []string `toml:"copy"`               // CopyToWorktree paths
+	Env               []string `toml:"env"`                // keys passed from the process environment
+	Hooks             Hooks    `toml:"hooks"`
+	ExeDev            ExeDev   `toml:"exedev"`
+}
+
+// Hooks are shell commands run at fixed points of a run.
+type Hooks struct {
+	OnWorktreeReady []string `toml:"on_worktree_ready"` // on the host, in the worktree
+	OnSandboxReady  []string `toml:"on_sandbox_ready"`  // in the sandbox, e.g. "npm ci"
+}
+
+// ExeDev holds the exe.dev settings. MOAT_EXEDEV_* variables win over them.
+type ExeDev struct {
+	Lobby          string   `toml:"lobby"`            // host[:port]; default exe.dev
+	IdentityFile   string   `toml:"identity_file"`    // private key; default ~/.ssh/id_exe, ssh_config, agent
+	KnownHostsFile string   `toml:"known_hosts_file"` // default ~/.ssh/known_hosts
+	Image          string   `toml:"image"`
+	CPU            int      `toml:"cpu"`
+	Memory         string   `toml:"memory"` // e.g. "4GB"
+	Disk           string   `toml:"disk"`   // e.g. "20GB"
+	Tags           []string `toml:"tags"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s", "10m").
+type Duration struct{ time.Duration }
+
+// durationHint is what a bad duration is told to look like.
+const durationHint = `a duration such as "10m" or "90s"`
+
+// UnmarshalText parses a Go duration string such as "90s" or "1h30m".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("%q: want %s", text, durationHint)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as UnmarshalText reads it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Error is a problem in .moat/config.toml or .moat/.env. Its message never
+// contains a value from .moat/.env.
+type Error struct {
+	File string // relative to the repository root: File or EnvFile
+	Line int    // from 1; 0 when unknown
+	Key  string // the setting, e.g. "exedev.cpu"; "" when none
+	Msg  string // what is wrong and what to write instead
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load reads <repoRoot>/.moat/config.toml. A missing file is not an error:
+// found is false and the zero Config is returned. Unknown keys, wrong types
+// and bad values are errors that name the file, the line and the fix; they
+// are *Error values, except when the file cannot be read.
+func Load(repoRoot string) (cfg Config, found bool, err error) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(File)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, false, nil
+	}
+	if err != nil {
+		return Config{}, true, fmt.Errorf("%s: %w", File, err)
+	}
+	cfg, err = Parse(data)
+	return cfg, true, err
+}
+
+// Parse reads the contents of a config file, as Load does.
+func Parse(data []byte) (Config, error) {
+	text := string(bytes.TrimPrefix(data, []byte("\uFEFF")))
+	var raw map[string]any
+	md, err := toml.Decode(text, &raw)
+	if err != nil {
+		return Config{}, tomlError(text, err)
+	}
+	for _, k := range md.Keys() {
+		if err := checkKey(text, raw, k); err != nil {
+			return Config{}, err
+		}
+	}
+	var cfg Config
+	md, err = toml.Decode(text, &cfg)
+	if err != nil { // checkKey lets nothing through that fails here
+		return Config{}, tomlError(text, err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		return Config{}, unknownKey(text, u[0])
+	}
+	if err := cfg.validate(text); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// tomlError turns an error of the toml package into an *Error.
+func tomlError(text string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = fmt.Sprintf("%s (after key %q)", msg, pe.LastKey)
+		}
+		name, value := keyAtLine(text, pe.Position.Line)
+		if sk, ok := lookupKey(name); ok && value != "" && value[0] != '"' && value[0] != '\'' {
+			switch sk.kind {
+			case kDuration:
+				msg += fmt.Sprintf(`; write durations in quotes, such as %s = "10m"`, name)
+			case kString:
+				msg += fmt.Sprintf("; put the value of %s in quotes", name)
+			}
+		}
+		return &Error{File: File, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
+	}
+	return &Error{File: File, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+}
+
+// keyAtLine returns the full name of the key set on a line (1-based) of
+// text and the text after its "=", or "", "" when the line sets no key.
+// Like findKey it reads only simple layouts.
+func keyAtLine(text string, line int) (name, value string) {
+	table := ""
+	for i, l := range strings.Split(text, "\n") {
+		s := strings.TrimSpace(l)
+		if strings.HasPrefix(s, "[") {
+			table = tableName(s)
+		}
+		if i+1 < line {
+			continue
+		}
+		before, after, ok := strings.Cut(s, "=")
+		if !ok || strings.HasPrefix(s, "#") || strings.HasPrefix(s, "[") {
+			return "", ""
+		}
+		name = strings.ReplaceAll(strings.Join(strings.Fields(before), ""), `"`, "")
+		if table != "" {
+			name = table + "." + name
+		}
+		return name, strings.TrimSpace(after)
+	}
+	return "", ""
+}
+
+// tableName returns the name in a [table] or [[table]] header line.
+func tableName(s string) string {
+	h := strings.TrimLeft(s, "[")
+	if j := strings.IndexByte(h, ']'); j >= 0 {
+		h = h[:j]
+	}
+	return strings.ReplaceAll(strings.Join(strings.Fields(h), ""), `"`, "")
+}
+
+// kind is the type of a setting.
+type kind int
+
+const (
+	kString kind = iota
+	kInt
+	kDuration
+	kStrings
+	kTable
+)
+
+// want says what a setting of each kind looks like.
+var want = [...]string{
+	kString:   `a string in quotes, such as "text"`,
+	kInt:      `a whole number, such as 4`,
+	kDuration: durationHint,
+	kStrings:  `an array of strings, such as ["a", "b"]`,
+	kTable:    `a table`,
+}
+
+// key is one setting of the file.
+type key struct {
+	name string // full dotted name, e.g. "exedev.cpu"
+	kind kind
+}
+
+// schema lists every key of the file, in the order of Template; tables
+// come before their keys.
+var schema = []key{
+	{"sandbox", kString},
+	{"agent", kString},
+	{"model", kString},
+	{"agent_cmd", kString},
+	{"prompt_file", kString},
+	{"max_iterations", kInt},
+	{"idle_timeout", kDuration},
+	{"completion_timeout", kDuration},
+	{"branch", kString},
+	{"copy", kStrings},
+	{"env", kStrings},
+	{"hooks", kTable},
+	{"hooks.on_worktree_ready", kStrings},
+	{"hooks.on_sandbox_ready", kStrings},
+	{"exedev", kTable},
+	{"exedev.lobby", kString},
+	{"exedev.identity_file", kString},
+	{"exedev.known_hosts_file", kString},
+	{"exedev.image", kString},
+	{"exedev.cpu", kInt},
+	{"exedev.memory", kString},
+	{"exedev.disk", kString},
+	{"exedev.tags", kStrings},
+}
+
+// Keys returns the full names of every setting the file may hold, tables
+// included ("hooks", "exedev.cpu", ...), in the order Template writes them.
+func Keys() []string {
+	names := make([]string, len(schema))
+	for i, k := range schema {
+		names[i] = k.name
+	}
+	return names
+}
+
+func lookupKey(name string) (key, bool) {
+	for _, k := range schema {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return key{}, false
+}
+
+// checkKey checks that k is a known key holding a value of its type.
+func checkKey(text string, raw map[string]any, k toml.Key) error {
+	// A known key that is not a table, used as one ("sandbox.x = 1").
+	for i := 1; i < len(k); i++ {
+		if sk, ok := lookupKey(k[:i].String()); ok && sk.kind != kTable {
+			k = k[:i]
+			break
+		}
+	}
+	name := k.String()
+	sk, ok := lookupKey(name)
+	if !ok {
+		return unknownKey(text, k)
+	}
+	v, ok := valueAt(raw, k)
+	if !ok {
+		return nil
+	}
+	line := keyLine(text, k)
+	bad := func(extra string) error {
+		msg := fmt.Sprintf("%s: want %s, not %s%s", show(name, v), want[sk.kind], describe(v), extra)
+		return &Error{File: File, Line: line, Key: name, Msg: msg}
+	}
+	switch sk.kind {
+	case kString:
+		if _, ok := v.(string); !ok {
+			return bad("")
+		}
+	case kInt:
+		if _, ok := v.(int64); !ok {
+			return bad("")
+		}
+	case kDuration:
+		s, ok := v.(string)
+		if !ok {
+			return bad("")
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return &Error{File: File, Line: line, Key: name, Msg: fmt.Sprintf("%s: want %s", show(name, v), durationHint)}
+		}
+	case kStrings:
+		items, ok := v.([]any)
+		if !ok {
+			return bad("")
+		}
+		for i, item := range items {
+			if _, ok := item.(string); !ok {
+				return &Error{File: File, Line: line, Key: name,
+					Msg: fmt.Sprintf("%s: want %s, but item %d is %s", name, want[kStrings], i+1, describe(item))}
+			}
+		}
+	case kTable:
+		if _, ok := v.(map[string]any); !ok {
+			return &Error{File: File, Line: line, Key: name,
+				Msg: fmt.Sprintf("%s: want a table, written [%s] with its keys on the lines below, not %s", show(name, v), name, describe(v))}
+		}
+	}
+	return nil
+}
+
+// valueAt returns the value of k in the decoded file.
+func valueAt(raw map[string]any, k toml.Key) (any, bool) {
+	var v any = raw
+	for _, piece := range k {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[piece]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// show writes a key with its value when the value is short and simple.
+func show(name string, v any) string {
+	switch v := v.(type) {
+	case string:
+		if len(v) <= 60 && !strings.ContainsAny(v, "\n\r") {
+			return name + " = " + tomlString(v)
+		}
+	case int64:
+		return fmt.Sprintf("%s = %d", name, v)
+	case float64:
+		return fmt.Sprintf("%s = %v", name, v)
+	case bool:
+		return fmt.Sprintf("%s = %v", name, v)
+	}
+	return name
+}
+
+// describe names the type of a decoded TOML value.
+func describe(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "a whole number"
+	case float64:
+		return "a number with a fraction"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	}
+	return "a date or time"
+}
+
+// unknownKey reports a key the schema does not have: the first one of its
+// parts that is unknown, with the keys known at that level and the closest
+// one when it is close.
+func unknownKey(text string, k toml.Key) error {
+	for i := 1; i < len(k); i++ {
+		if _, ok := lookupKey(k[:i].String()); !ok {
+			k = k[:i]
+			break
+		}
+	}
+	name := k.String()
+	parent := k[:len(k)-1].String()
+	var known []string
+	for _, sk := range schema {
+		if p, last, _ := cutLast(sk.name); p == parent {
+			known = append(known, last)
+		}
+	}
+	msg := fmt.Sprintf("unknown key %q", name)
+	if s := suggest(name); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	if parent == "" {
+		msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+	} else {
+		msg += fmt.Sprintf(" (known in [%s]: %s)", parent, strings.Join(known, ", "))
+	}
+	return &Error{File: File, Line: keyLine(text, k), Key: name, Msg: msg}
+}
+
+// cutLast splits "a.b.c" into "a.b" and "c".
+func cutLast(name string) (parent, last string, ok bool) {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i], name[i+1:], true
+	}
+	return "", name, false
+}
+
+// suggest returns the known key closest to name, or "" when none is close.
+func suggest(name string) string {
+	_, last, _ := cutLast(name)
+	norm := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
+	best, bestDist := "", 3
+	for _, sk := range schema {
+		d := editDistance(norm, sk.name)
+		if _, l, _ := cutLast(sk.name); l == last || l == strings.ToLower(strings.ReplaceAll(last, "-", "_")) {
+			d = min(d, 1) // the right key in the wrong table
+		}
+		if limit := max(1, len(name)/4); d <= limit && d < bestDist {
+			best, bestDist = sk.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// keyLine finds the line where key k (or, failing that, the nearest of its
+// parents) is set: "name = ..." in its table, or the table's [header]. It
+// reads the simple layouts people write (and Template writes); 0 means not
+// found.
+func keyLine(text string, k toml.Key) int {
+	for n := len(k); n > 0; n-- {
+		if line := findKey(text, strings.Join(k[:n], ".")); line > 0 {
+			return line
+		}
+	}
+	return 0
+}
+
+func findKey(text, name string) int {
+	table := ""
+	inString := "" // the delimiter of the multi-line string being skipped
+	for i, line := range strings.Split(text, "\n") {
+		s := strings.TrimSpace(line)
+		if inString != "" {
+			if strings.Count(s, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
+		for _, delim := range []string{`"""`, `'''`} {
+			if strings.Count(s, delim)%2 == 1 {
+				inString = delim
+			}
+		}
+		if strings.HasPrefix(s, "[") {
+			table = tableName(s)
+			if table == name || strings.HasPrefix(table, name+".") {
+				return i + 1
+			}
+			continue
+		}
+		before, _, ok := strings.Cut(s, "=")
+		if !ok || strings.HasPrefix(s, "#") {
+			continue
+		}
+		full := strings.Join(strings.Fields(before), "")
+		full = strings.ReplaceAll(full, `"`, "")
+		if table != "" {
+			full = table + "." + full
+		}
+		if full == name || strings.HasPrefix(full, name+".") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// validate checks the values once the types are right.
+func (c *Config) validate(text string) error {
+	fail := func(name, format string, args ...any) error {
+		return &Error{File: File, Line: keyLine(text, strings.Split(name, ".")), Key: name, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.Sandbox != "" {
+		if err := CheckSandbox(c.Sandbox); err != nil {
+			return fail("sandbox", "sandbox = %s: %v", tomlString(c.Sandbox), err)
+		}
+	}
+	switch c.Agent {
+	case "", "claude", "codex":
+	case "command":
+		if strings.TrimSpace(c.AgentCmd) == "" {
+			return fail("agent", `agent = "command" needs agent_cmd, the program to run (it reads the prompt on stdin), such as agent_cmd = "sh agent.sh"`)
+		}
+	default:
+		return fail("agent", `agent = %s: want "claude", "codex" or "command"`, tomlString(c.Agent))
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+		hint string
+	}{
+		{"max_iterations", int64(c.MaxIterations), "a whole number such as 5 (0 means the default)"},
+		{"idle_timeout", int64(c.IdleTimeout.Duration), durationHint},
+		{"completion_timeout", int64(c.CompletionTimeout.Duration), durationHint},
+		{"exedev.cpu", int64(c.ExeDev.CPU), "a number of CPUs such as 2 (0 means exe.dev's default)"},
+	} {
+		if n.v < 0 {
+			return fail(n.name, "%s is negative: want %s", n.name, n.hint)
+		}
+	}
+	for i, name := range c.Env {
+		if strings.Contains(name, "=") {
+			return fail("env", "env item %d is KEY=VALUE: env lists only names, taken from your environment; put values in %s", i+1, EnvFile)
+		}
+		if !dotenv.ValidKey(name) {
+			return fail("env", "env item %d = %s is not a variable name: use letters, digits and _, not starting with a digit, such as API_KEY", i+1, tomlString(name))
+		}
+	}
+	for _, h := range []struct {
+		name  string
+		hooks []string
+	}{{"hooks.on_worktree_ready", c.Hooks.OnWorktreeReady}, {"hooks.on_sandbox_ready", c.Hooks.OnSandboxReady}} {
+		for i, cmd := range h.hooks {
+			if strings.TrimSpace(cmd) == "" {
+				return fail(h.name, "%s item %d is empty: want a shell command such as \"npm ci\"", h.name, i+1)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckSandbox checks a sandbox name: exedev, emulator, local or
+// ssh://[user@]host[:port].
+func CheckSandbox(s string) error {
+	switch s {
+	case "exedev", "emulator", "local":
+		return nil
+	}
+	if strings.HasPrefix(s, "ssh://") {
+		_, _, err := SplitSSH(s)
+		return err
+	}
+	return errors.New(`want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`)
+}
+
+// SplitSSH splits an ssh://[user@]host[:port] sandbox into its user (""
+// when absent) and host[:port].
+func SplitSSH(s string) (user, hostPort string, err error) {
+	rest, ok := strings.CutPrefix(s, "ssh://")
+	if !ok {
+		return "", "", errors.New("want ssh://[user@]host[:port]")
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		user, rest = rest[:i], rest[i+1:]
+		if user == "" {
+			return "", "", errors.New(`empty user before "@": want ssh://[user@]host[:port]`)
+		}
+	}
+	host, port := rest, ""
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.Contains(rest[i:], "]") {
+		host, port = rest[:i], rest[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", "", errors.New("the port is not a number from 1 to 65535: want ssh://[user@]host[:port]")
+		}
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	switch {
+	case host == "":
+		return "", "", errors.New("no host: want ssh://[user@]host[:port]")
+	case strings.ContainsAny(host, "/ \t\n[]"):
+		return "", "", errors.New("the host has a character a host name cannot have: want ssh://[user@]host[:port], without a path")
+	}
+	return user, rest, nil
+}
+
+// tomlString writes s as a TOML basic string.
+func tomlString(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Env is the resolved .moat/.env.
+type Env struct {
+	// Values are the declared keys with a value: from the file, or, when
+	// the file's value is empty, from the process environment.
+	Values map[string]string
+	// Declared are the keys the file declares, in file order.
+	Declared []string
+	// Missing are declared keys with no value in the file or the process
+	// environment.
+	Missing []string
+	// Found says whether the file exists.
+	Found bool
+	// Mode is the file's permission bits (when Found).
+	Mode fs.FileMode
+	// Loose says the file can be read or written by its group or by
+	// others (Mode&0o077 != 0; never on Windows). It is not an error;
+	// `moat doctor` warns and suggests chmod 600.
+	Loose bool
+}
+
+// LoadEnv reads <repoRoot>/.moat/.env; lookup is os.LookupEnv in
+// production. Only the keys the file declares are returned. A missing file
+// is an empty Env, not an error. Errors never contain a value.
+func LoadEnv(repoRoot string, lookup func(string) (string, bool)) (Env, error) {
+	f, err := os.Open(filepath.Join(repoRoot, filepath.FromSlash(EnvFile)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Env{}, nil
+	}
+	if err != nil {
+		return Env{}, fmt.Errorf("%s: %w", EnvFile, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Env{}, fmt.Errorf("%s: %w", EnvFile, err)
+	}
+	if st.IsDir() {
+		return Env{}, &Error{File: EnvFile, Msg: "is a directory: want a file of KEY=VALUE lines"}
+	}
+	entries, err := dotenv.Parse(f)
+	if err != nil {
+		var se *dotenv.SyntaxError
+		if errors.As(err, &se) {
+			return Env{}, &Error{File: EnvFile, Line: se.Line, Msg: se.Msg}
+		}
+		return Env{}, fmt.Errorf("%s: %w", EnvFile, err)
+	}
+	env := Env{Values: map[string]string{}, Found: true, Mode: st.Mode().Perm()}
+	env.Loose = runtime.GOOS != "windows" && env.Mode&0o077 != 0
+	for _, e := range entries {
+		env.Declared = append(env.Declared, e.Key)
+		v := e.Value
+		if v == "" && lookup != nil {
+			v, _ = lookup(e.Key)
+		}
+		if v == "" {
+			env.Missing = append(env.Missing, e.Key)
+			continue
+		}
+		env.Values[e.Key] = v
+	}
+	return env, nil
+}

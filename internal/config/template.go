@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TemplateOptions are the choices `moat init` writes into the config file.
+type TemplateOptions struct {
+	Sandbox  string // "" is exedev
+	Agent    string // "" is claude
+	Model    string // "": the agent's default (the key is left commented out)
+	AgentCmd string // for Agent "command"
+}
+
+// DefaultMaxIterations is the max_iterations Template writes: a prompt that
+// loops until the agent signals completion is the point of moat.
+const DefaultMaxIterations = 5
+
+// DefaultPromptFile is the prompt_file Template writes; `moat init`
+// creates it.
+const DefaultPromptFile = ".moat/prompt.md"
+
+// Template returns the commented .moat/config.toml that `moat init` writes:
+// the chosen sandbox, agent and model (and agent_cmd for the command agent)
+// set, prompt_file and max_iterations set, and every other key present but
+// commented out, showing its default and what it does. Load reads it back
+// with the chosen values.
+func Template(o TemplateOptions) string {
+	if o.Sandbox == "" {
+		o.Sandbox = "exedev"
+	}
+	if o.Agent == "" {
+		o.Agent = "claude"
+	}
+	set := func(name, value string) string { return name + " = " + value }
+	unset := func(name, value string) string { return "# " + name + " = " + value }
+
+	model := unset("model", `""`)
+	if o.Model != "" {
+		model = set("model", tomlString(o.Model))
+	}
+	agentCmd := unset("agent_cmd", `"sh agent.sh"`)
+	if o.Agent == "command" || o.AgentCmd != "" {
+		agentCmd = set("agent_cmd", tomlString(o.AgentCmd))
+	}
+
+	var b strings.Builder
+	w := func(lines ...string) {
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	w(
+		"# moat settings for this repository, written by `moat init`.",
+		"# Flags on the moat command line win over this file. A commented-out key",
+		"# shows its default. Credentials never go here: put them in .moat/.env.",
+		"",
+		"# Where the agent runs: exedev (a fresh exe.dev VM), emulator (moat's local",
+		"# stand-in for exe.dev: no account, no network), local (a temporary",
+		"# directory, inside bubblewrap when installed) or ssh://[user@]host[:port]",
+		"# (a fresh directory on any SSH host).",
+		set("sandbox", tomlString(o.Sandbox)),
+		"",
+		"# The agent: claude (Claude Code), codex (OpenAI Codex) or command (agent_cmd).",
+		set("agent", tomlString(o.Agent)),
+		"",
+		`# The model for claude or codex; "" is the agent's own default.`,
+		model,
+		"",
+		`# The program run for agent = "command"; it reads the prompt on stdin.`,
+		agentCmd,
+		"",
+		"# The prompt, relative to the repository root. {{TARGET_BRANCH}} in it becomes",
+		"# the branch the work is merged into; other {{NAME}}s come from moat run --arg.",
+		set("prompt_file", tomlString(DefaultPromptFile)),
+		"",
+		"# The most times the agent is run on the prompt; moat stops early when the",
+		"# agent prints <promise>COMPLETE</promise>. (Without this key: 1.)",
+		set("max_iterations", fmt.Sprint(DefaultMaxIterations)),
+		"",
+		"# Stop an iteration when the agent prints nothing for this long.",
+		unset("idle_timeout", `"10m"`),
+		"",
+		"# After the agent signals completion, how long it has to exit.",
+		unset("completion_timeout", `"60s"`),
+		"",
+		`# Keep the agent's commits on this branch; "" merges them into the branch`,
+		"# checked out when the run started.",
+		unset("branch", `""`),
+		"",
+		"# Paths (from the repository root) that git does not carry, copied into the",
+		`# sandbox, such as [".env.local", "node_modules"].`,
+		unset("copy", "[]"),
+		"",
+		"# Names of variables passed from your environment into the sandbox, such as",
+		`# ["GOFLAGS"]. Credentials are better listed in .moat/.env.`,
+		unset("env", "[]"),
+		"",
+		"[hooks]",
+		"# Shell commands run on the host, in the run's fresh worktree.",
+		unset("on_worktree_ready", "[]"),
+		`# Shell commands run in the sandbox before the agent, such as ["npm ci"].`,
+		unset("on_sandbox_ready", "[]"),
+		"",
+		"[exedev]",
+		"# exe.dev settings. MOAT_EXEDEV_LOBBY, _KEY, _KNOWN_HOSTS and _IMAGE win over them.",
+		"# The lobby: host[:port].",
+		unset("lobby", `"exe.dev"`),
+		"# Your exe.dev SSH key; by default ~/.ssh/id_exe when it exists, else what",
+		"# ~/.ssh/config and your SSH agent offer.",
+		unset("identity_file", `"~/.ssh/id_exe"`),
+		unset("known_hosts_file", `"~/.ssh/known_hosts"`),
+		`# The VM's container image; "" is exe.dev's default (exeuntu).`,
+		unset("image", `""`),
+		"# The VM's size; 0 and \"\" are exe.dev's defaults.",
+		unset("cpu", "0"),
+		unset("memory", `""  # such as "4GB"`),
+		unset("disk", `""    # such as "20GB"`),
+		"# Tags added to every VM moat creates.",
+		unset("tags", "[]"),
+	)
+	return b.String()
+}
