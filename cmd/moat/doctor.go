@@ -39,6 +39,9 @@ func newDoctorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check git, SSH keys, exe.dev and agent credentials",
+		Example: `  moat doctor                      # everything, for the sandbox in .moat/config.toml
+  moat doctor --sandbox local      # only what a local sandbox needs
+  moat doctor --offline --agent codex`,
 		Long: `Checks what moat needs, one line per check:
 
   git          installed, and whether you are in a git repository

@@ -130,8 +130,7 @@ func (p *runPrinter) endStep() {
 		return
 	}
 	p.clearStatus()
-	took := time.Since(p.statusAt)
-	fmt.Fprintf(p.errOut, "%s %s %s\n", p.green("✓"), p.status, p.dim(took.Round(100*time.Millisecond).String()))
+	fmt.Fprintf(p.errOut, "%s %s %s\n", p.green("✓"), p.status, p.dim(stepDuration(time.Since(p.statusAt))))
 	p.status = ""
 }
 
@@ -176,7 +175,6 @@ func (p *runPrinter) Event(e moat.Event) {
 		if terminal {
 			p.endStep()
 			fmt.Fprintf(p.out, "\n%s\n", p.bold("── "+e.Text+" ──"))
-			p.setStep("agent working")
 			return
 		}
 		fmt.Fprintf(p.out, "── %s ──\n", e.Text)
@@ -205,6 +203,17 @@ func (p *runPrinter) Event(e moat.Event) {
 		fmt.Fprintf(p.errOut, "  %s %s\n", p.dim("[agent stderr]"), e.Text)
 		p.drawStatus()
 	}
+}
+
+// stepDuration is how long a step took, for people: "18ms", "1.2s", "3m4s".
+func stepDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // compactToolCall renders a tool call on one short line: Bash(npm test).
@@ -254,11 +263,11 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	w := p.out
 	quiet := p.mode == modeQuiet
 	if !quiet {
-		fmt.Fprintf(w, "\n%s\n", p.bold(fmt.Sprintf("── summary (%s) ──", took.Round(100*time.Millisecond))))
+		fmt.Fprintf(w, "\n%s\n", p.bold(fmt.Sprintf("── summary (%s) ──", stepDuration(took))))
 		if len(res.Phases) > 0 {
 			var parts []string
 			for _, ph := range res.Phases {
-				parts = append(parts, fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond)))
+				parts = append(parts, fmt.Sprintf("%s %s", ph.Name, stepDuration(ph.Duration)))
 			}
 			fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
 		}

@@ -29,6 +29,9 @@ func newSandboxCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "List and remove the exe.dev VMs moat created",
+		Example: `  moat sandbox ls
+  moat sandbox rm moat-k3v9x2q7pa
+  moat sandbox gc --older-than 2h --dry-run`,
 		Long: `Every exe.dev VM moat creates carries the "moat" tag, and a run deletes its VM
 when it ends. A run that was killed (kill -9, a lost laptop lid, a crash) can
 leave its VM behind: these commands find and remove such VMs.
@@ -112,6 +115,9 @@ func newSandboxLsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the exe.dev VMs moat created",
+		Example: `  moat sandbox ls
+  moat sandbox ls --all
+  moat sandbox ls --json | jq -r '.[] | select(.age_seconds > 3600) | .name'`,
 		Long: `Lists the exe.dev VMs that carry the "moat" tag (every VM moat creates does),
 oldest first: name, age, status, image and tags. --all lists every VM on the
 account. --json prints a JSON array instead (fields name, status, image,

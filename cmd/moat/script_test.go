@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 //     default) runs there;
 //   - $GREETER, the example agent (examples/agents/greeter.sh);
 //   - commands: emu-new NAME [TAG...] makes a VM on the emulator,
+//     emu-restart [unregistered] replaces the emulator by a new one (which
+//     does not know the client's key),
 //     emu-vms N asserts how many VMs it has, emu-backdate NAME DURATION ages
 //     a VM, jsonl FILE checks a --json stream.
 func TestScripts(t *testing.T) {
@@ -117,6 +119,27 @@ func TestScripts(t *testing.T) {
 				if (len(got) == want) == neg {
 					ts.Fatalf("emulator has %d VM(s) %v; want %s%d", len(got), got, map[bool]string{true: "not ", false: ""}[neg], want)
 				}
+			},
+			"emu-restart": func(ts *testscript.TestScript, neg bool, args []string) {
+				var opts []exedevtest.Option
+				for _, a := range args {
+					switch a {
+					case "unregistered":
+						opts = append(opts, exedevtest.WithUnregisteredKey())
+					default:
+						ts.Fatalf("usage: emu-restart [unregistered]")
+					}
+				}
+				serverOf(ts).Close()
+				srv, err := exedevtest.Start(opts...)
+				ts.Check(err)
+				ts.Defer(func() { srv.Close() })
+				mu.Lock()
+				servers[ts.Getenv("WORK")] = srv
+				mu.Unlock()
+				ts.Setenv("MOAT_EXEDEV_LOBBY", srv.LobbyAddr())
+				ts.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
+				ts.Setenv("MOAT_EXEDEV_KNOWN_HOSTS", srv.KnownHostsFile())
 			},
 			"emu-backdate": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

@@ -48,8 +48,8 @@ func TestInterruptCleansUp(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Errorf("moat exited 0 after an interrupt")
+		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+			t.Errorf("moat exited %d (%v) after an interrupt; want %d", code, err, exitInterrupted)
 		}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
