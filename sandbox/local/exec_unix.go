@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/moatdev/moat/internal/execout"
+	"github.com/moatdev/moat/internal/procgroup"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -262,14 +263,14 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 		}()
 	}
 
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- c.Wait() }()
-	var werr error
+	exited := make(chan func() error, 1)
+	go func() { exited <- procgroup.WaitExited(c) }()
+	var reap func() error
 	select {
-	case werr = <-waitErr:
+	case reap = <-exited:
 	case <-ctx.Done():
 		pr.kill()
-		werr = <-waitErr
+		reap = <-exited
 	}
 	close(pr.exited)
 	h.mu.Lock()
@@ -277,9 +278,13 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	h.mu.Unlock()
 	// Whatever the command left running in its group ends with it (as it
 	// does under bwrap, where the pid namespace dies with the command).
+	// On Linux the leader is not reaped yet, so its pid (the group's id)
+	// cannot have been reused by another process, in this program or any
+	// other, which this SIGKILL would hit.
 	if !viaSudo {
 		_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
 	}
+	werr := reap()
 
 	// Output: normally both pipes are already at EOF. If a process that
 	// left the group still holds them, stop waiting after ioGrace; closing

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/moatdev/moat/internal/procgroup"
 )
 
 // vmSpec is what `new` or `cp` asked for.
@@ -488,10 +490,14 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 			}
 		}
 	}()
-	cmd.Wait()
+	// The leader stays a zombie until the output is drained and the
+	// watcher is gone, so a signal sent to its group meanwhile cannot hit
+	// a process that took its pid.
+	reap := procgroup.WaitExited(cmd)
 	outputs.Wait()
 	close(done)
 	<-watched
+	reap()
 	outR.Close()
 	errR.Close()
 	return waitStatus(cmd.ProcessState), nil
