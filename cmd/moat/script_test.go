@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 //     emu-restart [unregistered] replaces the emulator by a new one (which
 //     does not know the client's key),
 //     emu-vms N asserts how many VMs it has, emu-backdate NAME DURATION ages
-//     a VM, jsonl FILE checks a --json stream.
+//     a VM, emu-wait-file PATH waits until a VM has PATH (relative to
+//     its home), jsonl FILE checks a --json stream.
 func TestScripts(t *testing.T) {
 	testenv.RequireBinary(t, "git", "git")
 	greeter, err := filepath.Abs("../../examples/agents/greeter.sh")
@@ -140,6 +141,22 @@ func TestScripts(t *testing.T) {
 				ts.Setenv("MOAT_EXEDEV_LOBBY", srv.LobbyAddr())
 				ts.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
 				ts.Setenv("MOAT_EXEDEV_KNOWN_HOSTS", srv.KnownHostsFile())
+			},
+			"emu-wait-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: emu-wait-file PATH (relative to a VM's home)")
+				}
+				srv := serverOf(ts)
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					for _, name := range srv.VMs() {
+						if home, ok := srv.VMHome(name); ok {
+							if _, err := os.Stat(filepath.Join(home, args[0])); err == nil {
+								return
+							}
+						}
+					}
+				}
+				ts.Fatalf("no VM has %s after 30s", args[0])
 			},
 			"emu-backdate": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {
