@@ -25,7 +25,7 @@ type ExecOptions struct {
 	Env map[string]string
 	// Stdin, when set, is the command's standard input.
 	Stdin io.Reader
-	// Stdout and Stderr receive the command's output line by line as it
+	// Stdout and Stderr receive the command's output byte for byte as it
 	// runs; nil discards it.
 	Stdout, Stderr io.Writer
 	// CommittedOnly syncs HEAD alone. By default the uncommitted changes
@@ -55,7 +55,14 @@ type ExecResult struct {
 // set. An error means the command did not run to its end (the sandbox
 // failed, sync-in failed, ctx ended); the command's own failure is only its
 // ExitCode.
-func Exec(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
+func Exec(ctx context.Context, o ExecOptions) (*ExecResult, error) {
+	res, err := execute(ctx, o)
+	// As in Run: Env values never appear in an error (the command's own
+	// output is passed through untouched).
+	return res, redactError(err, secretReplacer(o.Env))
+}
+
+func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	if o.Sandbox == nil {
 		return nil, errors.New("moat: ExecOptions.Sandbox is required (e.g. exedev.New, local.New)")
 	}
@@ -118,15 +125,7 @@ func Exec(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	phase("sync in", start)
 
 	start = time.Now()
-	lineTo := func(w io.Writer) func(string) {
-		if w == nil {
-			return nil
-		}
-		return func(l string) { io.WriteString(w, l+"\n") }
-	}
-	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{
-		Stdin: o.Stdin, OnLine: lineTo(o.Stdout), OnStderrLine: lineTo(o.Stderr),
-	})
+	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
 	phase("command", start)
 	if err != nil {
 		return res, fmt.Errorf("moat: running %q in the sandbox: %w", o.Command, err)

@@ -60,9 +60,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		}
 	}
 	if err != nil {
-		if msg := r.redact(err.Error()); msg != err.Error() {
-			err = &redactedError{msg: msg, err: err}
-		}
+		err = redactError(err, r.secrets)
 		r.logf("run failed: %v", err)
 	}
 	return res, err
@@ -115,12 +113,18 @@ func newRunner(o RunOptions) (*runner, error) {
 		}
 		o.Repo = wd
 	}
-	r := &runner{opts: o, res: &RunResult{}}
-	// Output arrives line by line, so each line of a multi-line value (a
-	// PEM key) is a secret too; longest first, so no shorter value takes
-	// a bite out of a longer one.
+	r := &runner{opts: o, res: &RunResult{}, secrets: secretReplacer(o.Env)}
+	return r, nil
+}
+
+// secretReplacer replaces the values of env (credentials) by
+// "[redacted]"; nil when there is nothing to hide. Output arrives line by
+// line, so each line of a multi-line value (a PEM key) is a secret too;
+// longest first, so no shorter value takes a bite out of a longer one.
+// Values shorter than 6 bytes are left: too likely to be ordinary words.
+func secretReplacer(env map[string]string) *strings.Replacer {
 	var secrets []string
-	for _, v := range o.Env {
+	for _, v := range env {
 		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
 			if part = strings.TrimSpace(part); len(part) >= 6 {
 				secrets = append(secrets, part)
@@ -132,10 +136,21 @@ func newRunner(o RunOptions) (*runner, error) {
 	for _, v := range slices.Compact(secrets) {
 		pairs = append(pairs, v, "[redacted]")
 	}
-	if len(pairs) > 0 {
-		r.secrets = strings.NewReplacer(pairs...)
+	if len(pairs) == 0 {
+		return nil
 	}
-	return r, nil
+	return strings.NewReplacer(pairs...)
+}
+
+// redactError hides the values secrets replaces in err's message.
+func redactError(err error, secrets *strings.Replacer) error {
+	if err == nil || secrets == nil {
+		return err
+	}
+	if msg := secrets.Replace(err.Error()); msg != err.Error() {
+		return &redactedError{msg: msg, err: err}
+	}
+	return err
 }
 
 func (r *runner) emit(e Event) {

@@ -99,10 +99,15 @@ type ExecOptions struct {
 	OnLine func(line string)
 
 	// OnStderrLine is OnLine for stderr.
-	//
-	// OnLine and OnStderrLine are never called concurrently with each
-	// other, and never after Exec returns.
 	OnStderrLine func(line string)
+
+	// Stdout and Stderr, when set, receive the command's output byte for
+	// byte as it arrives (no line splitting, CR and binary data kept). After
+	// a write to one fails, it gets no more.
+	//
+	// OnLine, OnStderrLine, Stdout and Stderr are never called
+	// concurrently with each other, and never after Exec returns.
+	Stdout, Stderr io.Writer
 
 	// Sudo runs the command as root inside the sandbox.
 	Sudo bool

@@ -28,8 +28,9 @@ type execOptions struct {
 func newExecCmd() *cobra.Command {
 	var o execOptions
 	cmd := &cobra.Command{
-		Use:   "exec [flags] -- CMD [ARG...]",
-		Short: "Run a command in a fresh sandbox holding your repository",
+		Use:         "exec [flags] -- CMD [ARG...]",
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Short:       "Run a command in a fresh sandbox holding your repository",
 		Long: `Creates a fresh sandbox, syncs the repository into it (with your
 uncommitted changes and untracked files, unless --committed), runs CMD
 there with its output streamed, and deletes the sandbox. moat exits with
@@ -126,7 +127,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox))
 	}
 	if err != nil {
-		return fail(redactEnv(err, env))
+		return fail(err)
 	}
 	if !o.quiet {
 		fmt.Fprintf(errOut, "· the command exited %d (%s in all)\n", res.ExitCode, time.Since(start).Round(100*time.Millisecond))
@@ -164,25 +165,3 @@ func keptSandboxHelp(h sandbox.Handle, spec string) string {
 	fmt.Fprintf(&b, "  remove it:  rm -rf %s\n", shell.Quote(h.WorkDir()))
 	return b.String()
 }
-
-// redactEnv hides the sandbox's environment values in err's message.
-func redactEnv(err error, env map[string]string) error {
-	msg := err.Error()
-	for _, v := range env {
-		if len(v) >= 6 {
-			msg = strings.ReplaceAll(msg, v, "[redacted]")
-		}
-	}
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }

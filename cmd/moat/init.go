@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,8 +37,9 @@ func newInitCmd() *cobra.Command { return newInitCmdWith(stdioIsTerminal) }
 func newInitCmdWith(isTerminal func(io.Reader, io.Writer) bool) *cobra.Command {
 	o := initOptions{isTerminal: isTerminal}
 	cmd := &cobra.Command{
-		Use:   "init [flags]",
-		Short: "Scaffold .moat/ in this repository: config, prompt, .env.example",
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; nothing was written"},
+		Use:         "init [flags]",
+		Short:       "Scaffold .moat/ in this repository: config, prompt, .env.example",
 		Long: `Writes, in the repository holding the working directory (or --repo):
 
   .moat/config.toml    settings for moat run: sandbox, agent, model, and every
@@ -142,7 +144,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	}
 
 	if interactive {
-		a := asker{in: bufio.NewReader(cmd.InOrStdin()), out: out}
+		a := asker{ctx: cmd.Context(), in: bufio.NewReader(cmd.InOrStdin()), out: out}
 		fmt.Fprintf(out, "Setting up moat in %s. Enter takes the [default].\n", root)
 		fmt.Fprintln(out, "Sandboxes: exedev runs the agent in a fresh exe.dev VM; emulator is moat's")
 		fmt.Fprintln(out, "offline stand-in for it; local is a temporary directory (bubblewrap);")
@@ -211,8 +213,30 @@ func checkInitAgent(s string) error {
 
 // asker asks questions on a terminal.
 type asker struct {
+	ctx context.Context // Ctrl-C ends a question at once
 	in  *bufio.Reader
 	out io.Writer
+}
+
+// readLine reads one answer, or gives up when ctx ends (the read is left
+// behind; moat is about to exit).
+func (a asker) readLine() (string, error) {
+	type answer struct {
+		line string
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		l, err := a.in.ReadString('\n')
+		ch <- answer{l, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.err
+	case <-a.ctx.Done():
+		fmt.Fprintln(a.out)
+		return "", fmt.Errorf("init: %w; nothing was written", errInterrupted)
+	}
 }
 
 // ask prints the question with its default and reads an answer until
@@ -220,7 +244,10 @@ type asker struct {
 func (a asker) ask(question, def string, check func(string) error) (string, error) {
 	for {
 		fmt.Fprintf(a.out, "%s [%s]: ", question, def)
-		line, err := a.in.ReadString('\n')
+		line, err := a.readLine()
+		if errors.Is(err, errInterrupted) {
+			return "", err
+		}
 		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
 			fmt.Fprintln(a.out)
 			if errors.Is(err, io.EOF) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -428,5 +430,29 @@ func TestInitInteractiveYesAndEOF(t *testing.T) {
 	}
 	if cfg := loadInitConfig(t, root); cfg.Sandbox != "exedev" || cfg.Agent != "codex" || cfg.Model != "o3" {
 		t.Errorf("config after init -y: %+v", cfg)
+	}
+}
+
+// TestInitInteractiveInterrupt: Ctrl-C at a question ends init at once,
+// without writing anything, even though nothing is ever typed.
+func TestInitInteractiveInterrupt(t *testing.T) {
+	root := initGitRepo(t)
+	cmd := &cobra.Command{Use: "moat", SilenceUsage: true, SilenceErrors: true}
+	cmd.AddCommand(newInitCmdWith(func(io.Reader, io.Writer) bool { return true }))
+	stdin, typing := io.Pipe() // a terminal nobody types on
+	defer typing.Close()
+	var out bytes.Buffer
+	cmd.SetArgs([]string{"init", "--repo", root})
+	cmd.SetIn(stdin)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	err := cmd.ExecuteContext(ctx)
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("init after Ctrl-C: %v, want errInterrupted\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, ".moat")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".moat exists after an interrupted init: %v", err)
 	}
 }

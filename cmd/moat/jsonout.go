@@ -83,9 +83,13 @@ func jsonResultOf(res *moat.RunResult, took time.Duration, runErr error) jsonRes
 	if runErr != nil {
 		r.Error = runErr.Error()
 		r.ErrorKind = errorKind(runErr)
-		r.ExitCode = exitFailure
-		if r.ErrorKind == "interrupted" {
+		switch r.ErrorKind {
+		case "interrupted":
 			r.ExitCode = exitInterrupted
+		case "usage":
+			r.ExitCode = exitUsage
+		default:
+			r.ExitCode = exitFailure
 		}
 	}
 	if res == nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes, documented in the README and `moat help exit-codes`.
+// Exit codes, documented in the README and in `moat --help`.
 const (
 	exitOK          = 0   // success
 	exitFailure     = 1   // the command failed (run failed, checks failed, ...)
@@ -30,6 +30,14 @@ func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
 func runMain(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	notice := "moat: interrupted; stopping (press Ctrl-C again to quit at once)"
+	if c, _, err := root.Find(args); err == nil && c.Annotations[interruptNotice] != "" {
+		notice = c.Annotations[interruptNotice]
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -43,16 +51,12 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return
 		}
 		close(interrupted)
-		fmt.Fprintln(stderr, "\nmoat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)")
+		fmt.Fprintln(stderr, "\n"+notice)
 		cancel()
 		<-sigs
 		fmt.Fprintln(stderr, "moat: quitting without cleaning up")
 		os.Exit(exitInterrupted)
 	}()
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	wasInterrupted := false
 	select {
@@ -73,9 +77,8 @@ func reportError(stderr io.Writer, err error, interrupted bool) int {
 		return ee.code
 	}
 	if err == nil {
-		if interrupted {
-			return exitInterrupted
-		}
+		// Also after Ctrl-C: a run interrupted during its merge finishes
+		// it, and work that landed is a success.
 		return exitOK
 	}
 	printError(stderr, err)
@@ -92,8 +95,14 @@ func reportError(stderr io.Writer, err error, interrupted bool) int {
 	return exitFailure
 }
 
+// printError prints err for a person. An error may quote what a sandbox
+// printed, so each line is made printable (no escape sequences).
 func printError(w io.Writer, err error) {
-	msg := err.Error()
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	msg := strings.Join(lines, "\n")
 	if !strings.HasPrefix(msg, "moat:") {
 		msg = "moat: " + msg
 	}
@@ -152,6 +161,10 @@ moat itself failed.`,
 	)
 	return root
 }
+
+// interruptNotice is the annotation holding what a command prints on the
+// first Ctrl-C.
+const interruptNotice = "moat/interrupt-notice"
 
 // usageArgs wraps a cobra argument check so its failure is a usage error.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {

@@ -103,14 +103,17 @@ func (p *runPrinter) drawStatus() {
 	if p.status == "" {
 		return
 	}
-	elapsed := time.Since(p.statusAt).Truncate(time.Second)
-	line := fmt.Sprintf("%s %s", spinnerFrames[p.frame%len(spinnerFrames)], p.status)
-	if elapsed >= time.Second {
-		line += " " + p.dim(elapsed.String())
+	elapsed := ""
+	if d := time.Since(p.statusAt).Truncate(time.Second); d >= time.Second {
+		elapsed = " " + d.String()
 	}
+	// The line must fit the terminal, or it wraps and the next \r clears
+	// only its last row: cut the text (visible characters, no escapes).
+	text := p.status
 	if w, _, err := termSize(p.errOut); err == nil && w > 10 {
-		line = truncateRunes(line, w-1+len(line)-utf8.RuneCountInString(stripANSI(line)))
+		text = truncateRunes(text, w-1-2-utf8.RuneCountInString(elapsed))
 	}
+	line := spinnerFrames[p.frame%len(spinnerFrames)] + " " + text + p.dim(elapsed)
 	fmt.Fprint(p.errOut, "\r\x1b[K"+line)
 	p.drawn = true
 }
@@ -144,13 +147,18 @@ func (p *runPrinter) setStep(text string) {
 func (p *runPrinter) Event(e moat.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch p.mode {
-	case modeJSON:
+	if p.mode == modeJSON {
 		if e.Kind != moat.EventRaw {
 			p.writeJSON(jsonEventOf(e))
 		}
 		return
-	case modeQuiet:
+	}
+	// What the agent prints comes from inside the sandbox: its escape
+	// sequences must not reach the user's terminal (colour is ours to add;
+	// OSC 52 would write the clipboard). Tool arguments are made printable
+	// after their line breaks are shown as ⏎.
+	e.Text, e.Tool = printable(e.Text), printable(e.Tool)
+	if p.mode == modeQuiet {
 		if e.Kind == moat.EventWarning {
 			fmt.Fprintf(p.errOut, "moat: warning: %s\n", e.Text)
 		}
@@ -205,6 +213,39 @@ func (p *runPrinter) Event(e moat.Event) {
 	}
 }
 
+// printable makes s safe to print on a terminal: control characters (but
+// tab) are shown in caret notation (ESC as ^[), C1 controls and invalid
+// UTF-8 as \x escapes, so no escape sequence is passed through.
+func printable(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 && r != '\t':
+			b.WriteByte('^')
+			b.WriteByte(byte(r) + '@')
+		case r == 0x7f:
+			b.WriteString("^?")
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // stepDuration is how long a step took, for people: "18ms", "1.2s", "3m4s".
 func stepDuration(d time.Duration) string {
 	switch {
@@ -218,7 +259,7 @@ func stepDuration(d time.Duration) string {
 
 // compactToolCall renders a tool call on one short line: Bash(npm test).
 func compactToolCall(tool, arg string) string {
-	arg = strings.Join(strings.Fields(strings.ReplaceAll(arg, "\n", " ⏎ ")), " ")
+	arg = printable(strings.Join(strings.Fields(strings.ReplaceAll(arg, "\n", " ⏎ ")), " "))
 	return fmt.Sprintf("%s(%s)", tool, truncateRunes(arg, 100))
 }
 
@@ -280,7 +321,7 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	if len(res.Commits) > 0 {
 		fmt.Fprintf(w, "%d commit(s) landed on %s:\n", len(res.Commits), res.Branch)
 		for _, c := range res.Commits {
-			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), c.Subject)
+			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), printable(c.Subject))
 		}
 	} else if runErr == nil {
 		fmt.Fprintf(w, "no commits (branch %s unchanged)\n", res.Branch)
@@ -291,9 +332,13 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	}
 	// What was kept is printed even with -q: it is how work is recovered.
 	for _, k := range res.Kept {
-		fmt.Fprintf(w, "%s %s %s: %s\n", p.yellow("kept"), k.What, k.Path, k.Reason)
+		fmt.Fprintf(w, "%s %s %s: %s\n", p.yellow("kept"), k.What, printable(k.Path), printable(k.Reason))
 		if k.Fix != "" {
-			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", strings.ReplaceAll(k.Fix, "\n", "\n    "))
+			lines := strings.Split(k.Fix, "\n")
+			for i, l := range lines {
+				lines[i] = printable(l)
+			}
+			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", strings.Join(lines, "\n    "))
 		}
 	}
 	if res.LogFile != "" && !quiet {
@@ -336,20 +381,6 @@ func (p *runPrinter) dim(s string) string    { return p.paint("2", s) }
 func (p *runPrinter) red(s string) string    { return p.paint("31", s) }
 func (p *runPrinter) green(s string) string  { return p.paint("32", s) }
 func (p *runPrinter) yellow(s string) string { return p.paint("33", s) }
-
-func stripANSI(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0x1b {
-			for i < len(s) && s[i] != 'm' {
-				i++
-			}
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
 
 func termSize(w io.Writer) (width, height int, err error) {
 	f, ok := w.(*os.File)

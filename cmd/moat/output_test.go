@@ -143,3 +143,44 @@ func TestCompactToolCall(t *testing.T) {
 		t.Errorf("%d runes: %s", n, got)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttab":                        "plain\ttab",
+		"\x1b[31mred\x1b[0m":                "^[[31mred^[[0m",
+		"\x1b]52;c;cHduZWQ=\a":              "^[]52;c;cHduZWQ=^G",
+		"cr\rbell\a del\x7f":                "cr^Mbell^G del^?",
+		"csi\u009b2J é ✓":                   `csi\x9b2J é ✓`,
+		"bad \xff\xfe utf8, real \uFFFD ok": `bad \xff\xfe utf8, real ` + "\uFFFD ok",
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRunPrinterNoAgentEscapes: escape sequences the agent prints reach
+// neither stdout nor stderr, in any mode but --json (where JSON escapes
+// them).
+func TestRunPrinterNoAgentEscapes(t *testing.T) {
+	for _, mode := range []outputMode{modeTerminal, modePlain, modeQuiet} {
+		var out, errOut bytes.Buffer
+		p := newRunPrinter(mode, &out, &errOut)
+		evil := "\x1b]52;c;cHduZWQ=\a\x1b[2J"
+		for _, e := range []moat.Event{
+			{Kind: moat.EventStatus, Text: "  hook says " + evil},
+			{Kind: moat.EventText, Text: evil},
+			{Kind: moat.EventToolCall, Tool: "Bash" + evil, ToolArg: evil},
+			{Kind: moat.EventStderr, Text: evil},
+			{Kind: moat.EventWarning, Text: evil},
+		} {
+			p.Event(e)
+		}
+		p.Finish(&moat.RunResult{Commits: []moat.Commit{{SHA: "abc", Subject: evil}}, Kept: []moat.Kept{{Reason: evil, Fix: "a\n" + evil}}}, time.Second, nil)
+		for name, b := range map[string]string{"stdout": out.String(), "stderr": errOut.String()} {
+			if strings.Contains(b, "\x1b]") || strings.Contains(b, "\x1b[2J") || strings.Contains(b, "\a") {
+				t.Errorf("mode %d: the agent's escape sequence reached %s: %q", mode, name, b)
+			}
+		}
+	}
+}

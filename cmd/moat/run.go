@@ -17,6 +17,7 @@ import (
 	"github.com/moatdev/moat/agent/claude"
 	"github.com/moatdev/moat/agent/codex"
 	"github.com/moatdev/moat/agent/command"
+	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -50,8 +51,9 @@ var errInterrupted = errors.New("interrupted")
 func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run [-p PROMPT | -f FILE] [flags]",
-		Short: "Run an agent in a fresh sandbox and bring its commits home",
+		Use:         "run [-p PROMPT | -f FILE] [flags]",
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Short:       "Run an agent in a fresh sandbox and bring its commits home",
 		Long: `Creates one sandbox, syncs the repository into it, runs the agent for up to
 --max-iterations iterations (stopping early when it prints the completion
 signal <promise>COMPLETE</promise>), brings its commits back and merges them
@@ -146,41 +148,55 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 func runRun(cmd *cobra.Command, o runOptions) error {
 	ctx := cmd.Context()
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if o.prompt != "" && o.promptFile != "" {
-		return usageErrorf("give -p PROMPT or -f FILE, not both")
-	}
 	if o.jsonOut && o.quiet {
 		return usageErrorf("--json and -q cannot be used together: --json already prints nothing but the event stream on stdout")
 	}
+	// From here on, --json ends with a result event whatever happens.
+	start := time.Now()
+	printer := newRunPrinter(pickMode(o.jsonOut, o.quiet, out, errOut), out, errOut)
+	res, err := startRun(cmd, o, printer)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", errInterrupted, err)
+	}
+	printer.Finish(res, time.Since(start), err)
+	return err
+}
+
+// startRun checks the options, applies the config and runs.
+func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunResult, error) {
+	ctx := cmd.Context()
+	errOut := cmd.ErrOrStderr()
+	if o.prompt != "" && o.promptFile != "" {
+		return nil, usageErrorf("give -p PROMPT or -f FILE, not both")
+	}
 	p, err := loadProject(ctx, o.repo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o.resolve(cmd, p)
-	if o.prompt == "" && o.promptFile == "" {
-		return usageErrorf("no prompt: give -p PROMPT or -f FILE, or set prompt_file in .moat/config.toml ('moat init' writes .moat/prompt.md)")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env, warnings, err := sandboxEnv(p, o.env, ag.CredentialEnv())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	promptArgs := map[string]string{}
 	for _, a := range o.args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return usageErrorf("--arg %q: want KEY=VALUE", a)
+			return nil, usageErrorf("--arg %q: want KEY=VALUE", a)
 		}
 		promptArgs[k] = v
 	}
-	mode := pickMode(o.jsonOut, o.quiet, out, errOut)
 	// With --json, stdout carries only the event stream; notices go to
 	// stderr (and vanish with -q).
 	notices := errOut
-	if mode == modeQuiet {
+	if printer.mode == modeQuiet {
 		notices = io.Discard
 	}
 	for _, w := range warnings {
@@ -188,13 +204,11 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 	}
 	provider, stop, err := pickSandbox(ctx, o.sandbox, p, notices)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stop()
 
-	printer := newRunPrinter(mode, out, errOut)
-	start := time.Now()
-	res, runErr := moat.Run(ctx, moat.RunOptions{
+	return moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
 		Sandbox:           provider,
 		Agent:             ag,
@@ -211,11 +225,30 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
 	})
-	if runErr != nil && ctx.Err() != nil {
-		runErr = fmt.Errorf("%w: %w", errInterrupted, runErr)
+}
+
+// check refuses option values that cannot work, before anything starts.
+func (o *runOptions) check() error {
+	if o.prompt == "" && o.promptFile == "" {
+		return usageErrorf("no prompt: give -p PROMPT or -f FILE, or set prompt_file in .moat/config.toml ('moat init' writes .moat/prompt.md)")
 	}
-	printer.Finish(res, time.Since(start), runErr)
-	return runErr
+	if o.promptFile != "" {
+		if _, err := os.Stat(o.promptFile); err != nil {
+			return usageErrorf("prompt file: %w", err)
+		}
+	}
+	if err := config.CheckSandbox(o.sandbox); err != nil {
+		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
+	}
+	switch {
+	case o.maxIterations < 1:
+		return usageErrorf("--max-iterations %d: want 1 or more", o.maxIterations)
+	case o.idleTimeout <= 0:
+		return usageErrorf("--idle-timeout %s: want a positive duration such as 10m", o.idleTimeout)
+	case o.completionTimeout <= 0:
+		return usageErrorf("--completion-timeout %s: want a positive duration such as 60s", o.completionTimeout)
+	}
+	return nil
 }
 
 func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
@@ -258,7 +291,8 @@ func sandboxEnv(p *project, flags []string, credentialKeys []string) (env map[st
 	for _, e := range flags {
 		k, v, ok := strings.Cut(e, "=")
 		if k == "" {
-			return nil, nil, usageErrorf("--env %q: want KEY=VALUE or KEY", e)
+			// Not %q of e: what follows "=" may be a secret.
+			return nil, nil, usageErrorf("--env: an entry has no name before its =; want KEY=VALUE or KEY")
 		}
 		if !ok {
 			val, set := os.LookupEnv(k)

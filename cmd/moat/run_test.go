@@ -74,7 +74,7 @@ func TestRunCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--repo", repo, "--agent", "command", "-p", "x"}, "--agent command needs --agent-cmd"},
-		{[]string{"run", "--repo", repo, "--sandbox", "bogus", "--agent", "command", "--agent-cmd", "true", "-p", "x"}, `unknown sandbox "bogus"`},
+		{[]string{"run", "--repo", repo, "--sandbox", "bogus", "--agent", "command", "--agent-cmd", "true", "-p", "x"}, `--sandbox "bogus": want "exedev"`},
 		{[]string{"run", "--repo", repo, "--agent", "gpt", "-p", "x"}, `unknown agent "gpt"`},
 		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true"}, "no prompt: give -p PROMPT or -f FILE"},
 		{[]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "true", "-p", "x", "--arg", "novalue"}, "want KEY=VALUE"},

@@ -5,6 +5,7 @@ package execout
 
 import (
 	"bytes"
+	"io"
 	"sync"
 
 	"github.com/moatdev/moat/sandbox"
@@ -17,16 +18,17 @@ type Stream struct {
 	mu      *sync.Mutex // shared by the streams of one command: callbacks never overlap
 	stopped bool        // after Stop: no more callbacks
 	onLine  func(string)
+	raw     io.Writer // gets the bytes as they come; nil after a failed write
 	partial []byte
 	tail    tail
 }
 
-// NewPair returns the stdout and stderr streams of one command. Either
-// callback may be nil. The two streams share a lock, so their callbacks are
-// never called concurrently.
-func NewPair(onStdout, onStderr func(string)) (stdout, stderr *Stream) {
+// NewPair returns the stdout and stderr streams of one command, delivering
+// to opts' OnLine, OnStderrLine, Stdout and Stderr (any may be nil). The two
+// streams share a lock, so their callbacks and writes never overlap.
+func NewPair(opts sandbox.ExecOptions) (stdout, stderr *Stream) {
 	mu := new(sync.Mutex)
-	return &Stream{mu: mu, onLine: onStdout}, &Stream{mu: mu, onLine: onStderr}
+	return &Stream{mu: mu, onLine: opts.OnLine, raw: opts.Stdout}, &Stream{mu: mu, onLine: opts.OnStderrLine, raw: opts.Stderr}
 }
 
 // Write implements io.Writer. It never fails.
@@ -34,6 +36,11 @@ func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tail.write(p)
+	if s.raw != nil && !s.stopped {
+		if _, err := s.raw.Write(p); err != nil {
+			s.raw = nil // a closed pipe downstream: keep draining the command
+		}
+	}
 	if s.onLine == nil || s.stopped {
 		return len(p), nil
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestLinesAcrossWrites(t *testing.T) {
 	var lines []string
-	out, _ := NewPair(func(l string) { lines = append(lines, l) }, nil)
+	out, _ := NewPair(sandbox.ExecOptions{OnLine: func(l string) { lines = append(lines, l) }})
 	for _, w := range []string{"ab", "c\nde", "f\r\n\n", "g"} {
 		out.Write([]byte(w))
 	}
@@ -28,7 +28,7 @@ func TestLinesAcrossWrites(t *testing.T) {
 
 func TestLongLineIsSplit(t *testing.T) {
 	var lens []int
-	out, _ := NewPair(func(l string) { lens = append(lens, len(l)) }, nil)
+	out, _ := NewPair(sandbox.ExecOptions{OnLine: func(l string) { lens = append(lens, len(l)) }})
 	long := strings.Repeat("x", sandbox.MaxLineBytes*2+10)
 	for i := 0; i < len(long); i += 1000 {
 		out.Write([]byte(long[i:min(i+1000, len(long))]))
@@ -44,7 +44,7 @@ func TestLineOfMaxLength(t *testing.T) {
 	line := strings.Repeat("z", sandbox.MaxLineBytes)
 	for _, writes := range [][]string{{line + "\n"}, {line, "\n"}} {
 		var lens []int
-		out, _ := NewPair(func(l string) { lens = append(lens, len(l)) }, nil)
+		out, _ := NewPair(sandbox.ExecOptions{OnLine: func(l string) { lens = append(lens, len(l)) }})
 		for _, w := range writes {
 			out.Write([]byte(w))
 		}
@@ -57,7 +57,7 @@ func TestLineOfMaxLength(t *testing.T) {
 
 func TestStopEndsCallbacks(t *testing.T) {
 	var lines []string
-	out, _ := NewPair(func(l string) { lines = append(lines, l) }, nil)
+	out, _ := NewPair(sandbox.ExecOptions{OnLine: func(l string) { lines = append(lines, l) }})
 	out.Write([]byte("before\npartial"))
 	out.Stop()
 	out.Write([]byte("\nafter\n"))
@@ -68,7 +68,7 @@ func TestStopEndsCallbacks(t *testing.T) {
 }
 
 func TestTailIsBounded(t *testing.T) {
-	out, _ := NewPair(nil, nil)
+	out, _ := NewPair(sandbox.ExecOptions{})
 	chunk := []byte(strings.Repeat("0123456789abcdef", 4096)) // 64 KiB
 	for i := 0; i < 100; i++ {
 		out.Write(chunk)

@@ -114,7 +114,7 @@ func (h *Handle) closedWhileRunning(err error) error {
 
 // Run is Exec without the closed check, for providers' setup and cleanup.
 func (h *Handle) Run(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
-	stdout, stderr := execout.NewPair(opts.OnLine, opts.OnStderrLine)
+	stdout, stderr := execout.NewPair(opts)
 	code, err := h.run(ctx, cmd, opts, stdout, stderr)
 	stdout.Flush()
 	stderr.Flush()

@@ -244,7 +244,7 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	}
 	h.mu.Unlock()
 
-	stdout, stderr := execout.NewPair(opts.OnLine, opts.OnStderrLine)
+	stdout, stderr := execout.NewPair(opts)
 	var readers sync.WaitGroup
 	readers.Go(func() { _, _ = io.Copy(stdout, outR) })
 	readers.Go(func() { _, _ = io.Copy(stderr, errR) })

@@ -68,6 +68,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("Stdin", s.testStdin)
 	t.Run("StdinUnread", s.testStdinUnread)
 	t.Run("NoStdin", s.testNoStdin)
+	t.Run("RawOutput", s.testRawOutput)
 	t.Run("Env", s.testEnv)
 	t.Run("EnvInvalidName", s.testEnvInvalidName)
 	t.Run("CommandQuoting", s.testCommandQuoting)
@@ -238,6 +239,29 @@ func (s *suite) testStdinUnread(t *testing.T) {
 	r := s.exec(t, "exit 3", sandbox.ExecOptions{Stdin: bytes.NewReader(make([]byte, 8<<20))})
 	if r.ExitCode != 3 {
 		t.Fatalf("exit %d, want 3", r.ExitCode)
+	}
+}
+
+// testRawOutput: ExecOptions.Stdout and Stderr get the bytes exactly
+// (binary, CR LF, no final newline), alongside the line callbacks.
+func (s *suite) testRawOutput(t *testing.T) {
+	data := randBytes(t, 1<<20+7)
+	data = append(data, "\r\nend without newline"...)
+	var stdout, stderr bytes.Buffer
+	var lines int
+	s.mustRun(t, `cat; printf 'err\r\n' >&2; printf 'tail' >&2`, sandbox.ExecOptions{
+		Stdin:  bytes.NewReader(data),
+		Stdout: &stdout, Stderr: &stderr,
+		OnLine: func(string) { lines++ },
+	})
+	if !bytes.Equal(stdout.Bytes(), data) {
+		t.Fatalf("Stdout got %d bytes that differ from the %d written", stdout.Len(), len(data))
+	}
+	if got := stderr.String(); got != "err\r\ntail" {
+		t.Fatalf("Stderr got %q, want %q", got, "err\r\ntail")
+	}
+	if want := bytes.Count(data, []byte("\n")) + 1; lines != want {
+		t.Fatalf("OnLine called %d times alongside Stdout, want %d", lines, want)
 	}
 }
 
