@@ -124,7 +124,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", s) },
 	})
 	if res != nil && res.Sandbox != nil {
-		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox))
+		identity := ""
+		if o.sandbox == "exedev" {
+			identity = exedevConfig(p.Config.ExeDev).IdentityFile
+		}
+		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, identity))
 	}
 	if err != nil {
 		return fail(err)
@@ -138,8 +142,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	return nil
 }
 
-// keptSandboxHelp says how to reach a sandbox left running by --keep.
-func keptSandboxHelp(h sandbox.Handle, spec string) string {
+// keptSandboxHelp says how to reach a sandbox left running by --keep;
+// identity is the exe.dev key moat was told to use, if any.
+func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "moat: kept the sandbox; the repository is in %s\n", h.WorkDir())
 	if eh, ok := h.(*exedev.Handle); ok {
@@ -148,11 +153,14 @@ func keptSandboxHelp(h sandbox.Handle, spec string) string {
 		if vm.SSHUser != "" {
 			dest = vm.SSHUser + "@" + dest
 		}
-		port := ""
-		if vm.SSHPort != 0 && vm.SSHPort != 22 {
-			port = fmt.Sprintf("-p %d ", vm.SSHPort)
+		opts := ""
+		if identity != "" {
+			opts += "-i " + shell.Quote(identity) + " "
 		}
-		fmt.Fprintf(&b, "  reach it:   ssh %s%s\n", port, dest)
+		if vm.SSHPort != 0 && vm.SSHPort != 22 {
+			opts += fmt.Sprintf("-p %d ", vm.SSHPort)
+		}
+		fmt.Fprintf(&b, "  reach it:   ssh %s%s\n", opts, dest)
 		fmt.Fprintf(&b, "  remove it:  moat sandbox rm %s\n", vm.Name)
 		return b.String()
 	}
