@@ -159,6 +159,15 @@ moat itself failed.`,
 		newVersionCmd(),
 		newDevCmd(),
 	)
+	// cobra's completion command takes the shell as a subcommand; refuse
+	// anything else as a usage error instead of printing help with exit 0.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = usageArgs(cobra.NoArgs)
+			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+		}
+	}
 	return root
 }
 
