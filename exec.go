@@ -6,16 +6,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 )
 
 // ExecOptions configure Exec.
 type ExecOptions struct {
-	// Repo is the host repository; default the working directory.
+	// Repo is the host repository, or a directory in it; default the
+	// working directory. The command starts in the same directory relative
+	// to the repository's top: `moat exec` from repo/sub runs in sub.
 	Repo string
 	// Sandbox makes the one sandbox.
 	Sandbox sandbox.Provider
@@ -125,7 +129,22 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	phase("sync in", start)
 
 	start = time.Now()
-	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	dir := ""
+	if abs, err := filepath.Abs(o.Repo); err == nil {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = real // git reports the top level with links resolved
+		}
+		if rel, err := filepath.Rel(repo.TopLevel, abs); err == nil && rel != "." && filepath.IsLocal(rel) {
+			dir = filepath.ToSlash(rel)
+		}
+	}
+	if dir != "" {
+		// git carries no empty directories; the user may stand in one.
+		if _, err := h.Exec(ctx, "mkdir -p -- "+shell.Quote(dir), sandbox.ExecOptions{}); err != nil {
+			return res, fmt.Errorf("moat: making %s in the sandbox: %w", dir, err)
+		}
+	}
+	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{Dir: dir, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
 	phase("command", start)
 	if err != nil {
 		return res, fmt.Errorf("moat: running %q in the sandbox: %w", o.Command, err)
