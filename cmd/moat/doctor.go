@@ -104,6 +104,21 @@ func (d *doctor) report(status, name, detail string, more ...string) {
 func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 	ctx := cmd.Context()
 	d := &doctor{out: cmd.OutOrStdout()}
+	// Bad flag values are usage errors (exit 2), like everywhere else;
+	// only settings from the config file become FAIL lines.
+	if o.timeout <= 0 {
+		return usageErrorf("--timeout %s: want a positive duration such as 15s", o.timeout)
+	}
+	if o.sandbox != "" {
+		if err := config.CheckSandbox(o.sandbox); err != nil {
+			return usageErrorf("--sandbox %q: %w", o.sandbox, err)
+		}
+	}
+	if o.agent != "" {
+		if err := checkInitAgent(o.agent); err != nil {
+			return usageErrorf("--agent %q: %w", o.agent, err)
+		}
+	}
 
 	gitOK := d.checkGit(ctx)
 	proj, inRepo := d.checkRepoAndConfig(ctx, gitOK)
@@ -113,9 +128,22 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 	}
 	sandboxSpec := firstSet(o.sandbox, cfg.Sandbox, "exedev")
 	agentName := firstSet(o.agent, cfg.Agent, "claude")
-	d.report(stInfo, "settings", fmt.Sprintf("sandbox %s, agent %s", sandboxSpec, agentName))
+	configBroken := inRepo && proj == nil
+	// The config names the sandbox and the agent; when it cannot be read,
+	// checking the defaults' needs could report failures that do not apply.
+	if configBroken && o.sandbox == "" {
+		sandboxSpec = ""
+	}
+	if configBroken && o.agent == "" {
+		agentName = ""
+	}
+	d.report(stInfo, "settings", fmt.Sprintf("sandbox %s, agent %s", orUnknown(sandboxSpec, "--sandbox"), orUnknown(agentName, "--agent")))
 
 	switch {
+	case sandboxSpec == "":
+		for _, name := range []string{"ssh key", "ssh agent", "known_hosts", "exe.dev"} {
+			d.report(stSkip, name, "the sandbox is not known until the config is fixed")
+		}
 	case sandboxSpec == "exedev":
 		d.checkExeDev(ctx, o, cfg)
 	case sandboxSpec == "emulator":
@@ -134,7 +162,11 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 	}
 
 	d.checkBwrap(ctx, sandboxSpec == "local")
-	d.checkCredentials(agentName, proj, inRepo)
+	if agentName == "" {
+		d.report(stSkip, "credentials", "the agent is not known until the config is fixed")
+	} else {
+		d.checkCredentials(agentName, proj, inRepo)
+	}
 
 	switch {
 	case d.failed > 0:
@@ -326,7 +358,7 @@ func (d *doctor) checkAgent(ex sshx.Explanation) {
 		holds = fmt.Sprintf("the agent at %s holds %s", a.Socket, plural(len(a.Keys), "key", "keys"))
 	}
 	switch {
-	case ex.Dest == "":
+	case ex.Dest == "" || a.Socket == "" && a.Problem == "":
 		d.report(stSkip, "ssh agent", "not checked: the SSH settings could not be used (see above)")
 	case !a.Consulted && (ex.Source == sshx.KeysExplicit || ex.Source == sshx.KeysPreferred):
 		detail := "not consulted: moat uses its one key alone"
@@ -536,4 +568,12 @@ func (d *doctor) checkCredentials(agentName string, proj *project, inRepo bool) 
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
+
+// orUnknown is v, or what to say when the broken config hides it.
+func orUnknown(v, flag string) string {
+	if v == "" {
+		return "unknown (the config could not be read; " + flag + " chooses)"
+	}
+	return v
 }

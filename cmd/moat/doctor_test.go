@@ -202,8 +202,8 @@ func TestDoctorCredentials(t *testing.T) {
 	wantStatus(t, out, "credentials", "skip")
 
 	_, _, code = sbxRun(t, "doctor", "--offline", "--agent", "gpt")
-	if code != 1 {
-		t.Errorf("doctor --agent gpt: exit %d", code)
+	if code != exitUsage {
+		t.Errorf("doctor --agent gpt: exit %d, want %d", code, exitUsage)
 	}
 }
 
@@ -244,8 +244,9 @@ func TestDoctorSandboxes(t *testing.T) {
 	}
 	wantIn(t, "config", wantStatus(t, out, "config", "FAIL"), "config.toml")
 
+	// A bad flag value is a usage error.
 	_, _, code = sbxRun(t, "doctor", "--sandbox", "bogus", "--agent", "command")
-	if code != 1 {
-		t.Errorf("doctor --sandbox bogus: exit %d", code)
+	if code != exitUsage {
+		t.Errorf("doctor --sandbox bogus: exit %d, want %d", code, exitUsage)
 	}
 }

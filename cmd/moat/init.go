@@ -98,6 +98,9 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		return usageErrorf("--agent %q: %v", o.agent, err)
 	}
 	interactive := !o.yes && o.isTerminal != nil && o.isTerminal(cmd.InOrStdin(), out)
+	if changed("agent-cmd") && strings.TrimSpace(o.agentCmd) == "" {
+		return usageErrorf("--agent-cmd is empty: give the program to run, such as --agent-cmd 'sh agent.sh'")
+	}
 	if o.agentCmd != "" && changed("agent") && o.agent != "command" {
 		return usageErrorf("--agent-cmd is for --agent command, not --agent %s", o.agent)
 	}

@@ -401,18 +401,9 @@ func runSandboxGC(cmd *cobra.Command, o sandboxGCOptions) error {
 	out := cmd.OutOrStdout()
 	now := time.Now()
 	age := shortDuration(o.olderThan)
-	var old []exedev.VMInfo
-	kept := 0
-	for _, vm := range vms {
-		switch {
-		case vm.CreatedAt.IsZero():
-			kept++
-			fmt.Fprintf(out, "kept %s: exe.dev does not say when it was created, and gc removes only VMs it can date (moat sandbox rm %s removes it)\n", vm.Name, vm.Name)
-		case now.Sub(vm.CreatedAt) < o.olderThan:
-			kept++
-		default:
-			old = append(old, vm)
-		}
+	old, undated, kept := gcSelect(vms, now, o.olderThan)
+	for _, vm := range undated {
+		fmt.Fprintf(out, "kept %s: exe.dev does not say when it was created, and gc removes only VMs it can date (moat sandbox rm %s removes it)\n", vm.Name, vm.Name)
 	}
 	removed := 0
 	var failed []error
@@ -434,4 +425,22 @@ func runSandboxGC(cmd *cobra.Command, o sandboxGCOptions) error {
 		fmt.Fprintf(out, "removed %s older than %s, %d kept\n", plural(removed, "moat VM", "moat VMs"), age, kept)
 	}
 	return reportFailures(cmd.ErrOrStderr(), failed, "not removed")
+}
+
+// gcSelect picks the VMs gc removes: those created at least olderThan
+// before now. A VM with no creation time is never picked (undated); kept
+// counts every VM not picked.
+func gcSelect(vms []exedev.VMInfo, now time.Time, olderThan time.Duration) (old, undated []exedev.VMInfo, kept int) {
+	for _, vm := range vms {
+		switch {
+		case vm.CreatedAt.IsZero():
+			undated = append(undated, vm)
+			kept++
+		case now.Sub(vm.CreatedAt) < olderThan:
+			kept++
+		default:
+			old = append(old, vm)
+		}
+	}
+	return old, undated, kept
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 )
 
@@ -383,5 +384,31 @@ func TestSandboxUnknownSubcommand(t *testing.T) {
 	out, _, code := sbxRun(t, "sandbox")
 	if code != 0 || !strings.Contains(out, "Available Commands") {
 		t.Errorf("moat sandbox: exit %d\n%s", code, out)
+	}
+}
+
+func TestGCSelect(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	vms := []exedev.VMInfo{
+		{Name: "undated"}, // exe.dev did not say
+		{Name: "young", CreatedAt: now.Add(-59 * time.Minute)}, // under the threshold
+		{Name: "edge", CreatedAt: now.Add(-time.Hour)},         // exactly at it
+		{Name: "old", CreatedAt: now.Add(-48 * time.Hour)},
+		{Name: "future", CreatedAt: now.Add(time.Hour)}, // a skewed clock
+	}
+	old, undated, kept := gcSelect(vms, now, time.Hour)
+	var names []string
+	for _, vm := range old {
+		names = append(names, vm.Name)
+	}
+	if got := strings.Join(names, " "); got != "edge old" {
+		t.Errorf("gc picks %q, want \"edge old\"", got)
+	}
+	if len(undated) != 1 || undated[0].Name != "undated" || kept != 3 {
+		t.Errorf("undated %v, kept %d; want [undated], 3", undated, kept)
+	}
+	// --older-than 0 still never picks an undated VM.
+	if old, _, _ := gcSelect(vms[:1], now, 0); len(old) != 0 {
+		t.Errorf("--older-than 0 picked an undated VM: %v", old)
 	}
 }

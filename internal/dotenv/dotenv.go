@@ -101,6 +101,7 @@ func Parse(r io.Reader) ([]Entry, error) {
 	}
 	src := strings.TrimPrefix(string(data), "\uFEFF")
 	src = strings.ReplaceAll(src, "\r\n", "\n")
+	src = strings.TrimSuffix(src, "\r") // a CRLF file cut before its last LF
 	p := parser{lines: strings.Split(src, "\n")}
 	return p.parse()
 }

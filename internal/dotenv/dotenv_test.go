@@ -18,6 +18,7 @@ func TestParse(t *testing.T) {
 		{"simple", "A=1\nB_2=two\n", []Entry{{"A", "1", 1}, {"B_2", "two", 2}}},
 		{"no final newline", "A=1", []Entry{{"A", "1", 1}}},
 		{"crlf", "A=1\r\nB=2\r\n", []Entry{{"A", "1", 1}, {"B", "2", 2}}},
+		{"crlf cut before the last lf", "A=1\r\nB=2\r", []Entry{{"A", "1", 1}, {"B", "2", 2}}},
 		{"bom", "\uFEFFA=1\n", []Entry{{"A", "1", 1}}},
 		{"underscore key", "_X=1\n", []Entry{{"_X", "1", 1}}},
 		{"export", "export A=1\nexport\tB=2\n", []Entry{{"A", "1", 1}, {"B", "2", 2}}},
