@@ -446,16 +446,12 @@ func (d *doctor) checkLobby(ctx context.Context, p *exedev.Provider, ex sshx.Exp
 
 // checkSSHHost: the key moat offers to an ssh:// sandbox host.
 func (d *doctor) checkSSHHost(ctx context.Context, spec string) {
-	hostPart := strings.TrimPrefix(spec, "ssh://")
-	user := ""
-	if i := strings.LastIndex(hostPart, "@"); i >= 0 {
-		user, hostPart = hostPart[:i], hostPart[i+1:]
-	}
-	if hostPart == "" {
-		d.report(stFail, "sandbox", fmt.Sprintf("--sandbox %s: no host (want ssh://[user@]host[:port])", spec))
+	user, hostPort, err := config.SplitSSH(spec)
+	if err != nil {
+		d.report(stFail, "sandbox", fmt.Sprintf("sandbox %q: %v", spec, err))
 		return
 	}
-	ex, err := sshx.Explain(ctx, sshx.Config{Host: hostPart, User: user})
+	ex, err := sshx.Explain(ctx, sshx.Config{Host: hostPort, User: user})
 	if err != nil {
 		d.report(stFail, "ssh key", err.Error())
 	} else if len(ex.Offered) == 0 {
@@ -463,7 +459,7 @@ func (d *doctor) checkSSHHost(ctx context.Context, spec string) {
 		for _, n := range ex.Notes {
 			more = append(more, "note: "+n)
 		}
-		more = append(more, "fix: create a key (ssh-keygen -t ed25519) and authorize it on "+hostPart+" (ssh-copy-id), or name one with IdentityFile in ~/.ssh/config")
+		more = append(more, "fix: create a key (ssh-keygen -t ed25519) and authorize it on "+hostPort+" (ssh-copy-id), or name one with IdentityFile in ~/.ssh/config")
 		d.report(stFail, "ssh key", "no SSH key to offer to "+ex.Dest, more...)
 	} else {
 		descs := make([]string, len(ex.Offered))
@@ -474,7 +470,7 @@ func (d *doctor) checkSSHHost(ctx context.Context, spec string) {
 	}
 	if ex.Dest != "" {
 		d.checkAgent(ex)
-		d.checkKnownHosts(ex, hostPart)
+		d.checkKnownHosts(ex, hostPort)
 	}
 	d.report(stSkip, "exe.dev", "the sandbox is an SSH host, not exe.dev")
 }

@@ -164,9 +164,10 @@ func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
 		fmt.Fprintf(&b, "  remove it:  moat sandbox rm %s\n", vm.Name)
 		return b.String()
 	}
-	if host, ok := strings.CutPrefix(spec, "ssh://"); ok {
-		fmt.Fprintf(&b, "  reach it:   ssh %s, then cd %s\n", host, shell.Quote(h.WorkDir()))
-		fmt.Fprintf(&b, "  remove it:  ssh %s rm -rf %s\n", host, shell.Quote(h.WorkDir()))
+	if strings.HasPrefix(spec, "ssh://") {
+		// OpenSSH takes the ssh:// form as it is, port included.
+		fmt.Fprintf(&b, "  reach it:   ssh %s, then cd %s\n", spec, shell.Quote(h.WorkDir()))
+		fmt.Fprintf(&b, "  remove it:  ssh %s rm -rf %s\n", spec, shell.Quote(h.WorkDir()))
 		return b.String()
 	}
 	fmt.Fprintf(&b, "  reach it:   cd %s\n", shell.Quote(h.WorkDir()))

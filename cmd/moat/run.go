@@ -148,9 +148,6 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 func runRun(cmd *cobra.Command, o runOptions) error {
 	ctx := cmd.Context()
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if o.jsonOut && o.quiet {
-		return usageErrorf("--json and -q cannot be used together: --json already prints nothing but the event stream on stdout")
-	}
 	// From here on, --json ends with a result event whatever happens.
 	start := time.Now()
 	printer := newRunPrinter(pickMode(o.jsonOut, o.quiet, out, errOut), out, errOut)
@@ -166,6 +163,9 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunResult, error) {
 	ctx := cmd.Context()
 	errOut := cmd.ErrOrStderr()
+	if o.jsonOut && o.quiet {
+		return nil, usageErrorf("--json and -q cannot be used together: --json already prints nothing but the event stream on stdout")
+	}
 	if o.prompt != "" && o.promptFile != "" {
 		return nil, usageErrorf("give -p PROMPT or -f FILE, not both")
 	}
@@ -322,15 +322,11 @@ func pickSandbox(ctx context.Context, spec string, p *project, notices io.Writer
 	case spec == "local":
 		return local.New(local.Config{}), func() {}, nil
 	case strings.HasPrefix(spec, "ssh://"):
-		hostPart := strings.TrimPrefix(spec, "ssh://")
-		user := ""
-		if i := strings.LastIndex(hostPart, "@"); i >= 0 {
-			user, hostPart = hostPart[:i], hostPart[i+1:]
+		user, hostPort, err := config.SplitSSH(spec)
+		if err != nil {
+			return nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
 		}
-		if hostPart == "" {
-			return nil, nil, usageErrorf("--sandbox %s: no host (want ssh://[user@]host[:port])", spec)
-		}
-		return sshhost.New(sshhost.Config{Addr: hostPart, User: user}), func() {}, nil
+		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), func() {}, nil
 	}
 	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
 }

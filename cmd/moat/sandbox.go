@@ -263,13 +263,9 @@ anyway. Names that do not exist are reported.`,
 
 func runSandboxRm(cmd *cobra.Command, names []string, force bool) error {
 	ctx := cmd.Context()
-	p, err := sandboxProvider(ctx)
+	p, release, err := heldProvider(ctx)
 	if err != nil {
 		return err
-	}
-	release, err := p.Hold()
-	if err != nil {
-		return lobbyFailure(err)
 	}
 	defer release()
 	// List first: rm on exe.dev does not say whether a VM existed, and the
@@ -385,13 +381,9 @@ func runSandboxGC(cmd *cobra.Command, o sandboxGCOptions) error {
 		return usageErrorf("--older-than %s: want a duration of 0 or more, e.g. 1h", o.olderThan)
 	}
 	ctx := cmd.Context()
-	p, err := sandboxProvider(ctx)
+	p, release, err := heldProvider(ctx)
 	if err != nil {
 		return err
-	}
-	release, err := p.Hold()
-	if err != nil {
-		return lobbyFailure(err)
 	}
 	defer release()
 	vms, err := p.List(ctx)
@@ -443,4 +435,16 @@ func gcSelect(vms []exedev.VMInfo, now time.Time, olderThan time.Duration) (old,
 		}
 	}
 	return old, undated, kept
+}
+
+// heldProvider is sandboxProvider with its lobby connection held open
+// until release, for commands that talk to the lobby several times.
+func heldProvider(ctx context.Context) (p *exedev.Provider, release func(), err error) {
+	if p, err = sandboxProvider(ctx); err != nil {
+		return nil, nil, err
+	}
+	if release, err = p.Hold(); err != nil {
+		return nil, nil, lobbyFailure(err)
+	}
+	return p, release, nil
 }
