@@ -13,9 +13,12 @@
 // commands are plain processes with HOME set to the VM's directory.
 //
 // Options inject the faults real users meet: slow readiness, quotas, taken
-// names, missing images, errors on stderr, connections dropped mid-command,
-// per-address connection-rate blocking, an unregistered key, legacy vm+
-// routing and the older JSON shapes.
+// names, missing images, errors on stderr, connections dropped mid-command
+// or at a chosen step (WithDropExec, DropConnections), per-address
+// connection-rate blocking, an unregistered key, legacy vm+ routing, the
+// older JSON shapes and a changed host key (ChangeHostKey). Connections and
+// Requests show what clients did, for assertions such as "no agent
+// forwarding was requested" or "new connections stayed under the rate".
 //
 // Use NewServer in tests and Start elsewhere (a standalone emulator). The
 // emulator needs a Unix system (bubblewrap only on Linux); Start fails on
@@ -77,6 +80,7 @@ type options struct {
 	missingImages  []string
 	errorsOnStderr bool
 	dropMidExec    int
+	dropExec       func(script string) bool
 	burstN         int
 	burstWindow    time.Duration
 	burstBlock     time.Duration
@@ -120,6 +124,16 @@ func WithErrorsOnStderr() Option { return func(o *options) { o.errorsOnStderr = 
 // written its first output, so the client sees a dead connection and no
 // exit status.
 func WithDropMidExec(n int) Option { return func(o *options) { o.dropMidExec = n } }
+
+// WithDropExec closes the whole TCP connection of the first exec session,
+// on any VM, whose script match accepts, before the script runs: the
+// client sees a dead connection and no exit status. The script is the
+// command as sent or, for moat's exec wrapper (which reads its script
+// base64-encoded from the first line of stdin), the decoded script, so a
+// fault can target one step of a run (e.g. the sync-out's "format-patch").
+func WithDropExec(match func(script string) bool) Option {
+	return func(o *options) { o.dropExec = match }
+}
 
 // WithBurstLimit simulates exe.dev's per-address SYN drops: when more than n
 // new TCP connections (lobby and VMs together) arrive within window, new
@@ -181,7 +195,7 @@ type Server struct {
 	keyFile        string
 	knownHostsFile string
 	homeDir        string // a HOME for clients (empty .ssh)
-	hostSigner     ssh.Signer
+	hostSigner     ssh.Signer // guarded by mu: ChangeHostKey replaces it
 	clientPub      ssh.PublicKey
 	sandbox        *sandboxInfo // nil: plain processes
 
@@ -195,6 +209,9 @@ type Server struct {
 	vms          map[string]*vm
 	conns        map[net.Conn]*vm // open connections; nil value = lobby or held
 	execCount    int
+	dropFired    bool
+	connLog      []Connection
+	requests     map[string]int
 	burstTimes   []time.Time
 	blockedUntil time.Time
 	transcript   []LobbyCall
@@ -234,8 +251,9 @@ func start(opts []Option) (_ *Server, err error) {
 	s := &Server{
 		opts:  o,
 		log:   o.logger,
-		vms:   map[string]*vm{},
-		conns: map[net.Conn]*vm{},
+		vms:      map[string]*vm{},
+		conns:    map[net.Conn]*vm{},
+		requests: map[string]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -416,7 +434,96 @@ func (s *Server) LobbyAddr() string { return s.lobbyLn.Addr().String() }
 func (s *Server) LobbyPort() int { return s.lobbyLn.Addr().(*net.TCPAddr).Port }
 
 // HostKey is the host key the lobby and every VM present.
-func (s *Server) HostKey() ssh.PublicKey { return s.hostSigner.PublicKey() }
+func (s *Server) HostKey() ssh.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hostSigner.PublicKey()
+}
+
+// ChangeHostKey makes the lobby and every VM endpoint present a new host
+// key from the next handshake on, as a man in the middle would (or exe.dev
+// after a key rotation). Open connections are not touched; KnownHostsFile
+// keeps the old key. It returns the new key.
+func (s *Server) ChangeHostKey() (ssh.PublicKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.hostSigner = signer
+	s.mu.Unlock()
+	return signer.PublicKey(), nil
+}
+
+// Connection is one TCP connection the emulator accepted.
+type Connection struct {
+	Time time.Time
+	VM   string // the VM whose port it came to; "" for the lobby (or the legacy shared port)
+}
+
+// Connections returns every TCP connection accepted so far (lobby and VMs,
+// those the burst limit held included), in order: what a client's
+// connection rate looks like from exe.dev's side.
+func (s *Server) Connections() []Connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Connection(nil), s.connLog...)
+}
+
+// Requests returns how many SSH requests of each type the emulator has
+// received so far, global and per channel, and how many channels of each
+// kind were opened ("channel:<type>"), whether it granted them or not:
+// e.g. "exec", "env", "keepalive@openssh.com", "auth-agent-req@openssh.com"
+// (agent forwarding), "channel:session".
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) countRequest(kind string) {
+	s.mu.Lock()
+	s.requests[kind]++
+	s.mu.Unlock()
+}
+
+// discardRequests refuses global requests, counting them.
+func (s *Server) discardRequests(reqs <-chan *ssh.Request) {
+	for r := range reqs {
+		s.countRequest(r.Type)
+		if r.WantReply {
+			r.Reply(false, nil)
+		}
+	}
+}
+
+// DropConnections closes every open connection to the named VM at once,
+// like a network failure, and returns how many it closed.
+func (s *Server) DropConnections(name string) int {
+	s.mu.Lock()
+	var drop []net.Conn
+	for c, v := range s.conns {
+		if v != nil && v.name == name {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		c.Close()
+	}
+	if len(drop) > 0 {
+		s.log.Info("exedevtest: dropped connections", "vm", name, "count", len(drop))
+	}
+	return len(drop)
+}
 
 // ClientKey is the public half of KeyFile, the key registered with the
 // emulated account.
@@ -497,6 +604,7 @@ func (s *Server) acceptLoop(ln net.Listener, v *vm, serve func(net.Conn)) {
 		if err != nil {
 			return
 		}
+		s.logConnection(v)
 		if !s.track(c, v) {
 			c.Close()
 			continue
@@ -513,6 +621,16 @@ func (s *Server) acceptLoop(ln net.Listener, v *vm, serve func(net.Conn)) {
 			serve(c)
 		}()
 	}
+}
+
+func (s *Server) logConnection(v *vm) {
+	entry := Connection{Time: time.Now()}
+	if v != nil {
+		entry.VM = v.name
+	}
+	s.mu.Lock()
+	s.connLog = append(s.connLog, entry)
+	s.mu.Unlock()
 }
 
 func (s *Server) track(c net.Conn, v *vm) bool {
@@ -581,7 +699,9 @@ func (s *Server) serverConfig(check func(meta ssh.ConnMetadata, key ssh.PublicKe
 		PublicKeyCallback: check,
 		ServerVersion:     "SSH-2.0-exe.dev-emulator",
 	}
+	s.mu.Lock()
 	cfg.AddHostKey(s.hostSigner)
+	s.mu.Unlock()
 	return cfg
 }
 

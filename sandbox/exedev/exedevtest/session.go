@@ -1,6 +1,8 @@
 package exedevtest
 
 import (
+	"bufio"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -42,7 +44,7 @@ func (s *Server) serveLobbyConn(c net.Conn) {
 		return
 	}
 	defer sc.Close()
-	go ssh.DiscardRequests(reqs)
+	go s.discardRequests(reqs)
 	s.serveChannels(c, sc, chans, nil)
 }
 
@@ -84,7 +86,7 @@ func (s *Server) serveVMConn(c net.Conn, fixed *vm) {
 	if fixed == nil && !s.attach(c, routed) {
 		return
 	}
-	go ssh.DiscardRequests(reqs)
+	go s.discardRequests(reqs)
 	s.serveChannels(c, sc, chans, routed)
 }
 
@@ -108,6 +110,7 @@ func (s *Server) lookup(name string) *vm {
 
 func (s *Server) serveChannels(c net.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, v *vm) {
 	for nc := range chans {
+		s.countRequest("channel:" + nc.ChannelType())
 		switch {
 		case nc.ChannelType() == "session":
 			s.wg.Add(1)
@@ -190,6 +193,7 @@ func (s *Server) serveSession(c net.Conn, sc *ssh.ServerConn, nc ssh.NewChannel,
 		}()
 	}
 	for req := range reqs {
+		s.countRequest(req.Type)
 		switch req.Type {
 		case "env":
 			var kv struct{ Name, Value string }
@@ -365,7 +369,31 @@ func (ss *session) vmExec(command string) {
 		}
 	}
 	s.mu.Unlock()
-	ss.runOnVM([]string{"/bin/sh", "-c", command}, first)
+	var stdin io.Reader = ss.ch
+	if s.opts.dropExec != nil {
+		script := command
+		if strings.Contains(command, "base64 -d") {
+			// moat's wrapper: the script is the first line of stdin.
+			br := bufio.NewReader(ss.ch)
+			line, _ := br.ReadString('\n')
+			if dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line)); err == nil {
+				script = string(dec)
+			}
+			stdin = io.MultiReader(strings.NewReader(line), br)
+		}
+		s.mu.Lock()
+		drop := !s.dropFired && s.opts.dropExec(script)
+		if drop {
+			s.dropFired = true
+		}
+		s.mu.Unlock()
+		if drop {
+			s.log.Info("exedevtest: dropping the connection of a matching exec", "vm", ss.vm.name)
+			ss.conn.Close()
+			return
+		}
+	}
+	ss.runOnVM([]string{"/bin/sh", "-c", command}, stdin, first)
 }
 
 func (ss *session) vmShell() {
@@ -373,14 +401,14 @@ func (ss *session) vmShell() {
 	if ss.pty {
 		argv = append(argv, "-i")
 	}
-	ss.runOnVM(argv, nil)
+	ss.runOnVM(argv, ss.ch, nil)
 }
 
-func (ss *session) runOnVM(argv []string, first func()) {
+func (ss *session) runOnVM(argv []string, stdin io.Reader, first func()) {
 	e, err := ss.vm.run(runSpec{
 		argv:        argv,
 		env:         ss.vmEnv(),
-		stdin:       ss.ch,
+		stdin:       stdin,
 		stdout:      ss.ch,
 		stderr:      ss.ch.Stderr(),
 		signals:     ss.signals,
