@@ -194,7 +194,7 @@ type Server struct {
 	dir            string // temp root, removed by Close
 	keyFile        string
 	knownHostsFile string
-	homeDir        string // a HOME for clients (empty .ssh)
+	homeDir        string     // a HOME for clients (empty .ssh)
 	hostSigner     ssh.Signer // guarded by mu: ChangeHostKey replaces it
 	clientPub      ssh.PublicKey
 	sandbox        *sandboxInfo // nil: plain processes
@@ -249,8 +249,8 @@ func start(opts []Option) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{
-		opts:  o,
-		log:   o.logger,
+		opts:     o,
+		log:      o.logger,
 		vms:      map[string]*vm{},
 		conns:    map[net.Conn]*vm{},
 		requests: map[string]int{},
