@@ -344,7 +344,9 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 
 	r.status("syncing the repository into the sandbox")
 	endPhase = r.phase("sync in")
-	err = gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{})
+	err = r.retry(ctx, "syncing the repository in", func() error {
+		return gitsync.SyncIn(ctx, wt.Path, h, gitsync.Options{})
+	})
 	endPhase()
 	if err != nil {
 		return res, fmt.Errorf("moat: %w", err)
@@ -614,12 +616,59 @@ const (
 )
 
 // syncOut brings the agent's work out under its own deadline: it runs
-// after a cancel or timeout too. It is not retried: a failure after git am
-// applied would apply the same commits twice.
+// after a cancel or timeout too. A failure before anything changed on the
+// host (a dropped connection, most likely) is retried, since the work
+// exists only in the sandbox, which is deleted afterwards; a failure after
+// that is not, as a second git am would apply the same commits twice.
 func (r *runner) syncOut(ctx context.Context, dir string, h sandbox.Handle) (gitsync.OutResult, error) {
 	sctx, cancel := cleanupCtx(ctx, 5*time.Minute)
 	defer cancel()
-	return gitsync.SyncOut(sctx, dir, h, gitsync.Options{})
+	var out gitsync.OutResult
+	err := r.retry(sctx, "syncing the agent's work out", func() error {
+		var err error
+		out, err = gitsync.SyncOut(sctx, dir, h, gitsync.Options{})
+		if err != nil && out.Applied {
+			return permanent{err}
+		}
+		return err
+	})
+	return out, err
+}
+
+// syncAttempts and syncBackoff bound the retries of a sync step.
+var (
+	syncAttempts = 3
+	syncBackoff  = time.Second
+)
+
+// permanent marks an error retry must not retry.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// retry runs step up to syncAttempts times while it fails for a reason
+// that may pass, such as a dropped connection (the sandbox redials on the
+// next call); a closed sandbox, a finished ctx or a permanent error end
+// it at once. Each retry is announced as a warning.
+func (r *runner) retry(ctx context.Context, what string, step func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = step()
+		var p permanent
+		if errors.As(err, &p) {
+			return p.error
+		}
+		if err == nil || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) {
+			return err
+		}
+		wait := syncBackoff * time.Duration(attempt)
+		r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("%s failed (%v); trying again in %s", what, err, wait)})
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func toCommits(cs []worktree.Commit) []Commit {

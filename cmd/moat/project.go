@@ -70,6 +70,7 @@ func exedevConfig(c config.ExeDev) exedev.Config {
 		Memory:         c.Memory,
 		Disk:           c.Disk,
 		Tags:           c.Tags,
+		ReadyTimeout:   c.ReadyTimeout.Duration,
 	}
 	env := exedev.ConfigFromEnv()
 	for _, o := range []struct {

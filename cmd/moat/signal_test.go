@@ -18,10 +18,7 @@ import (
 // the middle of a run: the work done so far must be kept on a branch, the
 // sandbox deleted, and moat must exit non-zero, saying what it kept.
 func TestInterruptCleansUp(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "moat")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := moatBinary(t)
 	repo := scratchRepo(t)
 	sandboxes := t.TempDir()
 	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "local", "--agent", "command",

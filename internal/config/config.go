@@ -59,6 +59,7 @@ type ExeDev struct {
 	Memory         string   `toml:"memory"` // e.g. "4GB"
 	Disk           string   `toml:"disk"`   // e.g. "20GB"
 	Tags           []string `toml:"tags"`
+	ReadyTimeout   Duration `toml:"ready_timeout"` // how long a new VM may take to accept SSH; default 90s
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s", "10m").
@@ -248,6 +249,7 @@ var schema = []key{
 	{"exedev.memory", kString},
 	{"exedev.disk", kString},
 	{"exedev.tags", kStrings},
+	{"exedev.ready_timeout", kDuration},
 }
 
 // Keys returns the full names of every setting the file may hold, tables
@@ -538,6 +540,7 @@ func (c *Config) validate(text string) error {
 		{"idle_timeout", int64(c.IdleTimeout.Duration), durationHint},
 		{"completion_timeout", int64(c.CompletionTimeout.Duration), durationHint},
 		{"exedev.cpu", int64(c.ExeDev.CPU), "a number of CPUs such as 2 (0 means exe.dev's default)"},
+		{"exedev.ready_timeout", int64(c.ExeDev.ReadyTimeout.Duration), durationHint},
 	} {
 		if n.v < 0 {
 			return fail(n.name, "%s is negative: want %s", n.name, n.hint)

@@ -93,7 +93,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown dashed key", "idle-timeout = \"1m\"\n", 1, "idle-timeout", `did you mean "idle_timeout"?`},
 		{"unknown key far from any", "colour = \"blue\"\n", 1, "colour", `unknown key "colour" (known: sandbox,`},
 		{"unknown key in table", "[exedev]\nimage = \"x\"\ncpus = 2\n", 3, "exedev.cpus",
-			`unknown key "exedev.cpus"; did you mean "exedev.cpu"? (known in [exedev]: lobby, identity_file, known_hosts_file, image, cpu, memory, disk, tags)`},
+			`unknown key "exedev.cpus"; did you mean "exedev.cpu"? (known in [exedev]: lobby, identity_file, known_hosts_file, image, cpu, memory, disk, tags, ready_timeout)`},
 		{"key in the wrong table", "agent = \"codex\"\ncpu = 2\n", 2, "cpu", `did you mean "exedev.cpu"?`},
 		{"unknown table", "[docker]\nimage = \"x\"\n", 1, "docker", `unknown key "docker"`},
 		{"unknown dotted key", "exedev.flavour = \"x\"\n", 1, "exedev.flavour", `unknown key "exedev.flavour"`},

@@ -120,6 +120,8 @@ func Template(o TemplateOptions) string {
 		unset("disk", `""    # such as "20GB"`),
 		"# Tags added to every VM moat creates.",
 		unset("tags", "[]"),
+		"# How long a new VM may take to accept SSH before moat deletes it and fails.",
+		unset("ready_timeout", `"90s"`),
 	)
 	return b.String()
 }

@@ -75,7 +75,10 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 	}
 
 	work := s.h.WorkDir()
-	res, err := s.exec(ctx, `test -e .git`, nil)
+	// A repository an interrupted sync-in left (its marker still there) is
+	// started over: that makes SyncIn safe to retry after a dropped
+	// connection.
+	res, err := s.exec(ctx, `if [ -e .git/`+partialMarker+` ]; then rm -rf .git; fi; test -e .git`, nil)
 	if err != nil {
 		return err
 	}
@@ -97,7 +100,7 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 	// has files, mirrors the host's branch names as local branches, and
 	// leaves no "origin" pointing at a deleted bundle. HEAD first points at
 	// an unborn branch no fetch can write to.
-	if _, err := s.run(ctx, sgit+" init -q && "+sgit+" symbolic-ref HEAD refs/heads/moat-sync-in-unborn", nil); err != nil {
+	if _, err := s.run(ctx, sgit+" init -q && touch .git/"+partialMarker+" && "+sgit+" symbolic-ref HEAD refs/heads/moat-sync-in-unborn", nil); err != nil {
 		return err
 	}
 	if err := s.ensureSafeDirectory(ctx, work); err != nil {
@@ -124,7 +127,7 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 	if _, err := s.run(ctx, `mkdir -p .git/info && cat >> .git/info/exclude`, strings.NewReader(exclude)); err != nil {
 		return err
 	}
-	out, err := s.run(ctx, sgit+" rev-parse HEAD && "+sgit+" rev-parse "+SyncBaseRef, nil)
+	out, err := s.run(ctx, "rm -f .git/"+partialMarker+" && "+sgit+" rev-parse HEAD && "+sgit+" rev-parse "+SyncBaseRef, nil)
 	if err != nil {
 		return err
 	}
@@ -185,6 +188,9 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 	}
 	return b.String()
 }
+
+// partialMarker, in the sandbox's .git, marks a sync-in in progress.
+const partialMarker = "moat-sync-in-partial"
 
 func orDetached(branch string) string {
 	if branch == "" {

@@ -44,6 +44,11 @@ type OutResult struct {
 	// Recovery holds shell commands (with # comments) that finish the sync
 	// by hand, when Failed is set.
 	Recovery string
+
+	// Applied reports that SyncOut got as far as changing the host
+	// worktree. When it is false after an error, nothing on the host
+	// changed and SyncOut may be run again (after a dropped connection, say).
+	Applied bool
 }
 
 // Failed step names.
@@ -332,10 +337,22 @@ func (o *out) makePatchDir(ctx context.Context) (string, error) {
 		return "", err
 	}
 	parent := filepath.Join(o.repo.MainRoot, hostgit.MoatDir, "patches")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", err
+	name := time.Now().Format("20060102-150405") + "-*"
+	err = os.MkdirAll(parent, 0o755)
+	if err == nil {
+		var dir string
+		if dir, err = os.MkdirTemp(parent, name); err == nil {
+			return dir, nil
+		}
 	}
-	return os.MkdirTemp(parent, time.Now().Format("20060102-150405")+"-*")
+	// The agent's work exists only in the sandbox, which is deleted next:
+	// save it wherever the host lets us rather than lose it.
+	dir, terr := os.MkdirTemp("", "moat-patches-"+name)
+	if terr != nil {
+		return "", fmt.Errorf("cannot save the agent's work on the host: %w (and in the temporary directory: %v)", err, terr)
+	}
+	o.log("sync-out: cannot use %s (%v); saving the agent's work in %s instead", parent, err, dir)
+	return dir, nil
 }
 
 // save copies everything out of the sandbox into the patch dir.
@@ -481,6 +498,7 @@ func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
 // apply applies what was saved, step by step, stopping at the first
 // failure.
 func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
+	res.Applied = true
 	o.revertPrevious(ctx)
 
 	var syncBaseErr error
