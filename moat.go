@@ -126,6 +126,11 @@ type RunResult struct {
 	// Phases is where the time went, in the order the phases first ran:
 	// worktree, create, sync in, setup, agent, sync out, merge, close.
 	Phases []Phase
+	// Sandbox is set when the agent's work could not be brought out of the
+	// sandbox (Kept has a "sandbox" entry saying how to fetch it): rather
+	// than destroy the only copy, Run leaves the sandbox running. The caller
+	// owns it and must Close it once the work is safe.
+	Sandbox sandbox.Handle
 }
 
 // Phase is the time spent in one phase of a run.

@@ -74,6 +74,10 @@ type runner struct {
 	iter    int
 	prompt  string
 	secrets *strings.Replacer // RunOptions.Env values → [redacted]
+
+	// keepSandbox: sync out failed before it changed anything on the host,
+	// so the sandbox holds the only copy of the work and is not deleted.
+	keepSandbox bool
 }
 
 func newRunner(o RunOptions) (*runner, error) {
@@ -330,6 +334,19 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		return res, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
 	}
 	defer func() {
+		if r.keepSandbox {
+			res.Sandbox = h
+			q := shell.Quote
+			res.Kept = append(res.Kept, Kept{What: "sandbox", Path: h.WorkDir(),
+				Reason: "the agent's work could not be brought out of it, so it was not deleted",
+				Fix: "# in the sandbox: the commits, then the uncommitted changes, as patch files\n" +
+					"cd " + q(h.WorkDir()) + " && git format-patch -k --binary --stdout " + gitsync.SyncBaseRef + "..HEAD > /tmp/moat-commits.patch && git diff --binary HEAD > /tmp/moat-changes.patch\n" +
+					"# copy both files to the host, then in your repository:\n" +
+					"git am -3 -k moat-commits.patch && git apply moat-changes.patch\n" +
+					"# then delete the sandbox"})
+			r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
+			return
+		}
 		r.status("closing the sandbox")
 		defer r.phase("close")()
 		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
@@ -414,8 +431,11 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir, Reason: reason, Fix: out.Recovery})
 		}
 		switch {
+		case serr != nil && !out.Applied:
+			r.keepSandbox = true
+			runErr = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
 		case serr != nil:
-			runErr = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is deleted, so work it did not bring out is lost", serr))
+			runErr = errors.Join(ierr, fmt.Errorf("moat: %w", serr))
 		case out.Failed != "":
 			runErr = errors.Join(ierr, fmt.Errorf("%w (%s); the patches are kept in %s", ErrSyncOut, out.Failed, out.PatchDir))
 		default:

@@ -53,6 +53,9 @@ type faultCell struct {
 	// branch and the output says how to merge it; neither: no work.
 	landed, kept bool
 	keepVMs      []string // VMs that existed before and must still exist
+	// keptVM: the run's VM holds the only copy of the work, so it must be
+	// kept (and nothing else), with how to fetch the work and remove it.
+	keptVM bool
 }
 
 const agentCommit = `echo work > work.txt && git add work.txt && git commit -qm "agent work"`
@@ -113,6 +116,24 @@ func TestFaultMatrix(t *testing.T) {
 			wantExit: exitOK,
 			wantErr:  `syncing the agent's work out failed .*; trying again`,
 			landed:   true,
+		},
+		{
+			// A man in the middle (or a rotated key) between the agent and
+			// sync out: moat refuses to talk to it, and keeps the VM, which
+			// holds the only copy of the commit.
+			name:  "VM host key changes mid-run",
+			agent: agentCommit + ` && touch ../ready && sleep 60`,
+			during: func(t *testing.T, cmd *exec.Cmd, repo string, srv *exedevtest.Server) {
+				if _, err := srv.ChangeHostKey(); err != nil {
+					t.Fatal(err)
+				}
+				for _, vm := range srv.VMs() {
+					srv.DropConnections(vm)
+				}
+			},
+			wantExit: exitFailure,
+			wantErr:  `(?i)host key(.|\n)*kept sandbox(.|\n)*git format-patch`,
+			keptVM:   true,
 		},
 		{
 			name:     "agent crashes",
@@ -246,7 +267,12 @@ func runFaultCell(t *testing.T, bin string, c faultCell) {
 	if !regexp.MustCompile(c.wantErr).MatchString(text) {
 		t.Errorf("the output does not name the cause (want /%s/)", c.wantErr)
 	}
-	if vms := srv.VMs(); !equalSets(vms, c.keepVMs) {
+	switch vms := srv.VMs(); {
+	case c.keptVM:
+		if len(vms) != 1 || !strings.Contains(text, "moat sandbox rm "+vms[0]) {
+			t.Errorf("VMs on the emulator after the run: %v, want the run's VM, kept, with how to remove it", vms)
+		}
+	case !equalSets(vms, c.keepVMs):
 		t.Errorf("VMs on the emulator after the run: %v, want %v", vms, c.keepVMs)
 	}
 	kept := gitIn(t, repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/moat/")

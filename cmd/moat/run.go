@@ -208,7 +208,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	}
 	defer stop()
 
-	return moat.Run(ctx, moat.RunOptions{
+	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
 		Sandbox:           provider,
 		Agent:             ag,
@@ -225,6 +225,21 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
 	})
+	if res != nil && res.Sandbox != nil {
+		// The sandbox holds the only copy of the agent's work: say how to
+		// reach it and remove it, next to how to fetch the work.
+		identity := ""
+		if o.sandbox == "exedev" {
+			identity = exedevConfig(p.Config.ExeDev).IdentityFile
+		}
+		help := strings.TrimRight(keptSandboxHelp(res.Sandbox, o.sandbox, identity), "\n")
+		for i, k := range res.Kept {
+			if k.What == "sandbox" {
+				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help
+			}
+		}
+	}
+	return res, err
 }
 
 // check refuses option values that cannot work, before anything starts.
