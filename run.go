@@ -16,6 +16,7 @@ import (
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/internal/gitsync"
 	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/internal/worktree"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -668,8 +669,8 @@ func (p permanent) Unwrap() error { return p.error }
 
 // retry runs step up to syncAttempts times while it fails for a reason
 // that may pass, such as a dropped connection (the sandbox redials on the
-// next call); a closed sandbox, a finished ctx or a permanent error end
-// it at once. Each retry is announced as a warning.
+// next call); a closed sandbox, a finished ctx, a refused SSH host key or
+// login, or a permanent error end it at once. Each retry is announced as a warning.
 func (r *runner) retry(ctx context.Context, what string, step func() error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -678,7 +679,7 @@ func (r *runner) retry(ctx context.Context, what string, step func() error) erro
 		if errors.As(err, &p) {
 			return p.error
 		}
-		if err == nil || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) {
+		if err == nil || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) || sshx.IsRefused(err) {
 			return err
 		}
 		wait := syncBackoff * time.Duration(attempt)

@@ -142,6 +142,10 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	return nil
 }
 
+// noForwarding are the ssh options that turn off agent, X11 and port
+// forwarding.
+const noForwarding = "-a -x -o ClearAllForwardings=yes"
+
 // keptSandboxHelp says how to reach a sandbox left running by --keep;
 // identity is the exe.dev key moat was told to use, if any.
 func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
@@ -153,7 +157,10 @@ func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
 		if vm.SSHUser != "" {
 			dest = vm.SSHUser + "@" + dest
 		}
-		opts := ""
+		// The agent ran in there and may have left a process behind: never
+		// hand it the user's SSH agent, X display or a port forward, whatever
+		// ~/.ssh/config says.
+		opts := noForwarding + " "
 		if identity != "" {
 			opts += "-i " + shell.Quote(identity) + " "
 		}
@@ -166,7 +173,7 @@ func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
 	}
 	if strings.HasPrefix(spec, "ssh://") {
 		// OpenSSH takes the ssh:// form as it is, port included.
-		fmt.Fprintf(&b, "  reach it:   ssh %s, then cd %s\n", spec, shell.Quote(h.WorkDir()))
+		fmt.Fprintf(&b, "  reach it:   ssh %s %s, then cd %s\n", noForwarding, spec, shell.Quote(h.WorkDir()))
 		fmt.Fprintf(&b, "  remove it:  ssh %s rm -rf %s\n", spec, shell.Quote(h.WorkDir()))
 		return b.String()
 	}

@@ -294,6 +294,9 @@ func (h *Handle) sandboxPath(p string) string {
 	return path.Join(h.workDir, p)
 }
 
+// errCopyEnded ends the host side of a copy in when the sandbox side ended.
+var errCopyEnded = errors.New("the sandbox side of the copy ended")
+
 // CopyIn implements sandbox.Handle: the file or tree goes as one tar stream
 // over one session and is unpacked by the sandbox's tar.
 func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error {
@@ -327,10 +330,11 @@ func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error
 	cmd := `mkdir -p -- "$MOAT_DST" && exec tar -x -p -o -f - -C "$MOAT_DST"`
 	stderr := &execout.Capped{N: 8 << 10}
 	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, stderr)
-	pr.CloseWithError(errors.New("the sandbox side of the copy ended"))
+	pr.CloseWithError(errCopyEnded)
 	// A host-side failure (an unreadable file) is the real cause, even when
-	// tar, seeing a clean end of archive, exited 0.
-	if werr := <-tarErr; werr != nil {
+	// tar, seeing a clean end of archive, exited 0; but when the sandbox
+	// side never ran (a refused connection), the writer only saw its end.
+	if werr := <-tarErr; werr != nil && !(errors.Is(werr, errCopyEnded) && err != nil) {
 		return h.closedWhileRunning(fmt.Errorf("copy %s into the sandbox at %s: reading the host files: %w", hostPath, dst, werr))
 	}
 	if err != nil {

@@ -575,9 +575,13 @@ func (c *Client) handshakeError(err, hostKeyErr error, keys *authKeys) error {
 	r := c.r
 	if hostKeyErr != nil {
 		if r.hostKeyCB != nil { // the caller's own check
-			return fmt.Errorf("ssh %s: host key rejected: %w", r.dest, hostKeyErr)
+			return &HostKeyRejectedError{Dest: r.dest, Err: hostKeyErr}
 		}
 		return hostKeyErr
+	}
+	var ane *ssh.AlgorithmNegotiationError
+	if errors.As(err, &ane) && ane.What == "host key" {
+		return r.hostKeyTypeError(ane)
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "Too many authentication failures") ||

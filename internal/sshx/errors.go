@@ -70,14 +70,18 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Unwrap() error { return e.Err }
 
 // HostKeyChangedError is a server whose host key differs from the one
+// known_hosts holds for it, or that offers no host key of the types
 // known_hosts holds for it. The connection is refused.
 type HostKeyChangedError struct {
 	Dest      string        // user@host:port
 	Host      string        // the known_hosts name: "host" or "[host]:port"
 	File      string        // the known_hosts file holding the old key
 	Line      int           // its line, 0 if unknown
-	Presented ssh.PublicKey // what the server showed
-	Known     ssh.PublicKey // what the file holds
+	Presented ssh.PublicKey // what the server showed; nil when it offered no key of a known type
+	// PresentedTypes, when Presented is nil, are the host key algorithms
+	// the server offered, none of which known_hosts holds a key of.
+	PresentedTypes []string
+	Known          ssh.PublicKey // what the file holds
 }
 
 func (e *HostKeyChangedError) Error() string {
@@ -85,10 +89,43 @@ func (e *HostKeyChangedError) Error() string {
 	if e.Line > 0 {
 		where = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
-	return fmt.Sprintf("ssh %s: the host key of %s has changed: the server presented %s, but %s holds %s. "+
+	presented := "offers only " + strings.Join(e.PresentedTypes, ", ") + " host keys"
+	if e.Presented != nil {
+		presented = "presented " + keyLabel(e.Presented)
+	}
+	return fmt.Sprintf("ssh %s: the host key of %s has changed: the server %s, but %s holds %s. "+
 		"Someone may be intercepting the connection, or the server was reinstalled or replaced. "+
 		"If you trust the new key, remove the old one with: ssh-keygen -R %s -f %s",
-		e.Dest, e.Host, keyLabel(e.Presented), where, keyLabel(e.Known), shell.Quote(e.Host), shell.Quote(e.File))
+		e.Dest, e.Host, presented, where, keyLabel(e.Known), shell.Quote(e.Host), shell.Quote(e.File))
+}
+
+// HostKeyRejectedError is a server whose host key the caller's own check
+// (Config.HostKeyCallback or Config.HostKeys, such as a pinned key)
+// refused. The connection is refused.
+type HostKeyRejectedError struct {
+	Dest string // user@host:port
+	Err  error  // why the check refused the key
+}
+
+func (e *HostKeyRejectedError) Error() string {
+	return fmt.Sprintf("ssh %s: host key rejected: %v", e.Dest, e.Err)
+}
+
+func (e *HostKeyRejectedError) Unwrap() error { return e.Err }
+
+// IsRefused reports whether err is a refusal that trying again cannot
+// change: the client refusing the server (a changed, rejected or revoked
+// host key) or the server refusing the client (no key it accepts, a key
+// that cannot be used).
+func IsRefused(err error) bool {
+	var (
+		hk *HostKeyChangedError
+		hr *HostKeyRejectedError
+		ae *AuthError
+		ke *KeyError
+		re *knownhosts.RevokedError
+	)
+	return errors.As(err, &hk) || errors.As(err, &hr) || errors.As(err, &ae) || errors.As(err, &ke) || errors.As(err, &re)
 }
 
 // KeyError is a private key that cannot be used: unreadable, not a key, or
@@ -118,15 +155,9 @@ func IsConnectError(err error) bool {
 	if err == nil {
 		return false
 	}
-	var (
-		ae *AuthError
-		he *HostKeyChangedError
-		ke *KeyError
-		re *knownhosts.RevokedError
-		ce *ConnectError
-	)
+	var ce *ConnectError
 	switch {
-	case errors.As(err, &ae), errors.As(err, &he), errors.As(err, &ke), errors.As(err, &re):
+	case IsRefused(err):
 		return false
 	case errors.As(err, &ce):
 		return true

@@ -79,10 +79,12 @@ type AgentStatus struct {
 	// for an encrypted key file. With a key used alone (KeysExplicit,
 	// KeysPreferred) that is not encrypted, it is never asked.
 	Consulted bool
-	// Keys describe the keys the agent holds now.
+	// Keys describe the keys the agent holds now. Explain asks the agent
+	// only when a dial would (Consulted): a key used alone means the agent
+	// is never contacted, not even to list its keys.
 	Keys []string
 	// Problem is why the agent has no key to give ("" when it has some):
-	// not running, unreachable, empty, or turned off.
+	// not running, unreachable, empty, turned off, or not asked.
 	Problem string
 }
 
@@ -118,11 +120,17 @@ func Explain(ctx context.Context, cfg Config) (Explanation, error) {
 			ex.Agent.Consulted = true
 		}
 	}
-	ag := r.openAgent(ctx)
-	if ag.conn != nil {
-		ag.conn.Close()
+	if ex.Agent.Consulted {
+		ag := r.openAgent(ctx)
+		if ag.conn != nil {
+			ag.conn.Close()
+		}
+		ex.Agent.Keys, ex.Agent.Problem = ag.names, ag.problem
+	} else {
+		// Listing the agent's keys is contacting it, which a key used alone
+		// rules out (DESIGN: "then only that key, never the agent").
+		ex.Agent.Problem = "the SSH agent is not asked: " + notAskedWhy(r)
 	}
-	ex.Agent.Keys, ex.Agent.Problem = ag.names, ag.problem
 
 	if r.hostKeyCB == nil {
 		ex.KnownHostsFile = r.knownHosts
@@ -165,6 +173,17 @@ func Explain(ctx context.Context, cfg Config) (Explanation, error) {
 		ex.Offered = append(ex.Offered, k)
 	}
 	return ex, nil
+}
+
+// notAskedWhy says why a dial with r's keys does not consult the agent.
+func notAskedWhy(r *resolved) string {
+	switch r.keys.mode {
+	case modeExplicit, modePreferred:
+		return r.keys.files[0].path + " is used alone"
+	case modeSSHConfig:
+		return "IdentitiesOnly yes"
+	}
+	return "no key needs it"
 }
 
 // explainPlan says in words why r's keys were chosen.

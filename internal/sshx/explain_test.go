@@ -63,12 +63,13 @@ func TestExplainExplicit(t *testing.T) {
 		t.Errorf("Offered = %+v", ex.Offered)
 	}
 	wantContains(t, ex.Reason, key, "used alone")
-	// The agent is described but not consulted.
-	if ex.Agent.Consulted || ex.Agent.Socket != ag.socket || len(ex.Agent.Keys) != 1 || ex.Agent.Problem != "" {
+	// The agent is not consulted, nor even asked for its keys.
+	if ex.Agent.Consulted || ex.Agent.Socket != ag.socket || len(ex.Agent.Keys) != 0 {
 		t.Errorf("Agent = %+v", ex.Agent)
 	}
-	if ag.signs.Load() != 0 {
-		t.Error("Explain signed with the agent")
+	wantContains(t, ex.Agent.Problem, "not asked", key+" is used alone")
+	if ag.calls() != 0 {
+		t.Errorf("Explain asked the agent (%d lists, %d signs)", ag.lists.Load(), ag.signs.Load())
 	}
 
 	// A missing explicit key: the KeyError, and what is known.
@@ -107,11 +108,11 @@ func TestExplainPreferred(t *testing.T) {
 		t.Fatalf("Source %q, offered %q", ex.Source, offeredFiles(ex))
 	}
 	wantContains(t, ex.Reason, idExe+" exists", "used alone", "not offered")
-	if ex.Agent.Consulted || len(ex.Agent.Keys) != 1 {
-		t.Errorf("Agent = %+v; want described, not consulted", ex.Agent)
+	if ex.Agent.Consulted || len(ex.Agent.Keys) != 0 || !strings.Contains(ex.Agent.Problem, "not asked") {
+		t.Errorf("Agent = %+v; want not consulted, not even listed", ex.Agent)
 	}
-	if ag.signs.Load() != 0 {
-		t.Error("the agent signed")
+	if ag.calls() != 0 {
+		t.Errorf("Explain asked the agent (%d lists, %d signs)", ag.lists.Load(), ag.signs.Load())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -106,6 +107,35 @@ func (r *resolved) changedKeyError(ke *knownhosts.KeyError, presented ssh.Public
 	}
 }
 
+// hostKeyTypeError explains a handshake that failed because the server
+// offers no host key of the types asked for: those known_hosts holds for
+// it, or those of the pinned keys (Config.HostKeys). Either way the server
+// has a different key than the one trusted, so it is refused as a changed
+// key is.
+func (r *resolved) hostKeyTypeError(ane *ssh.AlgorithmNegotiationError) error {
+	offered := strings.Join(ane.RequestedAlgorithms, ", ")
+	if r.hostKeyCB != nil {
+		return &HostKeyRejectedError{Dest: r.dest, Err: fmt.Errorf("the server offers only %s host keys, none of the type expected (%s): refusing to connect (the connection may be intercepted): %w",
+			offered, strings.Join(ane.SupportedAlgorithms, ", "), ane)}
+	}
+	db, err := r.loadKnownHosts()
+	if err != nil {
+		return err
+	}
+	known := knownKeys(db, r.addr)
+	if len(known) == 0 {
+		return fmt.Errorf("ssh %s: %w", r.dest, ane) // not a known host: not this case
+	}
+	return &HostKeyChangedError{
+		Dest:           r.dest,
+		Host:           knownhosts.Normalize(r.addr),
+		File:           known[0].Filename,
+		Line:           known[0].Line,
+		PresentedTypes: ane.RequestedAlgorithms,
+		Known:          known[0].Key,
+	}
+}
+
 func appendKnownHost(file, host string, key ssh.PublicKey) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
@@ -143,8 +173,6 @@ var algorithmOrder = []string{
 	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA,
 }
 
-// knownAlgorithms lists the host key algorithms for the key types that db
-// holds for addr, or nil when it holds none.
 // AlgorithmsForKey returns the host key algorithms that make a server
 // present key: its type, and for RSA the SHA-2 signature variants first.
 func AlgorithmsForKey(key ssh.PublicKey) []string {
@@ -154,18 +182,32 @@ func AlgorithmsForKey(key ssh.PublicKey) []string {
 	return []string{key.Type()}
 }
 
-func knownAlgorithms(db ssh.HostKeyCallback, addr string) []string {
+// knownKeys lists the keys db holds for addr, in file order.
+func knownKeys(db ssh.HostKeyCallback, addr string) []knownhosts.KnownKey {
 	// Ask with a key nobody has: the error lists every known key.
 	err := db(addr, &net.TCPAddr{IP: net.IPv4zero}, probeKey())
 	var ke *knownhosts.KeyError
-	if !errors.As(err, &ke) || len(ke.Want) == 0 {
+	if !errors.As(err, &ke) {
+		return nil
+	}
+	var out []knownhosts.KnownKey
+	for _, w := range ke.Want {
+		if !bytes.Equal(w.Key.Marshal(), probeKey().Marshal()) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// knownAlgorithms lists the host key algorithms for the key types that db
+// holds for addr, or nil when it holds none.
+func knownAlgorithms(db ssh.HostKeyCallback, addr string) []string {
+	known := knownKeys(db, addr)
+	if len(known) == 0 {
 		return nil
 	}
 	set := map[string]bool{}
-	for _, w := range ke.Want {
-		if bytes.Equal(w.Key.Marshal(), probeKey().Marshal()) {
-			continue
-		}
+	for _, w := range known {
 		t := w.Key.Type()
 		if t == ssh.KeyAlgoRSA {
 			set[ssh.KeyAlgoRSASHA512] = true

@@ -139,7 +139,7 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.releaseLobby()
 		return p.removeVM(lobby, vm.Name)
 	}
-	return &Handle{h: sshhandle.New(vmClient, workDir, env, cleanup), vm: vm}, nil
+	return &Handle{h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}, nil
 }
 
 // Handle is a live exe.dev VM.
@@ -293,7 +293,7 @@ func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*s
 	if c.User == "" {
 		c.User = lobby.User() // any user works with name routing
 	}
-	c.HostKeyCallback = pinnedHostKey(vm.Name, lobbyKey)
+	c.HostKeyCallback = pinnedHostKey(lobbyKey)
 	c.HostKeys = []ssh.PublicKey{lobbyKey}
 	client, err := sshx.New(c)
 	if err != nil {
@@ -396,11 +396,11 @@ func (p *Provider) removeVM(lobby *sshx.Client, name string) error {
 			return nil
 		}
 		var le *LobbyError
-		if errors.As(err, &le) {
-			break // the lobby answered; asking again will not help
+		if errors.As(err, &le) || sshx.IsRefused(err) {
+			break // the lobby answered, or cannot be trusted: asking again will not help
 		}
 	}
-	return fmt.Errorf("delete exe.dev VM %s: %w (remove it by hand: %s rm %s)", name, err, p.lobbySSHCommand(), name)
+	return fmt.Errorf("delete exe.dev VM %s: %w (remove it by hand: %s rm %s, or later moat sandbox gc)", name, err, p.lobbySSHCommand(), name)
 }
 
 // runLobby runs one lobby command and returns its JSON payload.
@@ -466,17 +466,35 @@ func (p *Provider) lobbySSHCommand() string {
 	return "ssh -p " + port + " " + host
 }
 
-// pinnedHostKey accepts only the lobby's key: every exe.dev VM is reached
-// through exe.dev's SSH proxy, which presents it.
-func pinnedHostKey(vmName string, lobbyKey ssh.PublicKey) ssh.HostKeyCallback {
+// pinnedHostKey accepts only the lobby's key as it was when the VM was
+// made: every exe.dev VM is reached through exe.dev's SSH proxy, which
+// presents it. The pin holds for the VM's life; errors name the VM (the
+// caller adds it).
+func pinnedHostKey(lobbyKey ssh.PublicKey) ssh.HostKeyCallback {
 	want := lobbyKey.Marshal()
 	return func(host string, _ net.Addr, key ssh.PublicKey) error {
 		if bytes.Equal(key.Marshal(), want) {
 			return nil
 		}
-		return fmt.Errorf("exe.dev VM %s (%s) presented host key %s, but exe.dev VMs present the lobby's key %s: refusing to connect (the connection may be intercepted)",
-			vmName, host, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(lobbyKey))
+		return fmt.Errorf("%s presented host key %s, but exe.dev VMs present the lobby's key %s: refusing to connect "+
+			"(the connection may be intercepted, or exe.dev changed its host key since the VM was made)",
+			host, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(lobbyKey))
 	}
+}
+
+// vmSessions opens the sessions of a VM's handle; its errors name the VM,
+// which the SSH address alone does not.
+type vmSessions struct {
+	client *sshx.Client
+	name   string
+}
+
+func (v vmSessions) NewSession(ctx context.Context) (*sshx.Session, error) {
+	s, err := v.client.NewSession(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("exe.dev VM %s: %w", v.name, err)
+	}
+	return s, nil
 }
 
 // newName picks VM names; tests replace it.
