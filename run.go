@@ -420,6 +420,10 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		endPhase = r.phase("sync out")
 		out, serr := r.syncOut(ctx, wt.Path, h)
 		endPhase()
+		if len(out.Refused) > 0 {
+			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("the sandbox sent %d path(s) moat will not write (outside the worktree, into .git, or through a link): %s",
+				len(out.Refused), strings.Join(out.Refused, ", "))})
+		}
 		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, out.Commits)})
 		if out.PatchDir != "" {
 			reason := "the agent's work could not be applied in full"

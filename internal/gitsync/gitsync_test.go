@@ -383,7 +383,7 @@ func TestRecoveryWhenAmCannotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := SyncOut(t.Context(), w.Path, h, opts(t))
-	if err != nil || res.Failed != StepCommits || !strings.Contains(res.Recovery, "/*.patch") {
+	if err != nil || res.Failed != StepCommits || !strings.Contains(res.Recovery, "/[0-9]*.patch") {
 		t.Fatalf("%+v %v", res, err)
 	}
 	os.RemoveAll(filepath.Join(git(t, w.Path, "rev-parse", "--absolute-git-dir"), "rebase-apply"))

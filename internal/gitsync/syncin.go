@@ -161,15 +161,19 @@ func (s *syncer) ensureSafeDirectory(ctx context.Context, work string) error {
 }
 
 // hostExcludes returns the exclude patterns the host applies besides
-// .gitignore files, so the sandbox ignores the same untracked files.
+// .gitignore files, so the sandbox ignores the same untracked files. Their
+// content goes into the sandbox, so the repository must not choose what
+// host file is read: info/exclude is read only if it (or a link it is)
+// stays inside the git directory, and a core.excludesFile that only the
+// repository's own configuration sets only if it is inside the repository
+// (one in the user's global or system configuration is the user's choice).
 func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 	var b strings.Builder
 	b.WriteString("\n# from the host repository (moat sync-in)\n/.moat/\n")
-	add := func(p string) {
-		data, err := os.ReadFile(p)
+	add := func(p string, data []byte, err error) {
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
-				s.log("sync-in: cannot read %s: %v", p, err)
+				s.log("sync-in: not reading %s: %v", p, err)
 			}
 			return
 		}
@@ -178,13 +182,48 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 			b.WriteByte('\n')
 		}
 	}
-	add(filepath.Join(repo.CommonDir, "info", "exclude"))
-	if p, _ := s.line(ctx, repo.TopLevel, "config", "--path", "--get", "core.excludesFile"); p != "" {
-		add(p)
-	} else if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
-		add(filepath.Join(x, "git", "ignore"))
-	} else if home, err := os.UserHomeDir(); err == nil {
-		add(filepath.Join(home, ".config", "git", "ignore"))
+	addIn := func(dir, p string) {
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || !filepath.IsLocal(rel) {
+			s.log("sync-in: not reading %s: the repository's configuration names it, and it is outside %s", p, dir)
+			return
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			add(p, nil, err)
+			return
+		}
+		defer root.Close()
+		data, err := root.ReadFile(rel)
+		add(p, data, err)
+	}
+	addIn(repo.CommonDir, filepath.Join(repo.CommonDir, "info", "exclude"))
+	effective, _ := s.line(ctx, repo.TopLevel, "config", "--path", "--get", "core.excludesFile")
+	trusted, _ := s.line(ctx, repo.TopLevel, "config", "--includes", "--global", "--path", "--get", "core.excludesFile")
+	if trusted == "" {
+		trusted, _ = s.line(ctx, repo.TopLevel, "config", "--includes", "--system", "--path", "--get", "core.excludesFile")
+	}
+	switch {
+	case effective != "" && effective == trusted:
+		data, err := os.ReadFile(effective)
+		add(effective, data, err)
+	case effective != "":
+		p := effective
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(repo.TopLevel, p)
+		}
+		addIn(repo.TopLevel, filepath.Clean(p))
+	default:
+		p := ""
+		if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+			p = filepath.Join(x, "git", "ignore")
+		} else if home, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(home, ".config", "git", "ignore")
+		}
+		if p != "" {
+			data, err := os.ReadFile(p)
+			add(p, data, err)
+		}
 	}
 	return b.String()
 }

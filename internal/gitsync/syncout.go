@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,12 @@ type OutResult struct {
 	// Recovery holds shell commands (with # comments) that finish the sync
 	// by hand, when Failed is set.
 	Recovery string
+
+	// Refused lists what the sandbox sent that SyncOut would not write:
+	// untracked paths that leave the worktree, enter .git or .moat, go
+	// through a symbolic link, or repeat one (slash paths, as the sandbox
+	// named them). Each is logged with the reason.
+	Refused []string
 
 	// Applied reports that SyncOut got as far as changing the host
 	// worktree. When it is false after an error, nothing on the host
@@ -92,18 +99,20 @@ func SyncOut(ctx context.Context, hostWorktree string, h sandbox.Handle, o Optio
 // out is the state of one SyncOut.
 type out struct {
 	*syncer
-	repo     hostgit.Repo
-	wt       string
-	id       hostgit.Identity
-	syncID   string
-	sbxHead  string
-	stmp     string   // sandbox temp dir
-	dir      string   // host patch dir
-	patches  []string // host paths of non-empty patches, in order
-	changes  bool     // dir/changes.patch holds changes
-	files    []untracked
-	amActive bool // a git am is stopped in the worktree
-	conflict []string
+	repo      hostgit.Repo
+	wt        string
+	id        hostgit.Identity
+	syncID    string
+	sbxHead   string
+	stmp      string   // sandbox temp dir
+	dir       string   // host patch dir
+	patches   []string // host paths of non-empty patches, in order
+	changes   bool     // dir/changes.patch holds changes
+	files     []untracked
+	amActive  bool // a git am is stopped in the worktree
+	conflict  []string
+	refused   []string // what the sandbox sent that is not written (slash paths)
+	notCopied []string // untracked files saved but not written into the worktree, with why
 }
 
 type untracked struct {
@@ -177,6 +186,7 @@ printf '%s\n%s\n%s\n' "$h" "$b" "$i"`, nil)
 			return res, err
 		}
 	}
+	res.Refused = o.refused
 	if len(patchNames) == 0 && size == 0 && len(o.files) == 0 {
 		s.log("sync-out: nothing to bring back")
 		return res, nil
@@ -199,7 +209,9 @@ printf '%s\n%s\n%s\n' "$h" "$b" "$i"`, nil)
 }
 
 // formatPatches writes the sandbox's new commits as patches, and their
-// metadata, into the sandbox temp dir, and returns the patch paths.
+// metadata, into the sandbox temp dir, and returns the sandbox paths of the
+// patches, in order. The sandbox prints those paths, so they only say which
+// sandbox file to read: save names the host copies itself.
 func (o *out) formatPatches(ctx context.Context, base string) ([]string, error) {
 	if base == o.sbxHead {
 		return nil, nil
@@ -214,15 +226,42 @@ func (o *out) formatPatches(ctx context.Context, base string) ([]string, error) 
 		return nil, err
 	}
 	var names []string
+	seen := map[string]bool{}
 	for _, l := range strings.Split(stdout, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			if !strings.HasSuffix(l, ".patch") || strings.Contains(l, "/../") {
-				return nil, fmt.Errorf("git format-patch in the sandbox printed an unexpected file name %q", l)
-			}
-			names = append(names, l)
+		if l = strings.TrimSpace(l); l == "" {
+			continue
 		}
+		if !strings.HasSuffix(l, ".patch") {
+			return nil, fmt.Errorf("git format-patch in the sandbox printed an unexpected file name %q", l)
+		}
+		if seen[l] {
+			o.log("sync-out: refusing %q: git format-patch in the sandbox printed it twice", l)
+			continue
+		}
+		seen[l] = true
+		if path.Dir(l) != o.stmp+"/patches" {
+			o.log("sync-out: git format-patch in the sandbox printed %q, outside its output directory %s; it is read from there all the same, and saved under a name of moat's", l, o.stmp+"/patches")
+		}
+		names = append(names, l)
 	}
 	return names, nil
+}
+
+// patchFileName is the host name of the i-th (from 0) patch, from the
+// sandbox's name: a number first (so "[0-9]*.patch" finds the patches and
+// nothing else moat saves), then the sandbox name's safe characters.
+func patchFileName(i int, sandboxName string) string {
+	base := strings.TrimSuffix(path.Base(sandboxName), ".patch")
+	base = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, base)
+	if len(base) > 80 {
+		base = base[:80]
+	}
+	return fmt.Sprintf("%04d-%s.patch", i+1, strings.TrimLeft(base, "0123456789-."))
 }
 
 // fetchText copies a file of the sandbox temp dir out and returns it.
@@ -273,7 +312,12 @@ done`
 	return diffSize, listSize, nil
 }
 
-// parseUntracked pairs the NUL-separated path list with the kinds.
+// parseUntracked pairs the NUL-separated path list with the kinds. The
+// sandbox answers both, so every path is checked: one that is not a plain
+// path inside the worktree and out of .git and .moat, that repeats one, or
+// that lies below another listed path (which git never lists: a listed
+// path is a file or a link, so nothing is below it, and a link would lead
+// a copy elsewhere) is refused and logged.
 func (o *out) parseUntracked(list, kinds string) ([]untracked, error) {
 	paths := hostgit.SplitZ(list)
 	ks := strings.Split(strings.TrimSuffix(kinds, "\n"), "\n")
@@ -283,13 +327,39 @@ func (o *out) parseUntracked(list, kinds string) ([]untracked, error) {
 	if len(ks) != len(paths) {
 		return nil, fmt.Errorf("the sandbox listed %d untracked paths but classified %d", len(paths), len(ks))
 	}
+	listed := map[string]bool{}
+	for _, p := range paths {
+		listed[p] = true
+	}
+	seen := map[string]bool{}
 	var files []untracked
 	for i, p := range paths {
-		if first, _, _ := strings.Cut(p, "/"); first == ".moat" {
+		if first, _, _ := strings.Cut(p, "/"); first == hostgit.MoatDir {
+			continue // the sandbox's own .moat, excluded there as here
+		}
+		if strings.HasSuffix(p, "/") && validRel(strings.TrimSuffix(p, "/")) {
+			o.log("sync-out: not bringing back %q: a nested git repository (its content is its own)", p)
 			continue
 		}
-		if !validRel(p) {
-			o.log("sync-out: skipping the untracked sandbox path %q: not a plain relative path", p)
+		why := ""
+		switch {
+		case !validRel(p):
+			why = "not a plain relative path inside the worktree and out of .git"
+		case seen[p]:
+			why = "listed twice"
+		case strings.EqualFold(strings.SplitN(p, "/", 2)[0], hostgit.MoatDir):
+			why = "moat's own directory on a case-insensitive disk"
+		default:
+			for d := path.Dir(p); d != "."; d = path.Dir(d) {
+				if listed[d] {
+					why = "below " + d + ", which the sandbox listed as a file or link"
+					break
+				}
+			}
+		}
+		seen[p] = true
+		if why != "" {
+			o.refuse(p, why)
 			continue
 		}
 		k := ks[i]
@@ -301,7 +371,12 @@ func (o *out) parseUntracked(list, kinds string) ([]untracked, error) {
 			if err != nil {
 				return nil, fmt.Errorf("bad link target for %q from the sandbox: %q", p, k)
 			}
-			files = append(files, untracked{rel: p, kind: 'L', target: strings.TrimSuffix(string(t), "\n")})
+			target := strings.TrimSuffix(string(t), "\n")
+			if target == "" || strings.ContainsRune(target, 0) {
+				o.refuse(p, fmt.Sprintf("a symbolic link to %q, which no file system has", target))
+				continue
+			}
+			files = append(files, untracked{rel: p, kind: 'L', target: target})
 		default:
 			o.log("sync-out: skipping the untracked sandbox path %q: not a file or symbolic link", p)
 		}
@@ -309,18 +384,40 @@ func (o *out) parseUntracked(list, kinds string) ([]untracked, error) {
 	return files, nil
 }
 
+// refuse records an untracked path from the sandbox that is not written.
+func (o *out) refuse(p, why string) {
+	o.refused = append(o.refused, p)
+	o.log("sync-out: refusing the untracked sandbox path %q: %s", p, why)
+}
+
 // validRel accepts a slash path that stays inside the worktree and out of
-// .git.
+// .git, also as other file systems see names: ".git." and ".git " are .git
+// on Windows, as is its short name "git~1", and HFS+ ignores some
+// invisible characters (".g\u200cit" is .git there). Git refuses the same
+// names in a tree.
 func validRel(p string) bool {
-	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, '\\') {
+	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, '\\') || strings.ContainsRune(p, 0) {
 		return false
 	}
 	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." || c == ".." || strings.EqualFold(c, ".git") {
+		if c == "" || c == "." || c == ".." || isDotGit(c) {
 			return false
 		}
 	}
 	return filepath.IsLocal(filepath.FromSlash(p))
+}
+
+// hfsIgnored are the code points HFS+ leaves out when it compares names.
+var hfsIgnored = strings.NewReplacer("\u200c", "", "\u200d", "", "\u200e", "", "\u200f", "",
+	"\u202a", "", "\u202b", "", "\u202c", "", "\u202d", "", "\u202e", "",
+	"\u206a", "", "\u206b", "", "\u206c", "", "\u206d", "", "\u206e", "", "\u206f", "", "\ufeff", "")
+
+// isDotGit reports whether a path component names .git on some file
+// system.
+func isDotGit(c string) bool {
+	c = strings.ToLower(hfsIgnored.Replace(c))
+	c = strings.TrimRight(c, ". ")
+	return c == ".git" || c == "git~1"
 }
 
 // makePatchDir makes <main working tree>/.moat/patches/<timestamp>-<random>.
@@ -355,26 +452,34 @@ func (o *out) makePatchDir(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-// save copies everything out of the sandbox into the patch dir.
+// save copies everything out of the sandbox into the patch dir. Every
+// write below it goes through an os.Root, so no name or link the sandbox
+// chose leads outside it; the patch files get names of moat's.
 func (o *out) save(ctx context.Context, patchNames []string, size int64) error {
-	for _, p := range patchNames {
-		dst := filepath.Join(o.dir, path.Base(p))
+	root, err := os.OpenRoot(o.dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for i, p := range patchNames {
+		name := patchFileName(i, p)
+		dst := filepath.Join(o.dir, name)
 		if err := o.copyOut(ctx, p, dst); err != nil {
 			return err
 		}
-		data, err := os.ReadFile(dst)
+		data, err := root.ReadFile(name)
 		if err != nil {
 			return err
 		}
 		if !bytes.Contains(data, []byte("\ndiff --git ")) {
 			// An empty commit: git am would stop on it. Kept aside.
-			if err := os.MkdirAll(filepath.Join(o.dir, "empty"), 0o755); err != nil {
+			if err := root.MkdirAll("empty", 0o755); err != nil {
 				return err
 			}
-			if err := os.Rename(dst, filepath.Join(o.dir, "empty", path.Base(p))); err != nil {
+			if err := root.Rename(name, filepath.Join("empty", name)); err != nil {
 				return err
 			}
-			o.log("sync-out: %s is an empty commit; not applied (kept in %s)", path.Base(p), filepath.Join(o.dir, "empty"))
+			o.log("sync-out: %s is an empty commit; not applied (kept in %s)", name, filepath.Join(o.dir, "empty"))
 			continue
 		}
 		o.patches = append(o.patches, dst)
@@ -390,32 +495,38 @@ func (o *out) save(ctx context.Context, patchNames []string, size int64) error {
 		}
 		o.changes = true
 	}
-	fetched, err := o.fetchUntrackedTar(ctx)
+	fetched, err := o.fetchUntrackedTar(ctx, root)
 	if err != nil {
 		o.log("sync-out: bringing the untracked files out in one archive failed (%v); copying them one by one", err)
 	}
-	for _, f := range o.files {
-		dst := filepath.Join(o.dir, "untracked", filepath.FromSlash(f.rel))
+	for i, f := range o.files {
+		rel := filepath.Join("untracked", filepath.FromSlash(f.rel))
 		if fetched[f.rel] {
 			continue
 		}
+		if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+			return fmt.Errorf("saving %s: %w", f.rel, err)
+		}
 		if f.kind == 'L' {
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			if err := os.Symlink(f.target, dst); err != nil {
-				return err
+			if err := root.Symlink(f.target, rel); err != nil {
+				return fmt.Errorf("saving %s: %w", f.rel, err)
 			}
 			continue
 		}
-		if err := o.copyOut(ctx, path.Join(o.h.WorkDir(), f.rel), dst); err != nil {
+		// CopyOut writes a host path itself; it gets a fresh name directly
+		// in the patch dir, which the root then moves into place.
+		incoming := fmt.Sprintf(".incoming-%d", i)
+		if err := o.copyOut(ctx, path.Join(o.h.WorkDir(), f.rel), filepath.Join(o.dir, incoming)); err != nil {
 			return err
+		}
+		if err := root.Rename(incoming, rel); err != nil {
+			return fmt.Errorf("saving %s: %w", f.rel, err)
 		}
 		mode := fs.FileMode(0o644)
 		if f.kind == 'X' {
 			mode = 0o755
 		}
-		if err := os.Chmod(dst, mode); err != nil {
+		if err := root.Chmod(rel, mode); err != nil {
 			return err
 		}
 	}
@@ -424,10 +535,11 @@ func (o *out) save(ctx context.Context, patchNames []string, size int64) error {
 
 // fetchUntrackedTar brings the untracked regular files out as one tar
 // archive (one round trip instead of one per file, which matters over a
-// real network) and unpacks them under the patch dir. It returns the files
-// it saved; the caller copies the rest one by one, so a sandbox without GNU
-// tar still works.
-func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
+// real network) and unpacks them under the patch dir, through root. It
+// takes only regular files it asked for, each once. It returns the files
+// it saved; the caller copies the rest one by one, so a sandbox without
+// GNU tar still works.
+func (o *out) fetchUntrackedTar(ctx context.Context, root *os.Root) (map[string]bool, error) {
 	want := map[string]byte{}
 	var list strings.Builder
 	for _, f := range o.files {
@@ -444,12 +556,12 @@ func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
 	if _, err := o.run(ctx, "tar -c -f "+shell.Quote(archive)+" --null --no-recursion -T -", strings.NewReader(list.String())); err != nil {
 		return nil, err
 	}
-	local := filepath.Join(o.dir, "untracked.tar")
-	if err := o.copyOut(ctx, archive, local); err != nil {
+	const local = "untracked.tar"
+	if err := o.copyOut(ctx, archive, filepath.Join(o.dir, local)); err != nil {
 		return nil, err
 	}
-	defer os.Remove(local)
-	f, err := os.Open(local)
+	defer root.Remove(local)
+	f, err := root.Open(local)
 	if err != nil {
 		return nil, err
 	}
@@ -468,15 +580,15 @@ func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
 		if !ok || hdr.Typeflag != tar.TypeReg || got[hdr.Name] {
 			continue // only the files asked for, each once, never a link
 		}
-		dst := filepath.Join(o.dir, "untracked", filepath.FromSlash(hdr.Name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		dst := filepath.Join("untracked", filepath.FromSlash(hdr.Name))
+		if err := root.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return got, err
 		}
 		mode := fs.FileMode(0o644)
 		if kind == 'X' {
 			mode = 0o755
 		}
-		w, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		w, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 		if err != nil {
 			return got, err
 		}
@@ -485,7 +597,7 @@ func (o *out) fetchUntrackedTar(ctx context.Context) (map[string]bool, error) {
 			err = cerr
 		}
 		if err == nil {
-			err = os.Chmod(dst, mode)
+			err = root.Chmod(dst, mode)
 		}
 		if err != nil {
 			return got, err
@@ -559,9 +671,13 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 	}
 	if len(o.files) > 0 {
 		replaced, err := o.copyUntracked()
-		res.Replaced = replaced
+		res.Replaced, res.Refused = replaced, o.refused
 		if err != nil {
 			return o.failAfter(ctx, res, StepUntracked, "copying the untracked files failed: "+err.Error(), syncBaseErr)
+		}
+		if len(o.notCopied) > 0 {
+			res.Untracked = slices.DeleteFunc(res.Untracked, func(p string) bool { return slices.Contains(o.refused, p) })
+			return o.failAfter(ctx, res, StepUntracked, "these untracked files were not written into the worktree:\n  "+strings.Join(o.notCopied, "\n  "), syncBaseErr)
 		}
 	}
 	if preErr == nil {
@@ -640,22 +756,22 @@ func (o *out) recovery(step, why string, locked bool) string {
 				"# (repeat for each commit git am stops on; git am --skip drops a patch already applied,",
 				"#  git am --abort gives up: the patches stay in "+o.dir+")")
 		} else {
-			l = append(l, git+" am --3way -k --keep-cr --whitespace=nowarn "+q(o.dir)+"/*.patch")
+			l = append(l, git+" am --3way -k --keep-cr --whitespace=nowarn "+q(o.dir)+"/[0-9]*.patch")
 		}
 		if o.changes {
 			l = append(l, "git apply --binary --whitespace=nowarn "+q(filepath.Join(o.dir, "changes.patch")))
 		}
 		if len(o.files) > 0 {
-			l = append(l, "cp -pPR "+q(filepath.Join(o.dir, "untracked"))+"/. .")
+			l = append(l, o.untrackedRecovery()...)
 		}
 	case StepUncommitted:
 		l = append(l, "# apply what applies; hunks that do not are left in *.rej files to merge by hand:",
 			"git apply --binary --whitespace=nowarn --reject "+q(filepath.Join(o.dir, "changes.patch")))
 		if len(o.files) > 0 {
-			l = append(l, "cp -pPR "+q(filepath.Join(o.dir, "untracked"))+"/. .")
+			l = append(l, o.untrackedRecovery()...)
 		}
 	case StepUntracked:
-		l = append(l, "cp -pPR "+q(filepath.Join(o.dir, "untracked"))+"/. .")
+		l = append(l, o.untrackedRecovery()...)
 	}
 	if locked {
 		l = append(l, "git worktree unlock "+q(o.wt))
@@ -664,45 +780,73 @@ func (o *out) recovery(step, why string, locked bool) string {
 	return strings.Join(l, "\n") + "\n"
 }
 
+// untrackedRecovery copies the saved untracked files into the worktree.
+// Not cp: it writes through a symbolic link it finds in the way (one a
+// patch from the sandbox may have made); tar replaces the link instead.
+func (o *out) untrackedRecovery() []string {
+	return []string{
+		"# the untracked files (tar replaces a symbolic link in the way rather than write through it):",
+		"(cd " + shell.Quote(filepath.Join(o.dir, "untracked")) + " && tar -cf - .) | tar -xpf -",
+	}
+}
+
 // copyUntracked copies the saved untracked files into the worktree through
-// an os.Root, so no path or link leads outside it. A different existing
-// file is replaced after its content is saved in the patch dir.
+// an os.Root, so no path or link leads outside it, and, as git does, writes
+// nothing beyond a symbolic link, not even one inside the worktree (a link
+// to .git, say). A different existing file is replaced after its content is
+// saved in the patch dir. A file that cannot be written is skipped and
+// recorded in o.notCopied; the others still land. The error is for the
+// worktree itself failing.
 func (o *out) copyUntracked() (replaced []string, err error) {
 	root, err := os.OpenRoot(o.wt)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
+	skip := func(f untracked, why string) {
+		o.notCopied = append(o.notCopied, f.rel+": "+why)
+		o.refused = append(o.refused, f.rel)
+		o.log("sync-out: not writing the untracked file %q into the worktree: %s (it is kept in %s)", f.rel, why, filepath.Join(o.dir, "untracked"))
+	}
 	for _, f := range o.files {
 		rel := filepath.FromSlash(f.rel)
 		src := filepath.Join(o.dir, "untracked", rel)
+		if why := blockedParent(root, f.rel); why != "" {
+			skip(f, why)
+			continue
+		}
 		if dir := filepath.Dir(rel); dir != "." {
 			if err := root.MkdirAll(dir, 0o755); err != nil {
-				return replaced, fmt.Errorf("%s: %w", f.rel, err)
+				skip(f, err.Error())
+				continue
 			}
 		}
 		if fi, err := root.Lstat(rel); err == nil {
 			same, err := sameEntry(root, rel, fi, src)
 			if err != nil {
-				return replaced, fmt.Errorf("%s: %w", f.rel, err)
+				skip(f, err.Error())
+				continue
 			}
 			if same {
 				continue
 			}
 			if fi.IsDir() {
-				return replaced, fmt.Errorf("%s: the host worktree has a directory there", f.rel)
+				skip(f, "the host worktree has a directory there")
+				continue
 			}
 			if err := backup(root, rel, filepath.Join(o.dir, "replaced", rel), fi); err != nil {
-				return replaced, fmt.Errorf("%s: saving the host's version: %w", f.rel, err)
+				skip(f, "saving the host's version: "+err.Error())
+				continue
 			}
 			replaced = append(replaced, f.rel)
 			if err := root.Remove(rel); err != nil {
-				return replaced, fmt.Errorf("%s: %w", f.rel, err)
+				skip(f, err.Error())
+				continue
 			}
 		}
 		if f.kind == 'L' {
 			if err := root.Symlink(f.target, rel); err != nil {
-				return replaced, fmt.Errorf("%s: %w", f.rel, err)
+				skip(f, err.Error())
 			}
 			continue
 		}
@@ -711,10 +855,32 @@ func (o *out) copyUntracked() (replaced []string, err error) {
 			mode = 0o755
 		}
 		if err := copyFileTo(root, src, rel, mode); err != nil {
-			return replaced, fmt.Errorf("%s: %w", f.rel, err)
+			skip(f, err.Error())
 		}
 	}
 	return replaced, nil
+}
+
+// blockedParent says why a directory above the slash path rel in the
+// worktree must not be written into: it is a symbolic link or not a
+// directory. "" when every existing one is a plain directory.
+func blockedParent(root *os.Root, rel string) string {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		d := strings.Join(parts[:i], "/")
+		fi, err := root.Lstat(filepath.FromSlash(d))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "" // made below, as a directory
+		case err != nil:
+			return err.Error()
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return d + " is a symbolic link in the worktree"
+		case !fi.IsDir():
+			return d + " is a file in the worktree"
+		}
+	}
+	return ""
 }
 
 // sameEntry reports whether the worktree entry rel already equals src.

@@ -15,7 +15,10 @@
 // worktree or branch change runs under a repository-wide lock, so concurrent
 // moat runs in one repository do not race. All git commands go through
 // package hostgit (LC_ALL=C, no prompts, a timeout on each, no global config
-// writes).
+// writes, no hook or other program the repository's configuration names).
+// Merge refuses to let the run's commits replace files git does not track
+// in the repository (git itself silently replaces ignored ones, such as
+// .env).
 //
 // Work is never thrown away: Close keeps a worktree with uncommitted changes,
 // an unfinished git operation or a lock (sync-out locks it when it fails),
@@ -370,6 +373,25 @@ func (w *Worktree) Merge(ctx context.Context) (MergeResult, error) {
 		return res, w.dropBranchIfClean(ctx, &res, true)
 	}
 
+	clash, err := w.inTheWay(ctx, tip)
+	if err != nil {
+		return res, fmt.Errorf("worktree: merge: %w", err)
+	}
+	if len(clash) > 0 {
+		return res, fmt.Errorf("worktree: refusing to merge %s into %s: it adds %s, where %s already has files git does not track (git would replace ignored ones, such as .env, without asking); nothing was changed and %s is kept. Move those files away, then run:\n  cd %s\n  git merge --no-edit %s",
+			w.Branch, w.TargetBranch, strings.Join(clash, ", "), w.Repo, w.Branch, shell.Quote(w.Repo), shell.Quote(w.Branch))
+	}
+	// moat runs the hooks of .moat/config.toml on this machine: a change
+	// to it from the sandbox is a person's to accept, never merged on its
+	// own.
+	touched, err := w.git(ctx, w.Repo, "diff", "--name-only", w.BaseHead, tip, "--", ProtectedConfig)
+	if err != nil {
+		return res, fmt.Errorf("worktree: merge: %w", err)
+	}
+	if strings.TrimSpace(touched) != "" {
+		return res, fmt.Errorf("worktree: refusing to merge %s into %s by itself: it changes %s, whose hooks moat runs on your machine; nothing was changed and %s is kept. Review the change, then merge by hand:\n  cd %s\n  git diff %s %s -- %s\n  git merge --no-edit %s",
+			w.Branch, w.TargetBranch, ProtectedConfig, w.Branch, shell.Quote(w.Repo), w.BaseHead[:12], shell.Quote(w.Branch), ProtectedConfig, shell.Quote(w.Branch))
+	}
 	id, err := hostgit.ReadIdentity(ctx, w.timeout, w.Repo)
 	if err != nil {
 		return res, fmt.Errorf("worktree: merge: %w", err)
@@ -392,6 +414,39 @@ func (w *Worktree) Merge(ctx context.Context) (MergeResult, error) {
 		return res, fmt.Errorf("worktree: merge: listing the merged commits: %w", err)
 	}
 	return res, w.dropBranchIfClean(ctx, &res, false)
+}
+
+// ProtectedConfig is moat's project configuration, which names commands
+// moat runs on the host (hooks.on_worktree_ready): Merge never merges a
+// change to it by itself.
+const ProtectedConfig = hostgit.MoatDir + "/config.toml"
+
+// inTheWay lists the paths that tip adds to Repo's HEAD where Repo's
+// working tree already has something git does not track: the file itself,
+// or a file or symbolic link where the path needs a directory. Git refuses
+// to overwrite untracked files, but replaces ignored ones (.env,
+// .moat/.env, build output) without a word, so an agent's commit could
+// replace the user's credentials.
+func (w *Worktree) inTheWay(ctx context.Context, tip string) ([]string, error) {
+	out, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", "HEAD", tip)
+	if err != nil {
+		return nil, err
+	}
+	var clash []string
+	for _, p := range hostgit.SplitZ(out) {
+		parts := strings.Split(p, "/")
+		for i := 1; i <= len(parts); i++ {
+			fi, err := os.Lstat(filepath.Join(w.Repo, filepath.FromSlash(strings.Join(parts[:i], "/"))))
+			if err != nil {
+				break // nothing there: git makes it
+			}
+			if i == len(parts) || !fi.IsDir() {
+				clash = append(clash, p)
+				break
+			}
+		}
+	}
+	return clash, nil
 }
 
 // dropBranchIfClean deletes the temporary branch after a merge, unless the
