@@ -118,11 +118,28 @@ func (o *out) recordState(ctx context.Context, pre map[string]pathState) {
 	}
 	data, err := json.Marshal(syncState{SyncID: o.syncID, Paths: changed})
 	if err == nil {
-		err = os.WriteFile(o.statePath(), data, 0o644)
+		err = writeNew(o.statePath(), data)
 	}
 	if err != nil {
 		o.log("sync-out: could not record what was applied: %v", err)
 	}
+}
+
+// writeNew replaces the file at p by a new one holding data. O_EXCL makes
+// the create fail on a link planted there rather than write through it.
+func writeNew(p string, data []byte) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (o *out) clearState() { _ = os.Remove(o.statePath()) }

@@ -16,7 +16,9 @@ const lockName = "moat.lock"
 // LockFile takes an exclusive flock on path, polling so that ctx can end the
 // wait. The file stays; only the lock is released.
 func LockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: a link planted there must not make moat create or open
+	// a file elsewhere.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, err
 	}
