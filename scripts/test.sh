@@ -54,3 +54,8 @@ GOOS=windows GOARCH=amd64 go build ./...
 # whole suite still takes about a minute.
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
+
+# Every fuzz target, briefly (its checked-in seeds already ran above as unit
+# tests). MOAT_FUZZTIME=2m ./scripts/fuzz.sh fuzzes longer.
+echo "== fuzz (${MOAT_FUZZTIME:-5s} per target)"
+./scripts/fuzz.sh

@@ -117,17 +117,6 @@ error "Claude Code reported an error"
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	f.Add(`{"type":"assistant","message":{"content":[{"type":"text","text":"a"},{"type":"tool_use","name":"Bash","input":{"command":"ls"}}],"usage":{"input_tokens":1}}}`)
-	f.Add(`{"type":"result","subtype":"error_max_turns","is_error":true,"errors":["x"],"usage":{}}`)
-	f.Add(`{"type":"system","subtype":"init","session_id":"s"}`)
-	f.Fuzz(func(t *testing.T, line string) {
-		p := New(Config{}).NewParser()
-		p.Parse(line)
-		p.Parse(line)
-	})
-}
-
 func TestInvocation(t *testing.T) {
 	const prompt = "Fix the bug in $(whoami) `id` 'quoted' \"double\"\nsecond line"
 	for _, tc := range []struct {

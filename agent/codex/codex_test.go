@@ -97,17 +97,6 @@ error "Codex: the turn failed"
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	f.Add(`{"type":"item.started","item":{"id":"c","type":"command_execution","command":"ls"}}`)
-	f.Add(`{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":2}}`)
-	f.Add(`{"type":"error","error":{"data":{"message":"x"}}}`)
-	f.Fuzz(func(t *testing.T, line string) {
-		p := New(Config{}).NewParser()
-		p.Parse(line)
-		p.Parse(line)
-	})
-}
-
 func TestInvocation(t *testing.T) {
 	const prompt = "Fix the bug in $(whoami) `id` 'quoted'\nsecond line"
 	const base = `PATH="$PATH:$HOME/.local/bin" codex exec --json --dangerously-bypass-approvals-and-sandbox`

@@ -1,6 +1,8 @@
 package dotenv
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -46,10 +48,36 @@ func substitute(s string) string {
 // FuzzParse checks that Parse never panics and that its errors never depend
 // on, and so never contain, what a file holds after an "=": the error for
 // an input is the same after every such byte is changed. Successful parses
-// give valid keys and survive a Format/Parse round trip.
+// give valid keys, line numbers within the file, and survive a
+// Format/Parse round trip. CRLF line ends and a leading byte order mark
+// change nothing. Seeds are in testdata/fuzz/FuzzParse; run it longer with
+// go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 2m ./internal/dotenv (or
+// scripts/fuzz.sh with MOAT_FUZZTIME).
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		entries, err := Parse(strings.NewReader(in))
+		lines := strings.Count(in, "\n") + 1
+		var se *SyntaxError
+		if err != nil && (!errors.As(err, &se) || se.Line < 1 || se.Line > lines) {
+			t.Fatalf("Parse(%q): error %v is not a *SyntaxError on one of its %d lines", in, err, lines)
+		}
+		for _, e := range entries {
+			if e.Line < 1 || e.Line > lines {
+				t.Fatalf("Parse(%q): entry %q on line %d of %d", in, e.Key, e.Line, lines)
+			}
+		}
+		if !strings.Contains(in, "\r") {
+			crlf, crlfErr := Parse(strings.NewReader(strings.ReplaceAll(in, "\n", "\r\n")))
+			if fmt.Sprint(crlf, crlfErr) != fmt.Sprint(entries, err) {
+				t.Fatalf("Parse(%q) = %v, %v but with CRLF line ends %v, %v", in, entries, err, crlf, crlfErr)
+			}
+		}
+		if !strings.HasPrefix(in, "\uFEFF") {
+			bom, bomErr := Parse(strings.NewReader("\uFEFF" + in))
+			if fmt.Sprint(bom, bomErr) != fmt.Sprint(entries, err) {
+				t.Fatalf("Parse(%q) = %v, %v but after a byte order mark %v, %v", in, entries, err, bom, bomErr)
+			}
+		}
 		other := substitute(in)
 		otherEntries, otherErr := Parse(strings.NewReader(other))
 		switch {
@@ -87,6 +115,32 @@ func FuzzParse(f *testing.F) {
 			if again[i].Key != e.Key || again[i].Value != e.Value || again[i].Line != i+1 {
 				t.Fatalf("round trip of %q: got %+v, want %+v", in, again, entries)
 			}
+		}
+	})
+}
+
+// FuzzFormat checks Format's promise: for any valid key and any value,
+// Parse reads Format(key, value) back as exactly that key and value, on
+// one line.
+func FuzzFormat(f *testing.F) {
+	for _, v := range []string{"", "plain", " padded ", `a"b\c`, "multi\nline\n", "tab\there", "#not a comment", "'single'",
+		"$HOME ${X} `id`", "C:\\tmp\\n", "\\n literal", "pem\r\nlines\r\n", "lone\rcr", "\r", "\uFEFFbom", "\xff\xfe invalid", "\x00nul", "ends with backslash\\"} {
+		f.Add("KEY", v)
+	}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		if !ValidKey(key) {
+			return
+		}
+		line := Format(key, value)
+		if strings.Contains(line, "\n") {
+			t.Fatalf("Format(%q, %q) = %q spans lines", key, value, line)
+		}
+		entries, err := Parse(strings.NewReader(line + "\n"))
+		if err != nil {
+			t.Fatalf("Parse(Format(%q, %q) = %q): %v", key, value, line, err)
+		}
+		if len(entries) != 1 || entries[0] != (Entry{Key: key, Value: value, Line: 1}) {
+			t.Fatalf("Parse(Format(%q, %q) = %q) = %+v", key, value, line, entries)
 		}
 	})
 }

@@ -147,7 +147,13 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 	fmt.Fprintf(&b, "cd %s || exit 1\n", shell.Quote(dir))
 	b.WriteString(shell.Exports(env))
 	if opts.Sudo {
-		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c %[1]s; else exec sudo -n -E /bin/sh -c %[1]s; fi\n", shell.Quote(cmd))
+		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c %s; fi\n", shell.Quote(cmd))
+		// sudo filters the environment even with -E (values starting with
+		// "() ", PYTHONPATH, a TZ holding / or %): the values cross as one
+		// base64 variable and are set again on the other side.
+		fmt.Fprintf(&b, "export MOAT_SUDO_ENV=%s\n", base64.StdEncoding.EncodeToString([]byte(shell.Exports(env))))
+		fmt.Fprintf(&b, "exec sudo -n -E /bin/sh -c %s %s\n",
+			shell.Quote(`eval "$(printf %s "$MOAT_SUDO_ENV" | base64 -d)"; unset MOAT_SUDO_ENV; exec /bin/sh -c "$0"`), shell.Quote(cmd))
 	} else {
 		fmt.Fprintf(&b, "exec /bin/sh -c %s\n", shell.Quote(cmd))
 	}
@@ -327,7 +333,9 @@ func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error
 		pw.CloseWithError(err)
 		tarErr <- err
 	}()
-	cmd := `mkdir -p -- "$MOAT_DST" && exec tar -x -p -o -f - -C "$MOAT_DST"`
+	// cd, not tar -C: GNU tar decodes backslash escapes in -C's argument,
+	// so a destination holding a backslash would extract elsewhere.
+	cmd := `mkdir -p -- "$MOAT_DST" && cd -- "$MOAT_DST" && exec tar -x -p -o -f -`
 	stderr := &execout.Capped{N: 8 << 10}
 	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, stderr)
 	pr.CloseWithError(errCopyEnded)

@@ -160,7 +160,7 @@ func parseVM(payload []byte) (VM, error) {
 	if vm.SSHPort < 1 || vm.SSHPort > 65535 {
 		return VM{}, fmt.Errorf("exe.dev new: ssh_port %d is out of range", vm.SSHPort)
 	}
-	if strings.ContainsAny(vm.SSHHost, " \t\r\n/@") {
+	if strings.ContainsFunc(vm.SSHHost, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' || r == '@' }) {
 		return VM{}, fmt.Errorf("exe.dev new: ssh_host %q is not a host name", vm.SSHHost)
 	}
 	return vm, nil

@@ -7,17 +7,33 @@
 //	}
 //
 // The suite needs a POSIX shell and the usual Linux userland in the sandbox
-// (cat, wc, stat, find, readlink, mkdir, sleep).
+// (cat, wc, stat, find, readlink, mkdir, sleep, od).
+//
+// The ByteExact subtest is a property test: it sends random hostile strings
+// (quotes, $(…), backticks, backslashes, newlines, glob characters, leading
+// "-" and "~", %, non-ASCII and invalid UTF-8: any byte but NUL) as
+// environment values, command arguments, command text, stdin and file
+// names, and checks that the sandbox sees every byte as sent. Two
+// environment variables steer it:
+//
+//	MOAT_PROPERTY_SEED=n  replays a run (the seed is logged, and shown on
+//	                      failure); strings are drawn in order, so replay
+//	                      with the same -run pattern
+//	MOAT_PROPERTY_N=n     strings of each kind per run (default 6, well under
+//	                      a second per sandbox; e.g. 300 for a long run)
 package sandboxtest
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,6 +44,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -45,10 +62,18 @@ func Run(t *testing.T, p sandbox.Provider) { RunWith(t, p, Options{}) }
 func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Helper()
 	ctx := t.Context()
-	h, err := p.Create(ctx, sandbox.CreateOptions{Env: map[string]string{
+	prop := NewProperty(t)
+	env := map[string]string{
 		"MOAT_SUITE_BASE":     "from create",
 		"MOAT_SUITE_OVERRIDE": "from create",
-	}})
+	}
+	// Hostile values for ByteExact, set at Create.
+	createEnv := map[string]string{}
+	for i := range prop.N {
+		createEnv[fmt.Sprintf("MOAT_BX_C%d", i)] = prop.String()
+	}
+	maps.Copy(env, createEnv)
+	h, err := p.Create(ctx, sandbox.CreateOptions{Env: env})
 	if err != nil {
 		t.Fatalf("%s: Create: %v", p.Name(), err)
 	}
@@ -59,7 +84,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	s := &suite{h: h}
+	s := &suite{h: h, prop: prop, createEnv: createEnv, sudo: o.NoSudo == ""}
 	t.Run("WorkDir", s.testWorkDir)
 	t.Run("ExitCodes", s.testExitCodes)
 	t.Run("StdoutStderr", s.testStdoutStderr)
@@ -88,10 +113,16 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("CopyOutMissing", s.testCopyOutMissing)
 	t.Run("Cancel", s.testCancel)
 	t.Run("Concurrent", s.testConcurrent)
+	t.Run("ByteExact", s.testByteExact)
 	t.Run("Close", func(t *testing.T) { testClose(t, p) })
 }
 
-type suite struct{ h sandbox.Handle }
+type suite struct {
+	h         sandbox.Handle
+	prop      *Property
+	createEnv map[string]string // hostile CreateOptions.Env values
+	sudo      bool              // Sudo works
+}
 
 // exec runs cmd and fails the test on a transport error.
 func (s *suite) exec(t *testing.T, cmd string, o sandbox.ExecOptions) sandbox.ExecResult {
@@ -793,4 +824,297 @@ func randBytes(t *testing.T, n int) []byte {
 func randHex(n int) string {
 	v, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(4*n)))
 	return fmt.Sprintf("%0*x", n, v)
+}
+
+// Property makes the random hostile strings of a property test, from a
+// seeded generator: a failure can be replayed with MOAT_PROPERTY_SEED. It
+// is not safe for concurrent use.
+type Property struct {
+	Seed uint64
+	N    int // strings of each kind to try (MOAT_PROPERTY_N, default 6)
+	r    *mrand.Rand
+}
+
+// NewProperty reads MOAT_PROPERTY_SEED (default: a fresh random seed) and
+// MOAT_PROPERTY_N, and logs the seed.
+func NewProperty(t testing.TB) *Property {
+	t.Helper()
+	p := &Property{N: 6}
+	if v := os.Getenv("MOAT_PROPERTY_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("MOAT_PROPERTY_N=%q: want a positive number", v)
+		}
+		p.N = n
+	}
+	if v := os.Getenv("MOAT_PROPERTY_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MOAT_PROPERTY_SEED=%q: want a number", v)
+		}
+		p.Seed = seed
+	} else {
+		b, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
+		p.Seed = b.Uint64()
+	}
+	p.r = mrand.New(mrand.NewPCG(p.Seed, p.Seed^0x6d6f6174))
+	t.Logf("property seed %d (replay with MOAT_PROPERTY_SEED=%d MOAT_PROPERTY_N=%d)", p.Seed, p.Seed, p.N)
+	return p
+}
+
+// Replay is the text to add to a failure message.
+func (p *Property) Replay() string {
+	return fmt.Sprintf("(replay with MOAT_PROPERTY_SEED=%d MOAT_PROPERTY_N=%d)", p.Seed, p.N)
+}
+
+// hostileAtoms are the pieces strings are made of: what shells, printf,
+// terminals, SSH and UTF-8 decoders treat specially.
+var hostileAtoms = []string{
+	"'", `"`, "$(", ")", "`", `\`, "\n", "\t", "\r", "\r\n", " ", "  ",
+	"*", "?", "[", "]", "[!a]", "{", "}", "{a,b}", "~", "%", "%s", "%n", "%%", "%d",
+	"$", "$HOME", "${X}", "$1", "$$", "$'", "$@", "!", "#", ";", "&", "&&", "|", "<", ">", "=",
+	`'\''`, `\n`, `\'`, `\\`, "EOF", "~.", "\n~.\n", "-", "--", "-n", "-e", "() {", "\\x41",
+	"é", "世界", "🚀", "\u202e", "\ufeff", "\u2028", "e\u0301", "\u00a0", "\U0010ffff",
+	"\xff", "\xfe", "\xc0\x80", "\xed\xa0\x80", "\x80", "\xe4\xb8", "\xf4\x90\x80\x80",
+	"\x01", "\x03", "\x04", "\x1b[31m", "\x7f", "\x0b\x0c",
+	"a", "word", "x y", "0", "/", "./", "../",
+}
+
+// leadAtoms may start a string: what changes the meaning of a first
+// character (an option, a home directory, a comment, a function export).
+var leadAtoms = []string{"-", "--", "-rf ", "~", "~root/", "#", "=", " ", "() { :; }; ", "+", "!"}
+
+// String returns a random hostile string: any bytes but NUL, sometimes
+// empty, often not UTF-8.
+func (p *Property) String() string {
+	var b strings.Builder
+	if p.r.IntN(3) == 0 {
+		b.WriteString(leadAtoms[p.r.IntN(len(leadAtoms))])
+	}
+	for range p.r.IntN(12) {
+		if p.r.IntN(6) == 0 {
+			b.WriteByte(byte(1 + p.r.IntN(255))) // any byte but NUL
+		} else {
+			b.WriteString(hostileAtoms[p.r.IntN(len(hostileAtoms))])
+		}
+	}
+	return b.String()
+}
+
+// Name returns a random hostile file name: a String without "/" (and NUL),
+// never empty, "." or "..", at most 200 bytes.
+func (p *Property) Name() string {
+	n := strings.ReplaceAll(p.String(), "/", "")
+	if len(n) > 200 {
+		n = n[:200]
+	}
+	if n == "" || n == "." || n == ".." || p.r.IntN(4) == 0 {
+		n += leadAtoms[p.r.IntN(len(leadAtoms))] + "n" // "/"-free and never "." or ".."
+		n = strings.ReplaceAll(n, "/", "")
+	}
+	return n
+}
+
+// Bytes returns random data for stdin and file contents: hostile strings,
+// NUL bytes included, sometimes empty, sometimes without a final newline.
+func (p *Property) Bytes() []byte {
+	var b []byte
+	for range p.r.IntN(4) {
+		b = append(b, p.String()...)
+		if p.r.IntN(3) == 0 {
+			b = append(b, 0)
+		}
+	}
+	return b
+}
+
+// hexLines parses the output of `od -An -v -tx1` runs separated by lines
+// holding ".", into the bytes each dumped.
+func hexLines(t *testing.T, out string) [][]byte {
+	t.Helper()
+	var got [][]byte
+	for _, part := range strings.Split(out, ".\n") {
+		hexText := strings.Join(strings.Fields(part), "")
+		b, err := hex.DecodeString(hexText)
+		if err != nil {
+			t.Fatalf("od printed %q: %v", part, err)
+		}
+		got = append(got, b)
+	}
+	return got[:len(got)-1] // after the last "."
+}
+
+// dump is shell text that writes the bytes of the word w (e.g. "$VAR") as
+// hex, then a line holding ".".
+func dump(w string) string { return "printf '%s' " + w + " | od -An -v -tx1; echo .\n" }
+
+// testByteExact: hostile strings arrive byte for byte, whatever the way in.
+func (s *suite) testByteExact(t *testing.T) {
+	p := s.prop
+	t.Run("Env", func(t *testing.T) {
+		// CreateOptions.Env (set in RunWith) and ExecOptions.Env, one
+		// overriding the other.
+		execEnv := map[string]string{}
+		for i := range p.N {
+			execEnv[fmt.Sprintf("MOAT_BX_E%d", i)] = p.String()
+		}
+		execEnv["MOAT_BX_C0"] = p.String()
+		// Names sudo filters by default: "/" or "%" in TZ, PYTHONPATH at all.
+		execEnv["TZ"] = "Europe/Paris%" + p.String()
+		execEnv["PYTHONPATH"] = "/moat/" + p.String()
+		want := map[string]string{}
+		maps.Copy(want, s.createEnv)
+		maps.Copy(want, execEnv)
+		keys := slices.Sorted(maps.Keys(want))
+		var cmd strings.Builder
+		for _, k := range keys {
+			cmd.WriteString(dump(`"$` + k + `"`))
+		}
+		modes := []bool{false}
+		if s.sudo {
+			modes = append(modes, true)
+		}
+		for _, sudo := range modes {
+			r := s.mustRun(t, cmd.String(), sandbox.ExecOptions{Env: execEnv, Sudo: sudo})
+			got := hexLines(t, r.Stdout)
+			if len(got) != len(keys) {
+				t.Fatalf("sudo=%v: %d values dumped, want %d %s", sudo, len(got), len(keys), p.Replay())
+			}
+			for i, k := range keys {
+				if string(got[i]) != want[k] {
+					t.Errorf("sudo=%v: $%s arrived as %q, want %q %s", sudo, k, got[i], want[k], p.Replay())
+				}
+			}
+		}
+	})
+	t.Run("Args", func(t *testing.T) {
+		// Arguments quoted with shell.Quote, as moat quotes them.
+		args := make([]string, p.N)
+		var cmd strings.Builder
+		cmd.WriteString("set --")
+		for i := range args {
+			args[i] = p.String()
+			cmd.WriteString(" " + shell.Quote(args[i]))
+		}
+		cmd.WriteString("\nfor a do\n" + dump(`"$a"`) + "done\n")
+		got := hexLines(t, s.mustRun(t, cmd.String(), sandbox.ExecOptions{}).Stdout)
+		if len(got) != len(args) {
+			t.Fatalf("%d arguments arrived, want %d %s", len(got), len(args), p.Replay())
+		}
+		for i := range args {
+			if string(got[i]) != args[i] {
+				t.Errorf("argument %d arrived as %q, want %q %s", i, got[i], args[i], p.Replay())
+			}
+		}
+	})
+	t.Run("CommandText", func(t *testing.T) {
+		// The command text itself: a here-document with a quoted delimiter
+		// is copied as written.
+		for range p.N {
+			body := p.String()
+			if strings.Contains(body, "MOAT_BX_END") {
+				continue
+			}
+			r := s.mustRun(t, "od -An -v -tx1 <<'MOAT_BX_END'\n"+body+"\nMOAT_BX_END\necho .\n", sandbox.ExecOptions{})
+			if got := hexLines(t, r.Stdout); len(got) != 1 || string(got[0]) != body+"\n" {
+				t.Errorf("here-document %q arrived as %q %s", body+"\n", got, p.Replay())
+			}
+		}
+	})
+	t.Run("Stdin", func(t *testing.T) {
+		for range p.N {
+			data := p.Bytes()
+			r := s.mustRun(t, "od -An -v -tx1; echo .", sandbox.ExecOptions{Stdin: bytes.NewReader(data)})
+			if got := hexLines(t, r.Stdout); len(got) != 1 || !bytes.Equal(got[0], data) {
+				t.Errorf("stdin %q arrived as %q %s", data, got, p.Replay())
+			}
+		}
+	})
+	t.Run("Names", s.testHostileNames)
+}
+
+// testHostileNames: files and directories with hostile names go in and out
+// with their names and bytes intact.
+func (s *suite) testHostileNames(t *testing.T) {
+	p := s.prop
+	dir := s.scratch(t)
+	rel := strings.TrimPrefix(dir, s.h.WorkDir()+"/")
+	host := t.TempDir()
+	want := map[string][]byte{} // sandbox path under dir → contents; nil for a directory
+	addDirs := func(name string) {
+		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+			want[d] = nil
+		}
+	}
+	for i := range p.N + 1 {
+		// A file, to an absolute or a relative destination in a new
+		// directory. The last has fixed names: backslash escapes in a
+		// directory name, which GNU tar's -C would decode.
+		name, sub := p.Name(), p.Name()
+		if i == p.N {
+			name, sub = `-n ~ 'q' "d" $(id) `+"`id`"+` * \t`, `dir \\ \n \101 \x41 \`
+		}
+		data := p.Bytes()
+		src := filepath.Join(host, fmt.Sprintf("f%d", i), name)
+		writeFile(t, src, data, 0o644)
+		dst := path.Join(dir, fmt.Sprintf("f%d", i), sub, name)
+		if i%2 == 1 {
+			dst = path.Join(rel, fmt.Sprintf("f%d", i), sub, name)
+		}
+		if err := s.h.CopyIn(t.Context(), src, dst); err != nil {
+			t.Fatalf("CopyIn(%q, %q): %v %s", src, dst, err, p.Replay())
+		}
+		key := path.Join(fmt.Sprintf("f%d", i), sub, name)
+		want[key] = data
+		addDirs(key)
+
+		// A directory tree: hostile names at two levels.
+		tree := filepath.Join(host, fmt.Sprintf("d%d", i), p.Name())
+		inner, leaf := p.Name(), p.Name()
+		treeData := p.Bytes()
+		writeFile(t, filepath.Join(tree, inner, leaf), treeData, 0o644)
+		dstTree := path.Join(dir, fmt.Sprintf("d%d", i), filepath.Base(tree))
+		if err := s.h.CopyIn(t.Context(), tree, dstTree); err != nil {
+			t.Fatalf("CopyIn(%q, %q): %v %s", tree, dstTree, err, p.Replay())
+		}
+		key = path.Join(fmt.Sprintf("d%d", i), filepath.Base(tree), inner, leaf)
+		want[key] = treeData
+		addDirs(key)
+	}
+
+	// The sandbox sees exactly these names.
+	r := s.mustRun(t, `cd "$D" && find . -mindepth 1 -print0 | od -An -v -tx1; echo .`, sandbox.ExecOptions{Env: map[string]string{"D": dir}})
+	listing := hexLines(t, r.Stdout)
+	if len(listing) != 1 {
+		t.Fatalf("find printed %q", r.Stdout)
+	}
+	var got []string
+	for _, n := range strings.Split(strings.TrimSuffix(string(listing[0]), "\x00"), "\x00") {
+		got = append(got, strings.TrimPrefix(n, "./"))
+	}
+	slices.Sort(got)
+	if wantNames := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantNames) {
+		t.Fatalf("names in the sandbox:\n got %q\nwant %q\n%s", got, wantNames, p.Replay())
+	}
+
+	// Each file comes back out, byte for byte, to a host file with a
+	// hostile name.
+	out := t.TempDir()
+	for i, key := range slices.Sorted(maps.Keys(want)) {
+		data := want[key]
+		if data == nil {
+			continue
+		}
+		hostName := filepath.Join(out, fmt.Sprintf("o%d", i), p.Name())
+		if err := s.h.CopyOut(t.Context(), path.Join(dir, key), hostName); err != nil {
+			t.Fatalf("CopyOut(%q, %q): %v %s", path.Join(dir, key), hostName, err, p.Replay())
+		}
+		b, err := os.ReadFile(hostName)
+		if err != nil {
+			t.Fatalf("after CopyOut to %q: %v %s", hostName, err, p.Replay())
+		}
+		if !bytes.Equal(b, data) {
+			t.Errorf("%q came out as %q, want %q %s", key, b, data, p.Replay())
+		}
+	}
 }

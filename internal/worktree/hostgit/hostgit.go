@@ -642,13 +642,18 @@ type Repo struct {
 
 // Locate resolves the repository around dir. Bare repositories are refused.
 func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error) {
-	top, err := Line(ctx, timeout, dir, "rev-parse", "--show-toplevel")
+	// Only git's own line end is cut: a path may end in a space.
+	top, err := Run(ctx, timeout, dir, "rev-parse", "--show-toplevel")
+	top = strings.TrimSuffix(top, "\n")
 	var ge *Error
 	if err == nil && top == "" || errors.As(err, &ge) && strings.Contains(ge.Stderr, "must be run in a work tree") {
 		return Repo{}, fmt.Errorf("%s is a bare repository or inside a .git directory; moat needs a working tree", dir)
 	}
 	if err != nil {
 		return Repo{}, fmt.Errorf("%s is not inside a git repository: %w", dir, err)
+	}
+	if strings.ContainsAny(top, "\r\n") {
+		return Repo{}, fmt.Errorf("the repository's path %q holds a line break, which moat does not support (git prints paths one per line): rename or move it", top)
 	}
 	r := Repo{TopLevel: filepath.Clean(filepath.FromSlash(top))}
 	// Run from the top level, a relative --git-common-dir is relative to it.

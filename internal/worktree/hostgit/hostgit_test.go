@@ -153,3 +153,28 @@ func TestLockExcludes(t *testing.T) {
 		t.Fatal("lock file taken twice")
 	}
 }
+
+// TestLocateOddPaths: a repository path ending in a space is found as it
+// is; one holding a line break is refused in words.
+func TestLocateOddPaths(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"ends in a space ", "line\nbreak"} {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Run(ctx, time.Minute, dir, "init", "-q"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Locate(ctx, time.Minute, dir)
+		if strings.Contains(name, "\n") {
+			if err == nil || !strings.Contains(err.Error(), "line break") {
+				t.Errorf("Locate(%q) = %+v, %v; want a line break error", dir, r, err)
+			}
+			continue
+		}
+		if err != nil || r.TopLevel != dir {
+			t.Errorf("Locate(%q) = %+v, %v", dir, r, err)
+		}
+	}
+}

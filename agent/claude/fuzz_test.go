@@ -1,0 +1,190 @@
+package claude
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moatdev/moat/agent"
+)
+
+// FuzzParse feeds a stream (lines separated by "\n") to one Parser and
+// checks, line by line, what the events may be:
+//
+//   - a line that is not a JSON object gives no events, and neither does a
+//     JSON object with its closing brace cut off;
+//   - every event is well formed: a known kind, only its kind's fields set,
+//     a usage for EventUsage, a non-empty session id, tool name and error;
+//   - every string an event carries comes from the line: a session id, tool
+//     name, tool argument and result is one string of the line, a text is a
+//     run of the line's strings joined, an error is the line's strings
+//     joined by "; " or one of the parser's own messages;
+//   - the events depend only on the JSON value: the compacted line and the
+//     line padded with white space give the same events;
+//   - the parser's only state is the session id it reported: a fresh parser
+//     gives the same events, and may only add an EventSessionID.
+//
+// The seed corpus in testdata/fuzz/FuzzParse holds every line of the
+// recorded streams in testdata (over-long strings shortened), the short
+// streams whole, and edge cases. Run it longer with
+// go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 2m ./agent/claude
+// (or scripts/fuzz.sh with MOAT_FUZZTIME).
+func FuzzParse(f *testing.F) {
+	f.Add(`{"type":"assistant","message":{"content":[{"type":"text","text":"a"},{"type":"tool_use","name":"Bash","input":{"command":"ls"}}],"usage":{"input_tokens":1}}}`)
+	f.Add(`{"type":"result","subtype":"error_max_turns","is_error":true,"errors":["x"],"usage":{}}`)
+	f.Add(`{"type":"system","subtype":"init","session_id":"s"}`)
+	f.Fuzz(func(t *testing.T, stream string) {
+		p := New(Config{}).NewParser()
+		for _, line := range strings.Split(stream, "\n") {
+			checkLine(t, p, line)
+		}
+	})
+}
+
+// checkLine parses line with p and checks the events against the line.
+func checkLine(t *testing.T, p agent.Parser, line string) {
+	t.Helper()
+	events := p.Parse(line)
+	trimmed := strings.TrimSpace(line)
+	if !isObject(trimmed) {
+		if len(events) > 0 {
+			t.Fatalf("line %q is not a JSON object but gave events %+v", line, events)
+		}
+		return
+	}
+	if cut := New(Config{}).NewParser().Parse(trimmed[:len(trimmed)-1]); len(cut) > 0 {
+		t.Fatalf("line %q without its closing brace gave events %+v", trimmed, cut)
+	}
+	strs := stringsOf(t, trimmed)
+	for _, e := range events {
+		checkEvent(t, line, e, strs)
+	}
+
+	fresh := New(Config{}).NewParser().Parse(line)
+	if !sameEvents(withoutSessionIDs(fresh), withoutSessionIDs(events)) || countSessionIDs(fresh) < countSessionIDs(events) {
+		t.Fatalf("line %q: a fresh parser gives %+v, the parser that saw the lines before gives %+v", line, fresh, events)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(trimmed)); err != nil {
+		t.Fatalf("line %q: Compact: %v", line, err)
+	}
+	for _, variant := range []string{compact.String(), " \t" + compact.String() + "\r", trimmed + "  "} {
+		if got := New(Config{}).NewParser().Parse(variant); !sameEvents(got, fresh) {
+			t.Fatalf("line %q gives %+v, but the same JSON written as %q gives %+v", line, fresh, variant, got)
+		}
+	}
+}
+
+func checkEvent(t *testing.T, line string, e agent.Event, strs map[string]bool) {
+	t.Helper()
+	bad := func(why string) { t.Fatalf("line %q: event %+v: %s", line, e, why) }
+	if e.Kind != agent.EventText && e.Kind != agent.EventResult && e.Kind != agent.EventError && e.Text != "" ||
+		e.Kind != agent.EventToolCall && (e.Tool != "" || e.ToolArg != "") ||
+		e.Kind != agent.EventSessionID && e.SessionID != "" ||
+		(e.Kind == agent.EventUsage) != (e.Usage != nil) {
+		bad("fields that do not belong to its kind")
+	}
+	switch e.Kind {
+	case agent.EventText:
+		if e.Text == "" || !joinOf(e.Text, strs, "") {
+			bad("the text is not a run of the line's strings")
+		}
+	case agent.EventResult:
+		if !strs[e.Text] {
+			bad("the result is not a string of the line")
+		}
+	case agent.EventToolCall:
+		if e.Tool == "" || !strs[e.Tool] || e.ToolArg != "" && !strs[e.ToolArg] {
+			bad("the tool or its argument is not a string of the line")
+		}
+	case agent.EventSessionID:
+		if e.SessionID == "" || !strs[e.SessionID] {
+			bad("the session id is not a string of the line")
+		}
+	case agent.EventError:
+		if strings.TrimSpace(e.Text) == "" {
+			bad("an error without a message")
+		}
+		if !strings.HasPrefix(e.Text, "Claude Code ") && !joinOf(e.Text, strs, "; ") {
+			bad("the error is neither the line's words nor the parser's own")
+		}
+	case agent.EventUsage:
+	default:
+		bad("unknown kind")
+	}
+}
+
+// isObject reports whether s is exactly one JSON object.
+func isObject(s string) bool {
+	return strings.HasPrefix(s, "{") && json.Valid([]byte(s))
+}
+
+// stringsOf returns every string (keys too) of the JSON text s, decoded.
+func stringsOf(t *testing.T, s string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber() // numbers of any size
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("decoding %q: %v", s, err)
+		}
+		if str, ok := tok.(string); ok {
+			out[str] = true
+		}
+	}
+}
+
+// joinOf reports whether s is one or more of strs joined by sep.
+func joinOf(s string, strs map[string]bool, sep string) bool {
+	// reach[i]: s[:i] is such a join (0 stands for "nothing yet").
+	reach := make([]bool, len(s)+1)
+	reach[0] = true
+	for i := 0; i <= len(s); i++ {
+		if !reach[i] {
+			continue
+		}
+		start := i
+		if i > 0 {
+			if !strings.HasPrefix(s[i:], sep) {
+				continue
+			}
+			start = i + len(sep)
+		}
+		for str := range strs {
+			if strings.HasPrefix(s[start:], str) {
+				if end := start + len(str); end > i || i == 0 {
+					reach[end] = true
+				}
+			}
+		}
+	}
+	return reach[len(s)] && (len(s) > 0 || strs[""])
+}
+
+// sameEvents compares events, usage by value; nil and empty are the same.
+func sameEvents(a, b []agent.Event) bool {
+	return len(a) == 0 && len(b) == 0 || reflect.DeepEqual(a, b)
+}
+
+func withoutSessionIDs(events []agent.Event) []agent.Event {
+	var out []agent.Event
+	for _, e := range events {
+		if e.Kind != agent.EventSessionID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func countSessionIDs(events []agent.Event) int {
+	return len(events) - len(withoutSessionIDs(events))
+}
