@@ -754,7 +754,7 @@ func lastLinesOf(s string, n int) string {
 func runHostHook(ctx context.Context, dir, hook string) error {
 	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", hook)
+	cmd := exec.CommandContext(ctx, "sh", "-c", "--", hook)
 	cmd.Dir = dir
 	// A hook that leaves a background process holding its output must not
 	// hang the run.

@@ -194,7 +194,7 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 			return
 		}
 		defer root.Close()
-		data, err := root.ReadFile(rel)
+		data, err := hostgit.ReadText(root, rel)
 		add(p, data, err)
 	}
 	addIn(repo.CommonDir, filepath.Join(repo.CommonDir, "info", "exclude"))
@@ -205,7 +205,7 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 	}
 	switch {
 	case effective != "" && effective == trusted:
-		data, err := os.ReadFile(effective)
+		data, err := hostgit.ReadText(nil, effective)
 		add(effective, data, err)
 	case effective != "":
 		p := effective
@@ -221,7 +221,7 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 			p = filepath.Join(home, ".config", "git", "ignore")
 		}
 		if p != "" {
-			data, err := os.ReadFile(p)
+			data, err := hostgit.ReadText(nil, p)
 			add(p, data, err)
 		}
 	}

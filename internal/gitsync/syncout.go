@@ -952,7 +952,11 @@ func (o *out) removePatchDir() {
 		o.log("sync-out: could not remove %s: %v", o.dir, err)
 		return
 	}
-	_ = os.Remove(filepath.Dir(o.dir)) // only succeeds when empty
+	// .moat/patches goes too when empty (Remove fails otherwise); not the
+	// temporary directory a fallback patch dir lives in.
+	if parent := filepath.Dir(o.dir); parent == filepath.Join(o.repo.MainRoot, hostgit.MoatDir, "patches") {
+		_ = os.Remove(parent)
+	}
 }
 
 func exists(p string) bool {

@@ -147,15 +147,16 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 	fmt.Fprintf(&b, "cd %s || exit 1\n", shell.Quote(dir))
 	b.WriteString(shell.Exports(env))
 	if opts.Sudo {
-		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c %s; fi\n", shell.Quote(cmd))
+		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c -- %s; fi\n", shell.Quote(cmd))
 		// sudo filters the environment even with -E (values starting with
 		// "() ", PYTHONPATH, a TZ holding / or %): the values cross as one
 		// base64 variable and are set again on the other side.
 		fmt.Fprintf(&b, "export MOAT_SUDO_ENV=%s\n", base64.StdEncoding.EncodeToString([]byte(shell.Exports(env))))
-		fmt.Fprintf(&b, "exec sudo -n -E /bin/sh -c %s %s\n",
-			shell.Quote(`eval "$(printf %s "$MOAT_SUDO_ENV" | base64 -d)"; unset MOAT_SUDO_ENV; exec /bin/sh -c "$0"`), shell.Quote(cmd))
+		fmt.Fprintf(&b, "exec sudo -n -E /bin/sh -c -- %s %s\n",
+			shell.Quote(`eval "$(printf %s "$MOAT_SUDO_ENV" | base64 -d)"; unset MOAT_SUDO_ENV; exec /bin/sh -c -- "$0"`), shell.Quote(cmd))
 	} else {
-		fmt.Fprintf(&b, "exec /bin/sh -c %s\n", shell.Quote(cmd))
+		// "--": a command may start with "-".
+		fmt.Fprintf(&b, "exec /bin/sh -c -- %s\n", shell.Quote(cmd))
 	}
 	return b.String(), nil
 }

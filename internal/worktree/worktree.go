@@ -381,16 +381,17 @@ func (w *Worktree) Merge(ctx context.Context) (MergeResult, error) {
 		return res, fmt.Errorf("worktree: refusing to merge %s into %s: it adds %s, where %s already has files git does not track (git would replace ignored ones, such as .env, without asking); nothing was changed and %s is kept. Move those files away, then run:\n  cd %s\n  git merge --no-edit %s",
 			w.Branch, w.TargetBranch, strings.Join(clash, ", "), w.Repo, w.Branch, shell.Quote(w.Repo), shell.Quote(w.Branch))
 	}
-	// moat runs the hooks of .moat/config.toml on this machine: a change
-	// to it from the sandbox is a person's to accept, never merged on its
-	// own.
-	touched, err := w.git(ctx, w.Repo, "diff", "--name-only", w.BaseHead, tip, "--", ProtectedConfig)
+	// moat runs the hooks of .moat/config.toml on this machine and passes
+	// the host's values of the keys .moat/.env names into sandboxes: a
+	// change under .moat/ from the sandbox is a person's to accept, never
+	// merged on its own.
+	touched, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", w.BaseHead, tip, "--", ProtectedDir)
 	if err != nil {
 		return res, fmt.Errorf("worktree: merge: %w", err)
 	}
-	if strings.TrimSpace(touched) != "" {
-		return res, fmt.Errorf("worktree: refusing to merge %s into %s by itself: it changes %s, whose hooks moat runs on your machine; nothing was changed and %s is kept. Review the change, then merge by hand:\n  cd %s\n  git diff %s %s -- %s\n  git merge --no-edit %s",
-			w.Branch, w.TargetBranch, ProtectedConfig, w.Branch, shell.Quote(w.Repo), w.BaseHead[:12], shell.Quote(w.Branch), ProtectedConfig, shell.Quote(w.Branch))
+	if files := hostgit.SplitZ(touched); len(files) > 0 {
+		return res, fmt.Errorf("worktree: refusing to merge %s into %s by itself: it changes %s, and moat's files there decide what runs on your machine (hooks) and which of your secrets reach a sandbox (.env); nothing was changed and %s is kept. Review the change, then merge by hand:\n  cd %s\n  git diff %s %s -- %s\n  git merge --no-edit %s",
+			w.Branch, w.TargetBranch, strings.Join(files, ", "), w.Branch, shell.Quote(w.Repo), w.BaseHead[:12], shell.Quote(w.Branch), ProtectedDir, shell.Quote(w.Branch))
 	}
 	id, err := hostgit.ReadIdentity(ctx, w.timeout, w.Repo)
 	if err != nil {
@@ -416,10 +417,11 @@ func (w *Worktree) Merge(ctx context.Context) (MergeResult, error) {
 	return res, w.dropBranchIfClean(ctx, &res, false)
 }
 
-// ProtectedConfig is moat's project configuration, which names commands
-// moat runs on the host (hooks.on_worktree_ready): Merge never merges a
-// change to it by itself.
-const ProtectedConfig = hostgit.MoatDir + "/config.toml"
+// ProtectedDir holds moat's project files: config.toml names commands moat
+// runs on the host (hooks.on_worktree_ready) and .env names the host
+// variables passed into sandboxes. Merge never merges a change under it by
+// itself.
+const ProtectedDir = hostgit.MoatDir + "/"
 
 // inTheWay lists the paths that tip adds to Repo's HEAD where Repo's
 // working tree already has something git does not track: the file itself,
@@ -428,12 +430,37 @@ const ProtectedConfig = hostgit.MoatDir + "/config.toml"
 // .moat/.env, build output) without a word, so an agent's commit could
 // replace the user's credentials.
 func (w *Worktree) inTheWay(ctx context.Context, tip string) ([]string, error) {
-	out, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", "HEAD", tip)
+	// What the run adds since it forked, not what differs from HEAD: a
+	// file the target branch removed meanwhile is not the run's doing.
+	base, err := w.line(ctx, w.Repo, "merge-base", "HEAD", tip)
 	if err != nil {
 		return nil, err
 	}
+	out, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", base, tip)
+	if err != nil {
+		return nil, err
+	}
+	added := hostgit.SplitZ(out)
+	if len(added) == 0 {
+		return nil, nil
+	}
+	// Paths HEAD tracks as well are git merge's business (it refuses or
+	// merges them); only untracked or ignored ones are in the way.
+	// (The whole listing, not the added paths as arguments: there may be
+	// more of them than a command line holds.)
+	tracked, err := w.git(ctx, w.Repo, "ls-tree", "-r", "-z", "--name-only", "--full-tree", "HEAD")
+	if err != nil {
+		return nil, err
+	}
+	inHead := map[string]bool{}
+	for _, p := range hostgit.SplitZ(tracked) {
+		inHead[p] = true
+	}
 	var clash []string
-	for _, p := range hostgit.SplitZ(out) {
+	for _, p := range added {
+		if inHead[p] {
+			continue
+		}
 		parts := strings.Split(p, "/")
 		for i := 1; i <= len(parts); i++ {
 			fi, err := os.Lstat(filepath.Join(w.Repo, filepath.FromSlash(strings.Join(parts[:i], "/"))))

@@ -525,3 +525,53 @@ func TestCopyToWorktreeRefusesTracked(t *testing.T) {
 		t.Errorf("%d worktrees after the refused Create", n)
 	}
 }
+
+// TestMergeUntrackedChecks: a run whose commits would replace a file git
+// does not track (an ignored .env) is refused; a file the target branch
+// stopped tracking meanwhile is not the run's doing and does not block
+// the merge; a change under .moat/ is never merged by itself.
+func TestMergeUntrackedChecks(t *testing.T) {
+	t.Run("TargetUntrackedAFile", func(t *testing.T) {
+		repo := newRepo(t)
+		commit(t, repo, "settings", map[string]string{"settings.local": "shared\n"})
+		w := create(t, Options{Repo: repo})
+		commit(t, w.Path, "agent: new", map[string]string{"new.txt": "new\n"})
+		git(t, repo, "rm", "-q", "--cached", "settings.local")
+		commit(t, repo, "stop tracking settings.local", map[string]string{".gitignore": "settings.local\n"})
+		if _, err := w.Merge(context.Background()); err != nil {
+			t.Fatalf("a run that adds only new.txt was refused: %v", err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(repo, "settings.local")); string(data) != "shared\n" {
+			t.Errorf("settings.local = %q", data)
+		}
+	})
+	t.Run("AgentReplacesIgnoredFile", func(t *testing.T) {
+		repo := newRepo(t)
+		commit(t, repo, "ignore", map[string]string{".gitignore": ".env\n"})
+		os.WriteFile(filepath.Join(repo, ".env"), []byte("SECRET=user\n"), 0o600)
+		w := create(t, Options{Repo: repo})
+		os.WriteFile(filepath.Join(w.Path, ".env"), []byte("SECRET=agent\n"), 0o600)
+		git(t, w.Path, "add", "-f", ".env")
+		git(t, w.Path, "-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "agent: env")
+		if _, err := w.Merge(context.Background()); err == nil || !strings.Contains(err.Error(), "it adds .env") {
+			t.Fatalf("Merge = %v, want a refusal naming .env", err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(repo, ".env")); string(data) != "SECRET=user\n" {
+			t.Errorf(".env = %q", data)
+		}
+	})
+	t.Run("AgentChangesMoatDir", func(t *testing.T) {
+		repo := newRepo(t)
+		w := create(t, Options{Repo: repo})
+		os.MkdirAll(filepath.Join(w.Path, ".moat"), 0o755)
+		os.WriteFile(filepath.Join(w.Path, ".moat", ".env"), []byte("HOST_SECRET=\n"), 0o600)
+		git(t, w.Path, "add", "-f", ".moat/.env")
+		git(t, w.Path, "-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "agent: env")
+		if _, err := w.Merge(context.Background()); err == nil || !strings.Contains(err.Error(), ".moat/.env") {
+			t.Fatalf("Merge = %v, want a refusal naming .moat/.env", err)
+		}
+		if exists(filepath.Join(repo, ".moat", ".env")) {
+			t.Error(".moat/.env reached the user's checkout")
+		}
+	})
+}

@@ -46,10 +46,10 @@ const (
 // The first shell enters the directory like a shell would (exit 1 and a
 // message on stderr when it cannot) and then becomes "sh -c cmd".
 const (
-	enterScript = `cd -- "$1" || exit 1; exec /bin/sh -c "$2"`
+	enterScript = `cd -- "$1" || exit 1; exec /bin/sh -c -- "$2"`
 	// sudoScript also reads the environment from a file, so that values
 	// never appear on sudo's command line.
-	sudoScript = `. "$1" || exit 1; rm -f -- "$1"; cd -- "$2" || exit 1; exec /bin/sh -c "$3"`
+	sudoScript = `. "$1" || exit 1; rm -f -- "$1"; cd -- "$2" || exit 1; exec /bin/sh -c -- "$3"`
 )
 
 // proc is one running command: the leader of its own session and process

@@ -364,6 +364,8 @@ func (s *suite) testCommandQuoting(t *testing.T) {
 		"set -- 'a b' c; echo $#":                     "2\n",
 		"f() { echo \"fn $1\"; }; f 'x y'":            "fn x y\n",
 		"cat <<'EOF'\n$NOT_EXPANDED 'q' \"d\"\nEOF\n": "$NOT_EXPANDED 'q' \"d\"\n",
+		// A command starting with "-" is a command, not options of sh.
+		"-moat-no-such-command 2>/dev/null; echo dash": "dash\n",
 	}
 	for cmd, want := range cmds {
 		r := s.mustRun(t, cmd, sandbox.ExecOptions{})
@@ -418,6 +420,9 @@ func (s *suite) testSudo(t *testing.T) {
 	r := s.mustRun(t, `id -u; printf '%s\n' "$MOAT_SUDO_V"`, sandbox.ExecOptions{Sudo: true, Env: map[string]string{"MOAT_SUDO_V": "kept it's"}})
 	if r.Stdout != "0\nkept it's\n" {
 		t.Errorf("Sudo: stdout %q, want uid 0 and the env value", r.Stdout)
+	}
+	if r := s.mustRun(t, "-moat-no-such-command 2>/dev/null; id -u", sandbox.ExecOptions{Sudo: true}); r.Stdout != "0\n" {
+		t.Errorf("Sudo with a command starting with -: stdout %q, want 0", r.Stdout)
 	}
 }
 

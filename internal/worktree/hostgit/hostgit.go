@@ -537,7 +537,7 @@ func mayNamePrograms(dir string) bool {
 	}
 	gitDir := dotGit
 	if !fi.IsDir() { // a linked worktree: "gitdir: <path>"
-		data, err := os.ReadFile(dotGit)
+		data, err := ReadText(nil, dotGit)
 		if err != nil {
 			return true
 		}
@@ -551,7 +551,7 @@ func mayNamePrograms(dir string) bool {
 		}
 	}
 	commonDir := gitDir
-	if data, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+	if data, err := ReadText(nil, filepath.Join(gitDir, "commondir")); err == nil {
 		p := strings.TrimRight(string(data), "\r\n")
 		commonDir = p
 		if !filepath.IsAbs(p) {
@@ -572,9 +572,9 @@ func mayNamePrograms(dir string) bool {
 		}
 	}
 	for _, p := range files {
-		data, err := os.ReadFile(p)
+		data, err := ReadText(nil, p)
 		if err != nil {
-			return true
+			return true // git reads it and says what is wrong
 		}
 		lower := bytes.ToLower(data)
 		for _, w := range programWords {
@@ -708,7 +708,7 @@ func EnsureExcluded(commonDir string) error {
 	}
 	defer root.Close()
 	rel := filepath.Join("info", "exclude")
-	data, err := root.ReadFile(rel)
+	data, err := ReadText(root, rel)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
