@@ -32,7 +32,16 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	})
 	repo := newRepo(t)
 	before := git(t, repo, "rev-parse", "main")
-	o := runOpts(target{provider: p}, repo, `echo work > work.txt; commit "agent work"; say "ready"; sleep 60`)
+	// The agent outlives its connection unless moat stops it: it would
+	// touch the marker (in a directory the SSH user can write) 2s later.
+	markers, err := os.MkdirTemp("", "moat-faults-marker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(markers)
+	os.Chmod(markers, 0o1777)
+	marker := filepath.Join(markers, "agent-still-ran")
+	o := runOpts(target{provider: p}, repo, `echo work > work.txt; commit "agent work"; say "ready"; sleep 2; touch `+marker+`; sleep 60`)
 	o.OnEvent = func(e moat.Event) {
 		if e.Kind == moat.EventText && e.Text == "ready" {
 			go func() {
@@ -61,5 +70,9 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(srv.HomeDir, base))
 	if len(entries) > 0 {
 		t.Errorf("sandbox directories left on the SSH host: %v", entries)
+	}
+	time.Sleep(3 * time.Second)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the agent kept running after its connection dropped")
 	}
 }

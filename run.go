@@ -426,16 +426,26 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		}
 		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, out.Commits)})
 		if out.PatchDir != "" {
-			reason := "the agent's work could not be applied in full"
-			if out.Failed != "" {
-				reason = "applying the agent's work failed at: " + out.Failed
+			var reason, fix string
+			switch {
+			case out.Failed != "":
+				reason, fix = "applying the agent's work failed at: "+out.Failed, out.Recovery
+				if len(out.Replaced) > 0 {
+					reason += fmt.Sprintf("; the host's old versions of %d replaced file(s) are in replaced/", len(out.Replaced))
+				}
+			default: // everything landed; files it replaced are kept
+				reason = fmt.Sprintf("the agent's untracked files replaced %d of yours; your versions are in replaced/", len(out.Replaced))
+				fix = fmt.Sprintf("diff -r %s .   # compare; when done: rm -rf %s", shell.Quote(filepath.Join(out.PatchDir, "replaced")), shell.Quote(out.PatchDir))
 			}
-			if len(out.Replaced) > 0 {
-				reason += fmt.Sprintf("; the host's old versions of %d replaced file(s) are in replaced/", len(out.Replaced))
-			}
-			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir, Reason: reason, Fix: out.Recovery})
+			res.Kept = append(res.Kept, Kept{What: "patches", Path: out.PatchDir, Reason: reason, Fix: fix})
 		}
+		last := false
 		switch {
+		case serr != nil && errors.Is(serr, gitsync.ErrSyncBaseNotMoved) && out.Failed == "":
+			// Everything landed; only another iteration would go wrong
+			// (it would bring the same commits again), so none runs.
+			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("the agent's work landed, but the sandbox could not record that, so no further iteration runs (it would bring the same commits again): %v", serr)})
+			runErr, last = ierr, true
 		case serr != nil && !out.Applied:
 			r.keepSandbox = true
 			runErr = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
@@ -446,7 +456,7 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 		default:
 			runErr = ierr
 		}
-		if runErr != nil {
+		if runErr != nil || last {
 			break
 		}
 		if signal != "" {
@@ -676,14 +686,23 @@ func (p permanent) Unwrap() error { return p.error }
 // next call); a closed sandbox, a finished ctx, a refused SSH host key or
 // login, or a permanent error end it at once. Each retry is announced as a warning.
 func (r *runner) retry(ctx context.Context, what string, step func() error) error {
-	var err error
+	var first error
 	for attempt := 1; ; attempt++ {
-		err = step()
+		err := step()
 		var p permanent
-		if errors.As(err, &p) {
-			return p.error
+		final := errors.As(err, &p)
+		if final {
+			err = p.error
 		}
-		if err == nil || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) || sshx.IsRefused(err) {
+		if first == nil {
+			first = err
+		}
+		if err == nil || final || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) || sshx.IsRefused(err) {
+			if err != nil && attempt > 1 && err.Error() != first.Error() {
+				// The first failure is the cause; later ones may only be
+				// its consequences.
+				err = fmt.Errorf("%w (after %d attempts; the first failed with: %v)", err, attempt, first)
+			}
 			return err
 		}
 		wait := syncBackoff * time.Duration(attempt)

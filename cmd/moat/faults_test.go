@@ -87,12 +87,48 @@ func TestFaultMatrix(t *testing.T) {
 		},
 		{
 			name: "connection drops during sync in",
-			emu: []exedevtest.Option{exedevtest.WithDropExec(func(s string) bool {
+			emu: []exedevtest.Option{exedevtest.WithDropExec(1, func(s string) bool {
 				return strings.Contains(s, "fetch -q --no-tags")
 			})},
 			agent:    agentCommit,
 			wantExit: exitOK,
 			wantErr:  `syncing the repository in failed .*; trying again`,
+			landed:   true,
+		},
+		{
+			// The last step of sync in ran, but its answer was lost: the
+			// retry finds the repository complete instead of refusing it.
+			name: "sync in's last answer lost",
+			emu: []exedevtest.Option{exedevtest.WithLoseExitStatus(1, func(s string) bool {
+				return strings.Contains(s, "rm -f .git/moat-sync-in-partial")
+			})},
+			agent:    agentCommit,
+			wantExit: exitOK,
+			wantErr:  `syncing the repository in failed .*; trying again`,
+			landed:   true,
+		},
+		{
+			// The commits landed but the sandbox never records it: sync out
+			// must not be retried (it would apply them twice), and no
+			// further iteration runs.
+			name: "sync-base never moves after the commits landed",
+			emu: []exedevtest.Option{exedevtest.WithDropExec(2, func(s string) bool {
+				return strings.Contains(s, "update-ref refs/moat/sync-base")
+			})},
+			agent:    agentCommit,
+			args:     []string{"--max-iterations", "3"},
+			wantExit: exitOK,
+			wantErr:  `the agent's work landed, but the sandbox could not record that, so no further iteration runs`,
+			landed:   true,
+		},
+		{
+			name: "sync-base move's answer lost",
+			emu: []exedevtest.Option{exedevtest.WithLoseExitStatus(1, func(s string) bool {
+				return strings.Contains(s, "update-ref refs/moat/sync-base")
+			})},
+			agent:    agentCommit,
+			wantExit: exitOK,
+			wantErr:  `1 commit`,
 			landed:   true,
 		},
 		{
@@ -109,7 +145,7 @@ func TestFaultMatrix(t *testing.T) {
 		},
 		{
 			name: "connection drops during sync out",
-			emu: []exedevtest.Option{exedevtest.WithDropExec(func(s string) bool {
+			emu: []exedevtest.Option{exedevtest.WithDropExec(1, func(s string) bool {
 				return strings.Contains(s, "format-patch")
 			})},
 			agent:    agentCommit,
@@ -279,8 +315,8 @@ func runFaultCell(t *testing.T, bin string, c faultCell) {
 	landed := gitIn(t, repo, "log", "--format=%s", before+"..main")
 	switch {
 	case c.landed:
-		if !strings.Contains(landed, "agent work") {
-			t.Errorf("the agent's commit is not on main (new on main: %q)", landed)
+		if n := strings.Count(landed, "agent work"); n != 1 {
+			t.Errorf("the agent's commit is on main %d times, want once (new on main: %q)", n, landed)
 		}
 	case c.kept:
 		if kept == "" || gitIn(t, repo, "log", "-1", "--format=%s", kept) != "agent work" {

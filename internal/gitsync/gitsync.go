@@ -159,9 +159,11 @@ func (s *syncer) line(ctx context.Context, dir string, args ...string) (string, 
 
 // short abbreviates a command for an error message.
 func short(cmd string) string {
+	// The -c options of every sandbox git say nothing to a reader.
+	cmd = strings.ReplaceAll(cmd, sgit, "git")
 	cmd = strings.ReplaceAll(cmd, "\n", "; ")
-	if len(cmd) > 300 {
-		return cmd[:300] + "..."
+	if len(cmd) > 120 {
+		return cmd[:120] + "..."
 	}
 	return cmd
 }

@@ -151,8 +151,14 @@ func TestSyncIn(t *testing.T) {
 	if st := sx(t, h, "git status --porcelain"); st != "" || sx(t, h, "cat a.txt") != "one\ntwo\nthree" {
 		t.Fatalf("sandbox not a clean checkout: %q", st)
 	}
+	// Again at the same HEAD (a retry whose first answer was lost): done.
+	if err := SyncIn(t.Context(), w.Path, h, opts(t)); err != nil {
+		t.Fatalf("second SyncIn at the same HEAD: %v", err)
+	}
+	// A repository that moved on is not overwritten.
+	sx(t, h, `git commit -q --allow-empty -m moved`)
 	if err := SyncIn(t.Context(), w.Path, h, opts(t)); err == nil || !strings.Contains(err.Error(), "already holds") {
-		t.Fatalf("second SyncIn: %v", err)
+		t.Fatalf("SyncIn over a repository that moved on: %v", err)
 	}
 
 	// A detached worktree, into a WorkDir that already has a file.

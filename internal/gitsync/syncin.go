@@ -83,6 +83,12 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 		return err
 	}
 	if res.ExitCode == 0 {
+		// A sync-in whose last answer was lost finished all the same.
+		if out, err := s.run(ctx, sgit+" rev-parse HEAD "+SyncBaseRef, nil); err == nil && strings.Fields(out) != nil &&
+			strings.Join(strings.Fields(out), " ") == head+" "+head {
+			s.log("sync-in: the sandbox already is at %s (an earlier attempt finished)", head[:12])
+			return nil
+		}
 		return fmt.Errorf("the sandbox directory %s already holds a git repository; sync-in needs a fresh sandbox", work)
 	}
 	stmp, err := s.mktemp(ctx)
@@ -100,7 +106,8 @@ func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
 	// has files, mirrors the host's branch names as local branches, and
 	// leaves no "origin" pointing at a deleted bundle. HEAD first points at
 	// an unborn branch no fetch can write to.
-	if _, err := s.run(ctx, sgit+" init -q && touch .git/"+partialMarker+" && "+sgit+" symbolic-ref HEAD refs/heads/moat-sync-in-unborn", nil); err != nil {
+	// The marker goes first, so no attempt can leave a .git without it.
+	if _, err := s.run(ctx, "mkdir -p .git && touch .git/"+partialMarker+" && "+sgit+" init -q && "+sgit+" symbolic-ref HEAD refs/heads/moat-sync-in-unborn", nil); err != nil {
 		return err
 	}
 	if err := s.ensureSafeDirectory(ctx, work); err != nil {

@@ -58,6 +58,11 @@ type OutResult struct {
 	Applied bool
 }
 
+// ErrSyncBaseNotMoved is wrapped by a SyncOut error after the commits
+// landed on the host but the sandbox could not record it: a later SyncOut
+// from the same sandbox would bring them again.
+var ErrSyncBaseNotMoved = errors.New("moving " + SyncBaseRef + " in the sandbox failed")
+
 // Failed step names.
 const (
 	StepCommits     = "commits"
@@ -635,7 +640,10 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 		o.log("sync-out: applying %d commit(s)", len(o.patches))
 		if _, err := (hostgit.Cmd{Dir: o.wt, Args: args, Stdin: io.MultiReader(readers...), Timeout: o.timeout}).Run(ctx); err != nil {
 			if ctx.Err() != nil {
-				return res, err
+				// Cut off half way: the saved work and how to finish it
+				// must still be reported.
+				o.amActive = exists(filepath.Join(o.repo.GitDir, "rebase-apply"))
+				return o.fail(ctx, res, StepCommits, "git am was cut off by the sync-out deadline: "+err.Error())
 			}
 			o.amActive = exists(filepath.Join(o.repo.GitDir, "rebase-apply"))
 			out, _ := o.git(context.WithoutCancel(ctx), o.wt, "diff", "--name-only", "-z", "--diff-filter=U")
@@ -654,8 +662,11 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 		if err := o.restoreMetadata(ctx, before, after); err != nil {
 			o.log("sync-out: could not restore the commit messages git am changed: %v", err)
 		}
-		if _, err := o.run(ctx, sgit+" update-ref "+SyncBaseRef+" "+o.sbxHead, nil); err != nil {
-			syncBaseErr = err
+		// Twice: after a dropped connection the second attempt redials.
+		for range 2 {
+			if _, syncBaseErr = o.run(ctx, sgit+" update-ref "+SyncBaseRef+" "+o.sbxHead, nil); syncBaseErr == nil {
+				break
+			}
 		}
 	}
 
@@ -664,7 +675,7 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 		patch := filepath.Join(o.dir, "changes.patch")
 		if _, err := o.git(ctx, o.wt, "apply", "--binary", "--whitespace=nowarn", patch); err != nil {
 			if ctx.Err() != nil {
-				return res, err
+				return o.failAfter(ctx, res, StepUncommitted, "git apply was cut off by the sync-out deadline: "+err.Error(), syncBaseErr)
 			}
 			return o.failAfter(ctx, res, StepUncommitted, "git apply of the uncommitted changes failed: "+gitMessage(err), syncBaseErr)
 		}
@@ -683,7 +694,7 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 	if preErr == nil {
 		o.recordState(ctx, pre)
 	}
-	if len(res.Replaced) > 0 || syncBaseErr != nil {
+	if len(res.Replaced) > 0 {
 		res.PatchDir = o.dir
 		if len(res.Replaced) > 0 {
 			o.log("sync-out: replaced %d existing host file(s); their old content is in %s", len(res.Replaced), filepath.Join(o.dir, "replaced"))
@@ -692,8 +703,8 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 		o.removePatchDir()
 	}
 	if syncBaseErr != nil {
-		return res, fmt.Errorf("the commits landed in %s, but moving %s in the sandbox failed, so the next sync-out from this sandbox would send them again (run there: git update-ref %s %s): %w",
-			o.wt, SyncBaseRef, SyncBaseRef, o.sbxHead, syncBaseErr)
+		return res, fmt.Errorf("the commits landed in %s, but %w, so the next sync-out from this sandbox would send them again (run there: git update-ref %s %s): %w",
+			o.wt, ErrSyncBaseNotMoved, SyncBaseRef, o.sbxHead, syncBaseErr)
 	}
 	return res, nil
 }
@@ -701,7 +712,7 @@ func (o *out) apply(ctx context.Context, res OutResult) (OutResult, error) {
 func (o *out) failAfter(ctx context.Context, res OutResult, step, why string, syncBaseErr error) (OutResult, error) {
 	res, _ = o.fail(ctx, res, step, why)
 	if syncBaseErr != nil {
-		return res, fmt.Errorf("moving %s in the sandbox failed (run there: git update-ref %s %s): %w", SyncBaseRef, SyncBaseRef, o.sbxHead, syncBaseErr)
+		return res, fmt.Errorf("%w (run there: git update-ref %s %s): %w", ErrSyncBaseNotMoved, SyncBaseRef, o.sbxHead, syncBaseErr)
 	}
 	return res, nil
 }

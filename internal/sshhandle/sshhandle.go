@@ -222,6 +222,16 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		}
 		return exitErr.ExitStatus(), nil
 	default:
+		// The outcome is unknown, and sshd may leave a command without a
+		// terminal running after its connection died: stop it (over a new
+		// connection) so that nothing keeps changing the sandbox behind the
+		// caller's back, e.g. an agent while its work is synced out. (No
+		// PID: the wrapper never started, nothing to stop.)
+		select {
+		case <-pid.found:
+			h.kill(pid, opts.Sudo)
+		default:
+		}
 		var missing *ssh.ExitMissingError
 		if errors.As(err, &missing) {
 			return -1, fmt.Errorf("the connection to the sandbox ended before the command reported its exit status: %w", err)

@@ -81,6 +81,9 @@ type options struct {
 	errorsOnStderr bool
 	dropMidExec    int
 	dropExec       func(script string) bool
+	dropExecN      int
+	loseStatus     func(script string) bool
+	loseStatusN    int
 	burstN         int
 	burstWindow    time.Duration
 	burstBlock     time.Duration
@@ -125,14 +128,22 @@ func WithErrorsOnStderr() Option { return func(o *options) { o.errorsOnStderr = 
 // exit status.
 func WithDropMidExec(n int) Option { return func(o *options) { o.dropMidExec = n } }
 
-// WithDropExec closes the whole TCP connection of the first exec session,
-// on any VM, whose script match accepts, before the script runs: the
-// client sees a dead connection and no exit status. The script is the
-// command as sent or, for moat's exec wrapper (which reads its script
-// base64-encoded from the first line of stdin), the decoded script, so a
-// fault can target one step of a run (e.g. the sync-out's "format-patch").
-func WithDropExec(match func(script string) bool) Option {
-	return func(o *options) { o.dropExec = match }
+// WithDropExec closes the whole TCP connection of the first n exec
+// sessions, on any VM, whose script match accepts, before the script
+// runs: the client sees a dead connection and no exit status. The script
+// is the command as sent or, for moat's exec wrapper (which reads its
+// script base64-encoded from the first line of stdin), the decoded script,
+// so a fault can target one step of a run (e.g. the sync-out's
+// "format-patch").
+func WithDropExec(n int, match func(script string) bool) Option {
+	return func(o *options) { o.dropExec, o.dropExecN = match, n }
+}
+
+// WithLoseExitStatus is WithDropExec after the script has run to its end:
+// the command did its work, but the client never learns it did (the
+// answer was lost with the connection).
+func WithLoseExitStatus(n int, match func(script string) bool) Option {
+	return func(o *options) { o.loseStatus, o.loseStatusN = match, n }
 }
 
 // WithBurstLimit simulates exe.dev's per-address SYN drops: when more than n
@@ -209,7 +220,8 @@ type Server struct {
 	vms          map[string]*vm
 	conns        map[net.Conn]*vm // open connections; nil value = lobby or held
 	execCount    int
-	dropFired    bool
+	dropsDone    int // WithDropExec faults injected
+	lostDone     int // WithLoseExitStatus faults injected
 	connLog      []Connection
 	requests     map[string]int
 	burstTimes   []time.Time

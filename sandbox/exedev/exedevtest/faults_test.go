@@ -22,7 +22,7 @@ func moatWrapped(c *ssh.Client, script string) result {
 
 func TestDropExecMatchesDecodedScript(t *testing.T) {
 	t.Parallel()
-	s := NewServer(t, WithoutSandbox(), WithDropExec(func(script string) bool {
+	s := NewServer(t, WithoutSandbox(), WithDropExec(1, func(script string) bool {
 		return strings.Contains(script, "format-patch")
 	}))
 	lobby := mustDial(t, s, s.LobbyAddr(), "moat")
@@ -100,5 +100,27 @@ func TestChangeHostKeyAndDropConnections(t *testing.T) {
 	}
 	if r := run(c, "echo gone", nil); r.err == nil {
 		t.Errorf("exec on a dropped connection: %+v", r)
+	}
+}
+
+func TestLoseExitStatus(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, WithoutSandbox(), WithLoseExitStatus(2, func(script string) bool {
+		return strings.Contains(script, "update-ref")
+	}))
+	lobby := mustDial(t, s, s.LobbyAddr(), "moat")
+	a := newVM(t, lobby, "--name=losestatus-vm")
+	for i := range 3 {
+		c := mustDial(t, s, a.addr(), "exedev")
+		r := moatWrapped(c, "echo update-ref; echo x >> ran")
+		var ee *ssh.ExitError
+		lost := r.err != nil && !errors.As(r.err, &ee)
+		if lost != (i < 2) || r.stdout != "update-ref\n" {
+			t.Fatalf("exec %d: %+v (want the answer lost only for the first 2)", i+1, r)
+		}
+	}
+	c := mustDial(t, s, a.addr(), "exedev")
+	if r := run(c, "wc -l < ran", nil); r.err != nil || strings.TrimSpace(r.stdout) != "3" {
+		t.Fatalf("the command ran %q times, want 3 (a lost answer still runs it)", r.stdout)
 	}
 }
