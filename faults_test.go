@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,9 @@ import (
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/sshdtest"
 	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
@@ -74,5 +78,66 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the agent kept running after its connection dropped")
+	}
+}
+
+// TestKeptSandboxRecovery: when sync out fails for good, the sandbox holds
+// the only copy of the work, so Run keeps it, and the steps it prints
+// bring everything back (commits, uncommitted and untracked files) when
+// followed verbatim.
+func TestKeptSandboxRecovery(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithDropExec(3, func(s string) bool {
+		return strings.Contains(s, "format-patch")
+	}))
+	repo := newRepo(t)
+	o := runOpts(target{provider: exedev.New(srv.Config())}, repo,
+		`echo work > work.txt; commit "agent work"; echo draft > draft.txt; echo more >> README.md`)
+	res, err := moat.Run(t.Context(), o)
+	if err == nil || res == nil || res.Sandbox == nil {
+		t.Fatalf("Run = %v; want a failure that keeps the sandbox (result %+v)", err, res)
+	}
+	h := res.Sandbox
+	defer h.Close(t.Context())
+	var fix string
+	for _, k := range res.Kept {
+		if k.What == "sandbox" {
+			fix = k.Fix
+			if vms := srv.VMs(); len(vms) != 1 || !strings.HasPrefix(k.Path, vms[0]+":") {
+				t.Errorf("kept sandbox %q; VMs %v", k.Path, vms)
+			}
+		}
+	}
+	if info, err := exedev.New(srv.Config()).List(t.Context()); err != nil || len(info) != 1 || !info[0].HasTag(exedev.KeptTag) {
+		t.Errorf("the kept VM is not tagged %s, so moat sandbox gc would delete it: %+v %v", exedev.KeptTag, info, err)
+	}
+	lines := strings.Split(fix, "\n")
+	step := func(n string) string {
+		for i, l := range lines {
+			if strings.HasPrefix(l, "# "+n+".") && i+1 < len(lines) {
+				return lines[i+1]
+			}
+		}
+		t.Fatalf("no step %s in:\n%s", n, fix)
+		return ""
+	}
+	if r, err := h.Exec(t.Context(), step("1"), sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+		t.Fatalf("step 1 in the sandbox: %v %+v", err, r)
+	}
+	if err := h.CopyOut(t.Context(), h.WorkDir()+"/"+moat.KeptWorkPatch, filepath.Join(repo, "moat-work.patch")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", step("2"))
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("step 2 on the host: %v\n%s", err, out)
+	}
+	if got := git(t, repo, "log", "--format=%s", "main..moat/recovered"); got != "moat: work the agent left uncommitted\nagent work" {
+		t.Errorf("moat/recovered holds %q", got)
+	}
+	if got := git(t, repo, "show", "moat/recovered:draft.txt"); got != "draft" {
+		t.Errorf("draft.txt on moat/recovered: %q", got)
+	}
+	if got := git(t, repo, "show", "moat/recovered:README.md"); !strings.HasSuffix(got, "more") {
+		t.Errorf("README.md on moat/recovered: %q", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/moatdev/moat/internal/gitsync"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/sshx"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/internal/worktree"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -40,9 +41,12 @@ var (
 var errCompletedHanging = errors.New("agent completed but did not exit")
 
 // Run runs opts.Agent in one sandbox from opts.Sandbox on the repository,
-// for up to MaxIterations, and brings its commits home. Whatever happens,
-// the sandbox is closed. The result is returned also with an error when
-// anything was done or kept, so callers can report it.
+// for up to MaxIterations, and brings its commits home. The sandbox is
+// closed, except when the agent's work could not be brought out of it:
+// then RunResult.Sandbox holds it, open, and the caller must Close it once
+// the work is safe (RunResult.Kept says how to fetch it). The result is
+// returned also with an error when anything was done or kept, so callers
+// can report it.
 func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	r, err := newRunner(opts)
 	if err != nil {
@@ -337,15 +341,23 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	defer func() {
 		if r.keepSandbox {
 			res.Sandbox = h
-			q := shell.Quote
-			res.Kept = append(res.Kept, Kept{What: "sandbox", Path: h.WorkDir(),
+			base, _ := hostgit.Line(context.WithoutCancel(ctx), time.Minute, wt.Path, "rev-parse", "HEAD")
+			path := h.WorkDir()
+			if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
+				path = s.String() + ":" + path
+			}
+			res.Kept = append(res.Kept, Kept{What: "sandbox", Path: path,
 				Reason: "the agent's work could not be brought out of it, so it was not deleted",
-				Fix: "# in the sandbox: the commits, then the uncommitted changes, as patch files\n" +
-					"cd " + q(h.WorkDir()) + " && git format-patch -k --binary --stdout " + gitsync.SyncBaseRef + "..HEAD > /tmp/moat-commits.patch && git diff --binary HEAD > /tmp/moat-changes.patch\n" +
-					"# copy both files to the host, then in your repository:\n" +
-					"git am -3 -k moat-commits.patch && git apply moat-changes.patch\n" +
-					"# then delete the sandbox"})
+				Fix:    keptSandboxFix(h.WorkDir(), repoRoot, base)})
 			r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
+			// Spare it from garbage collection, where the sandbox can say so.
+			if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
+				mctx, cancel := cleanupCtx(ctx, 30*time.Second)
+				if err := m.MarkKept(mctx); err != nil {
+					r.emit(Event{Kind: EventWarning, Text: "marking the kept sandbox so that garbage collection spares it: " + err.Error()})
+				}
+				cancel()
+			}
 			return
 		}
 		r.status("closing the sandbox")
@@ -668,6 +680,24 @@ func (r *runner) syncOut(ctx context.Context, dir string, h sandbox.Handle) (git
 		return err
 	})
 	return out, err
+}
+
+// KeptWorkPatch is where the recovery steps of a kept sandbox put the
+// agent's work, relative to the sandbox's WorkDir.
+const KeptWorkPatch = ".git/moat-work.patch"
+
+// keptSandboxFix says how to bring the work out of a kept sandbox by hand:
+// everything the agent did (uncommitted and untracked files committed
+// first) as one patch file, applied on a new branch at base, the host
+// worktree's HEAD, in a worktree of its own so your checkout is left alone.
+func keptSandboxFix(workDir, repo, base string) string {
+	q := shell.Quote
+	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
+		"cd " + q(workDir) + " && { git add -A && git commit -qm 'moat: work the agent left uncommitted' || true; } && git format-patch -k --binary --stdout " +
+		gitsync.SyncBaseRef + "..HEAD > " + KeptWorkPatch + "\n" +
+		"# 2. copy " + q(workDir+"/"+KeptWorkPatch) + " from the sandbox to " + q(filepath.Join(repo, "moat-work.patch")) + ", then:\n" +
+		"cd " + q(repo) + " && git worktree add -q -b moat/recovered .moat/worktrees/recovered " + base + " && git -C .moat/worktrees/recovered am -3 -k \"$PWD/moat-work.patch\"\n" +
+		"# 3. merge moat/recovered where you want it, then remove the sandbox"
 }
 
 // syncAttempts and syncBackoff bound the retries of a sync step.

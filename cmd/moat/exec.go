@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/shell"
@@ -124,11 +126,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", s) },
 	})
 	if res != nil && res.Sandbox != nil {
-		identity := ""
-		if o.sandbox == "exedev" {
-			identity = exedevConfig(p.Config.ExeDev).IdentityFile
-		}
-		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, identity))
+		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
 	}
 	if err != nil {
 		return fail(err)
@@ -146,11 +144,17 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 // forwarding.
 const noForwarding = "-a -x -o ClearAllForwardings=yes"
 
-// keptSandboxHelp says how to reach a sandbox left running by --keep;
-// identity is the exe.dev key moat was told to use, if any.
-func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "moat: kept the sandbox; the repository is in %s\n", h.WorkDir())
+// sandboxAccess says how a person reaches and removes a sandbox moat kept.
+type sandboxAccess struct {
+	ssh    string // an ssh command line to the sandbox ("" when it is local)
+	reach  string // what to type to get there
+	remove string // what to type to remove it
+}
+
+// keptSandboxAccess works out sandboxAccess for h; spec is the --sandbox
+// value and ex the exe.dev configuration moat used.
+func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxAccess {
+	q := shell.Quote
 	if eh, ok := h.(*exedev.Handle); ok {
 		vm := eh.VM()
 		dest := vm.SSHHost
@@ -159,25 +163,44 @@ func keptSandboxHelp(h sandbox.Handle, spec, identity string) string {
 		}
 		// The agent ran in there and may have left a process behind: never
 		// hand it the user's SSH agent, X display or a port forward, whatever
-		// ~/.ssh/config says.
-		opts := noForwarding + " "
-		if identity != "" {
-			opts += "-i " + shell.Quote(identity) + " "
+		// ~/.ssh/config says. And VMs present the lobby's host key, so
+		// check it against the lobby's entry rather than trust a new one.
+		opts := noForwarding + " -o StrictHostKeyChecking=yes -o HostKeyAlias=" + q(lobbyHostKeyName(ex.Lobby))
+		if ex.KnownHostsFile != "" {
+			opts += " -o UserKnownHostsFile=" + q(ex.KnownHostsFile)
+		}
+		if ex.IdentityFile != "" {
+			opts += " -i " + q(ex.IdentityFile)
 		}
 		if vm.SSHPort != 0 && vm.SSHPort != 22 {
-			opts += fmt.Sprintf("-p %d ", vm.SSHPort)
+			opts += fmt.Sprintf(" -p %d", vm.SSHPort)
 		}
-		fmt.Fprintf(&b, "  reach it:   ssh %s%s\n", opts, dest)
-		fmt.Fprintf(&b, "  remove it:  moat sandbox rm %s\n", vm.Name)
-		return b.String()
+		ssh := "ssh " + opts + " " + q(dest)
+		return sandboxAccess{ssh: ssh, reach: ssh, remove: "moat sandbox rm " + q(vm.Name)}
 	}
 	if strings.HasPrefix(spec, "ssh://") {
 		// OpenSSH takes the ssh:// form as it is, port included.
-		fmt.Fprintf(&b, "  reach it:   ssh %s %s, then cd %s\n", noForwarding, spec, shell.Quote(h.WorkDir()))
-		fmt.Fprintf(&b, "  remove it:  ssh %s rm -rf %s\n", spec, shell.Quote(h.WorkDir()))
-		return b.String()
+		ssh := "ssh " + noForwarding + " " + q(spec)
+		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " rm -rf " + q(h.WorkDir())}
 	}
-	fmt.Fprintf(&b, "  reach it:   cd %s\n", shell.Quote(h.WorkDir()))
-	fmt.Fprintf(&b, "  remove it:  rm -rf %s\n", shell.Quote(h.WorkDir()))
-	return b.String()
+	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf " + q(h.WorkDir())}
+}
+
+// lobbyHostKeyName is the lobby's name in known_hosts: "exe.dev", or
+// "[host]:port" on another port.
+func lobbyHostKeyName(lobby string) string {
+	if lobby == "" {
+		lobby = exedev.DefaultLobby
+	}
+	if _, _, err := net.SplitHostPort(lobby); err != nil {
+		lobby = net.JoinHostPort(lobby, "22")
+	}
+	return knownhosts.Normalize(lobby)
+}
+
+// keptSandboxHelp says how to reach and remove a sandbox left running by
+// --keep.
+func keptSandboxHelp(h sandbox.Handle, spec string, ex exedev.Config) string {
+	a := keptSandboxAccess(h, spec, ex)
+	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", h.WorkDir(), a.reach, a.remove)
 }

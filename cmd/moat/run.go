@@ -18,6 +18,7 @@ import (
 	"github.com/moatdev/moat/agent/codex"
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -58,7 +59,8 @@ func newRunCmd() *cobra.Command {
 --max-iterations iterations (stopping early when it prints the completion
 signal <promise>COMPLETE</promise>), brings its commits back and merges them
 into your checked-out branch (or keeps them on --branch). The sandbox is
-always deleted.
+deleted, unless the agent's work could not be brought out of it: then it
+holds the only copy, so it is kept and moat prints how to fetch the work.
 
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file.
@@ -228,11 +230,15 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if res != nil && res.Sandbox != nil {
 		// The sandbox holds the only copy of the agent's work: say how to
 		// reach it and remove it, next to how to fetch the work.
-		identity := ""
-		if o.sandbox == "exedev" {
-			identity = exedevConfig(p.Config.ExeDev).IdentityFile
+		a := keptSandboxAccess(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev))
+		help := "# reach it: " + a.reach
+		if a.ssh != "" {
+			help += "\n# step 2's copy: " + a.ssh + " cat " + shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkPatch) + " > moat-work.patch"
 		}
-		help := strings.TrimRight(keptSandboxHelp(res.Sandbox, o.sandbox, identity), "\n")
+		help += "\n# remove it: " + a.remove
+		if o.sandbox == "emulator" {
+			help += "\n# (the emulator, and the VM with it, end when moat exits)"
+		}
 		for i, k := range res.Kept {
 			if k.What == "sandbox" {
 				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help

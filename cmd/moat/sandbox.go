@@ -394,6 +394,11 @@ func runSandboxGC(cmd *cobra.Command, o sandboxGCOptions) error {
 	now := time.Now()
 	age := shortDuration(o.olderThan)
 	old, undated, kept := gcSelect(vms, now, o.olderThan)
+	for _, vm := range vms {
+		if vm.HasTag(exedev.KeptTag) {
+			fmt.Fprintf(out, "kept %s: it holds an agent's work moat could not bring out (see that run's output); moat sandbox rm %s removes it once the work is safe\n", vm.Name, vm.Name)
+		}
+	}
 	for _, vm := range undated {
 		fmt.Fprintf(out, "kept %s: exe.dev does not say when it was created, and gc removes only VMs it can date (moat sandbox rm %s removes it)\n", vm.Name, vm.Name)
 	}
@@ -420,11 +425,14 @@ func runSandboxGC(cmd *cobra.Command, o sandboxGCOptions) error {
 }
 
 // gcSelect picks the VMs gc removes: those created at least olderThan
-// before now. A VM with no creation time is never picked (undated); kept
+// before now. A VM with no creation time is never picked (undated), nor
+// one moat kept because it holds an agent's work (exedev.KeptTag); kept
 // counts every VM not picked.
 func gcSelect(vms []exedev.VMInfo, now time.Time, olderThan time.Duration) (old, undated []exedev.VMInfo, kept int) {
 	for _, vm := range vms {
 		switch {
+		case vm.HasTag(exedev.KeptTag):
+			kept++
 		case vm.CreatedAt.IsZero():
 			undated = append(undated, vm)
 			kept++

@@ -395,6 +395,8 @@ func TestGCSelect(t *testing.T) {
 		{Name: "edge", CreatedAt: now.Add(-time.Hour)},         // exactly at it
 		{Name: "old", CreatedAt: now.Add(-48 * time.Hour)},
 		{Name: "future", CreatedAt: now.Add(time.Hour)}, // a skewed clock
+		// It holds an agent's work moat could not bring out.
+		{Name: "held", CreatedAt: now.Add(-48 * time.Hour), Tags: []string{exedev.Tag, exedev.KeptTag}},
 	}
 	old, undated, kept := gcSelect(vms, now, time.Hour)
 	var names []string
@@ -404,8 +406,8 @@ func TestGCSelect(t *testing.T) {
 	if got := strings.Join(names, " "); got != "edge old" {
 		t.Errorf("gc picks %q, want \"edge old\"", got)
 	}
-	if len(undated) != 1 || undated[0].Name != "undated" || kept != 3 {
-		t.Errorf("undated %v, kept %d; want [undated], 3", undated, kept)
+	if len(undated) != 1 || undated[0].Name != "undated" || kept != 4 {
+		t.Errorf("undated %v, kept %d; want [undated], 4", undated, kept)
 	}
 	// --older-than 0 still never picks an undated VM.
 	if old, _, _ := gcSelect(vms[:1], now, 0); len(old) != 0 {

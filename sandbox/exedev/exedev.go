@@ -139,11 +139,12 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.releaseLobby()
 		return p.removeVM(lobby, vm.Name)
 	}
-	return &Handle{h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}, nil
+	return &Handle{p: p, h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}, nil
 }
 
 // Handle is a live exe.dev VM.
 type Handle struct {
+	p  *Provider
 	h  *sshhandle.Handle
 	vm VM
 }
@@ -152,6 +153,9 @@ var _ sandbox.Handle = (*Handle)(nil)
 
 // VM tells what exe.dev said about the handle's VM.
 func (h *Handle) VM() VM { return h.vm }
+
+// String is the VM's name.
+func (h *Handle) String() string { return h.vm.Name }
 
 // WorkDir implements sandbox.Handle.
 func (h *Handle) WorkDir() string { return h.h.WorkDir() }

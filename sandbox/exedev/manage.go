@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/sshx"
 )
 
@@ -189,3 +190,29 @@ func (p *Provider) LobbySSHConfig() sshx.Config {
 // LobbySSHCommand is how a person reaches the provider's lobby with ssh,
 // e.g. "ssh exe.dev" or "ssh -p 2222 127.0.0.1".
 func (p *Provider) LobbySSHCommand() string { return p.lobbySSHCommand() }
+
+// KeptTag marks a VM moat left running because it holds an agent's work
+// that could not be brought out; moat sandbox gc leaves such VMs alone.
+const KeptTag = "moat-kept"
+
+// MarkKept tags the handle's VM with KeptTag, so that garbage collection
+// spares it. The handle stays open.
+func (h *Handle) MarkKept(ctx context.Context) error {
+	lobby, err := h.p.acquireLobby()
+	if err != nil {
+		return err
+	}
+	defer h.p.releaseLobby()
+	stdout, stderr, code, _, err := execLobby(ctx, lobby, "tag "+shell.Quote(h.vm.Name)+" "+KeptTag)
+	if err != nil {
+		return fmt.Errorf("exe.dev tag: %w", err)
+	}
+	if code != 0 {
+		msg := strings.TrimSpace(string(stderr))
+		if msg == "" {
+			msg = strings.TrimSpace(string(stdout))
+		}
+		return lobbyError("tag", msg, code)
+	}
+	return nil
+}
