@@ -17,8 +17,8 @@ import (
 	"github.com/moatdev/moat/internal/gitsync"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/sshx"
-	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/internal/worktree"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 )
 
