@@ -506,6 +506,12 @@ func TestLoadConcurrent(t *testing.T) {
 		slowest = max(slowest, o.dur)
 		if o.err != nil {
 			t.Errorf("run %s: %v", id, o.err)
+			// The emulator's side of an internal error is in its log.
+			for _, l := range strings.Split(emuLog.String(), "\n") {
+				if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+					t.Logf("emulator: %s", l)
+				}
+			}
 			continue
 		}
 		if len(o.res.Commits) != 1 || o.res.Commits[0].Subject != "load "+id || o.res.Branch != "load/"+id || len(o.res.Kept) != 0 {
