@@ -3,12 +3,19 @@ package moat_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/sshdtest"
@@ -18,6 +25,51 @@ import (
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
+
+// cutProxy forwards TCP connections to a server until cut, which closes
+// every open one at once, like a network failure.
+type cutProxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: ln.Addr().String()}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
 
 // TestSSHHostConnectionDrops is the fault matrix's dropped-connection cell
 // on a real sshd (the rest of the matrix runs on the exe.dev emulator, in
@@ -29,8 +81,21 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	base := fmt.Sprintf("moat-faults-%d-%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(filepath.Join(srv.HomeDir, base)) })
+	// The network fails, not sshd: the connections go through a proxy
+	// the test cuts, so sshd lives on and may leave the agent running.
+	proxy := newCutProxy(t, srv.Addr)
+	known, err := os.ReadFile(srv.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, hostKey, _, _, err := ssh.ParseKnownHosts(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(knownHosts, []byte(knownhosts.Line([]string{knownhosts.Normalize(proxy.addr)}, hostKey)+"\n"), 0o600)
 	p := sshhost.New(sshhost.Config{
-		Addr: srv.Addr, User: srv.User, IdentityFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile,
+		Addr: proxy.addr, User: srv.User, IdentityFile: srv.KeyFile, KnownHostsFile: knownHosts,
 		WorkDir: "~/" + base,
 		SSH:     sshx.Config{SSHConfigFile: "none", AgentSocket: "none", HomeDir: t.TempDir()},
 	})
@@ -45,14 +110,20 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	defer os.RemoveAll(markers)
 	os.Chmod(markers, 0o1777)
 	marker := filepath.Join(markers, "agent-still-ran")
-	o := runOpts(target{provider: p}, repo, `echo work > work.txt; commit "agent work"; say "ready"; sleep 2; touch `+marker+`; sleep 60`)
+	pidFile := filepath.Join(markers, "agent.pid")
+	o := runOpts(target{provider: p}, repo, `echo $$ > `+pidFile+`; echo work > work.txt; commit "agent work"; say "ready"; sleep 2; touch `+marker+`; sleep 60`)
+	var aliveAtSyncOut atomic.Bool
 	o.OnEvent = func(e moat.Event) {
-		if e.Kind == moat.EventText && e.Text == "ready" {
-			go func() {
-				if err := srv.KillConnections(); err != nil {
-					t.Errorf("killing sshd's connections: %v", err)
-				}
-			}()
+		switch {
+		case e.Kind == moat.EventText && e.Text == "ready":
+			go proxy.cut()
+		case e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out"):
+			// sshd may leave a command without a terminal running when its
+			// connection dies; moat must have stopped it by now.
+			data, _ := os.ReadFile(pidFile)
+			if stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+				aliveAtSyncOut.Store(true)
+			}
 		}
 	}
 	start := time.Now()
@@ -78,6 +149,9 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the agent kept running after its connection dropped")
+	}
+	if aliveAtSyncOut.Load() {
+		t.Error("the agent was still running when sync out started")
 	}
 }
 
@@ -123,7 +197,7 @@ func TestKeptSandboxRecovery(t *testing.T) {
 	if r, err := h.Exec(t.Context(), step("1"), sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
 		t.Fatalf("step 1 in the sandbox: %v %+v", err, r)
 	}
-	if err := h.CopyOut(t.Context(), h.WorkDir()+"/"+moat.KeptWorkPatch, filepath.Join(repo, "moat-work.patch")); err != nil {
+	if err := h.CopyOut(t.Context(), h.WorkDir()+"/"+moat.KeptWorkPatch, filepath.Join(repo, moat.KeptWorkPatchHost)); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "-c", step("2"))
@@ -131,13 +205,14 @@ func TestKeptSandboxRecovery(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("step 2 on the host: %v\n%s", err, out)
 	}
-	if got := git(t, repo, "log", "--format=%s", "main..moat/recovered"); got != "moat: work the agent left uncommitted\nagent work" {
-		t.Errorf("moat/recovered holds %q", got)
+	recovered := git(t, repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/moat/recovered-*")
+	if got := git(t, repo, "log", "--format=%s", "main.."+recovered); got != "moat: work the agent left uncommitted\nagent work" {
+		t.Errorf("%s holds %q", recovered, got)
 	}
-	if got := git(t, repo, "show", "moat/recovered:draft.txt"); got != "draft" {
-		t.Errorf("draft.txt on moat/recovered: %q", got)
+	if got := git(t, repo, "show", recovered+":draft.txt"); got != "draft" {
+		t.Errorf("draft.txt on %s: %q", recovered, got)
 	}
-	if got := git(t, repo, "show", "moat/recovered:README.md"); !strings.HasSuffix(got, "more") {
-		t.Errorf("README.md on moat/recovered: %q", got)
+	if got := git(t, repo, "show", recovered+":README.md"); !strings.HasSuffix(got, "more") {
+		t.Errorf("README.md on %s: %q", recovered, got)
 	}
 }

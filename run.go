@@ -341,14 +341,18 @@ func (r *runner) run(ctx context.Context) (res *RunResult, err error) {
 	defer func() {
 		if r.keepSandbox {
 			res.Sandbox = h
-			base, _ := hostgit.Line(context.WithoutCancel(ctx), time.Minute, wt.Path, "rev-parse", "HEAD")
+			base, err := hostgit.Line(context.WithoutCancel(ctx), time.Minute, wt.Path, "rev-parse", "HEAD")
+			if err != nil || base == "" {
+				base = wt.BaseHead
+			}
+			id, _ := hostgit.ReadIdentity(context.WithoutCancel(ctx), time.Minute, repoRoot)
 			path := h.WorkDir()
 			if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
 				path = s.String() + ":" + path
 			}
 			res.Kept = append(res.Kept, Kept{What: "sandbox", Path: path,
 				Reason: "the agent's work could not be brought out of it, so it was not deleted",
-				Fix:    keptSandboxFix(h.WorkDir(), repoRoot, base)})
+				Fix:    keptSandboxFix(h.WorkDir(), repoRoot, base, filepath.Join(repoRoot, KeptWorkPatchHost), id)})
 			r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 			// Spare it from garbage collection, where the sandbox can say so.
 			if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
@@ -686,18 +690,29 @@ func (r *runner) syncOut(ctx context.Context, dir string, h sandbox.Handle) (git
 // agent's work, relative to the sandbox's WorkDir.
 const KeptWorkPatch = ".git/moat-work.patch"
 
+// KeptWorkPatchHost is where, relative to the repository, those steps
+// have you copy it.
+const KeptWorkPatchHost = "moat-work.patch"
+
 // keptSandboxFix says how to bring the work out of a kept sandbox by hand:
-// everything the agent did (uncommitted and untracked files committed
-// first) as one patch file, applied on a new branch at base, the host
-// worktree's HEAD, in a worktree of its own so your checkout is left alone.
-func keptSandboxFix(workDir, repo, base string) string {
+// everything the agent did (what it left uncommitted is committed first,
+// with hooks and signing off) as one patch file, applied on a new branch
+// at base, the host worktree's HEAD, in a worktree of its own so your
+// checkout is left alone. patch is where on the host the file goes.
+func keptSandboxFix(workDir, repo, base, patch string, id hostgit.Identity) string {
 	q := shell.Quote
+	stamp := time.Now().Format("20060102-150405")
+	branch, dir := "moat/recovered-"+stamp, ".moat/worktrees/recovered-"+stamp
+	git := "git"
+	if !id.Configured {
+		git += " -c user.name=" + q(id.Name) + " -c user.email=" + q(id.Email)
+	}
 	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
-		"cd " + q(workDir) + " && { git add -A && git commit -qm 'moat: work the agent left uncommitted' || true; } && git format-patch -k --binary --stdout " +
+		"cd " + q(workDir) + " && git -c core.fsmonitor=false add -A && { git diff --cached --quiet || git -c core.hooksPath=/dev/null -c commit.gpgSign=false commit --no-verify -qm 'moat: work the agent left uncommitted'; } && git format-patch -k --binary --stdout " +
 		gitsync.SyncBaseRef + "..HEAD > " + KeptWorkPatch + "\n" +
-		"# 2. copy " + q(workDir+"/"+KeptWorkPatch) + " from the sandbox to " + q(filepath.Join(repo, "moat-work.patch")) + ", then:\n" +
-		"cd " + q(repo) + " && git worktree add -q -b moat/recovered .moat/worktrees/recovered " + base + " && git -C .moat/worktrees/recovered am -3 -k \"$PWD/moat-work.patch\"\n" +
-		"# 3. merge moat/recovered where you want it, then remove the sandbox"
+		"# 2. copy " + q(workDir+"/"+KeptWorkPatch) + " from the sandbox to " + q(patch) + ", then:\n" +
+		"cd " + q(repo) + " && git worktree add -q -b " + branch + " " + dir + " " + base + " && " + git + " -C " + dir + " am -3 -k " + q(patch) + "\n" +
+		"# 3. merge " + branch + " where you want it, then remove the sandbox"
 }
 
 // syncAttempts and syncBackoff bound the retries of a sync step.

@@ -181,7 +181,7 @@ func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxA
 	if strings.HasPrefix(spec, "ssh://") {
 		// OpenSSH takes the ssh:// form as it is, port included.
 		ssh := "ssh " + noForwarding + " " + q(spec)
-		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " rm -rf " + q(h.WorkDir())}
+		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}
 	}
 	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf " + q(h.WorkDir())}
 }

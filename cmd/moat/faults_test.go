@@ -51,6 +51,7 @@ type faultCell struct {
 	wantErr  string // regexp the output must match: the cause, in words
 	// landed: the agent's commit is on main; kept: it is on a kept moat/
 	// branch and the output says how to merge it; neither: no work.
+	wantNot      string // regexp the output must not match
 	landed, kept bool
 	keepVMs      []string // VMs that existed before and must still exist
 	// keptVM: the run's VM holds the only copy of the work, so it must be
@@ -129,6 +130,7 @@ func TestFaultMatrix(t *testing.T) {
 			agent:    agentCommit,
 			wantExit: exitOK,
 			wantErr:  `1 commit`,
+			wantNot:  `could not record`,
 			landed:   true,
 		},
 		{
@@ -302,6 +304,9 @@ func runFaultCell(t *testing.T, bin string, c faultCell) {
 	}
 	if !regexp.MustCompile(c.wantErr).MatchString(text) {
 		t.Errorf("the output does not name the cause (want /%s/)", c.wantErr)
+	}
+	if c.wantNot != "" && regexp.MustCompile(c.wantNot).MatchString(text) {
+		t.Errorf("the output matches /%s/", c.wantNot)
 	}
 	switch vms := srv.VMs(); {
 	case c.keptVM:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -233,7 +234,10 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		a := keptSandboxAccess(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev))
 		help := "# reach it: " + a.reach
 		if a.ssh != "" {
-			help += "\n# step 2's copy: " + a.ssh + " cat " + shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkPatch) + " > moat-work.patch"
+			// ssh joins its arguments into one remote command line, which
+			// the remote shell splits again: quote the path twice.
+			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkPatch)) +
+				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkPatchHost))
 		}
 		help += "\n# remove it: " + a.remove
 		if o.sandbox == "emulator" {

@@ -227,10 +227,12 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		// connection) so that nothing keeps changing the sandbox behind the
 		// caller's back, e.g. an agent while its work is synced out. (No
 		// PID: the wrapper never started, nothing to stop.)
-		select {
-		case <-pid.found:
-			h.kill(pid, opts.Sudo)
-		default:
+		if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
+			select {
+			case <-pid.found:
+				h.stopIfOurs(pid)
+			default:
+			}
 		}
 		var missing *ssh.ExitMissingError
 		if errors.As(err, &missing) {
@@ -255,6 +257,20 @@ func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n %[1]s; fi`, k)
 	}
 	h.run(ctx, k+" 2>/dev/null; true", sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
+}
+
+// stoppingKey marks the context of stopIfOurs's own command.
+type stoppingKey struct{}
+
+// stopIfOurs kills the process group of a command whose connection was
+// lost, over a new connection, if its leader still carries this handle's
+// MOAT_SANDBOX_ID: the command may have ended meanwhile and its PID gone
+// to another process.
+func (h *Handle) stopIfOurs(pid *pidCatcher) {
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stoppingKey{}, true), 10*time.Second)
+	defer cancel()
+	k := fmt.Sprintf(`if tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx "MOAT_SANDBOX_ID=$MOAT_KILL_ID"; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; fi; true`, pid.pid)
+	h.run(ctx, k, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_KILL_ID": h.id}}, io.Discard, io.Discard)
 }
 
 // pidCatcher passes stderr through, minus the wrapper's "moat-pid:N" line.

@@ -378,7 +378,7 @@ func (w *Worktree) Merge(ctx context.Context) (MergeResult, error) {
 		return res, fmt.Errorf("worktree: merge: %w", err)
 	}
 	if len(clash) > 0 {
-		return res, fmt.Errorf("worktree: refusing to merge %s into %s: it adds %s, where %s already has files git does not track (git would replace ignored ones, such as .env, without asking); nothing was changed and %s is kept. Move those files away, then run:\n  cd %s\n  git merge --no-edit %s",
+		return res, fmt.Errorf("worktree: refusing to merge %s into %s: it adds or changes %s, where %s has files git does not track (git would replace ignored ones, such as .env, without asking); nothing was changed and %s is kept. Move those files away, then run:\n  cd %s\n  git merge --no-edit %s",
 			w.Branch, w.TargetBranch, strings.Join(clash, ", "), w.Repo, w.Branch, shell.Quote(w.Repo), shell.Quote(w.Branch))
 	}
 	// moat runs the hooks of .moat/config.toml on this machine and passes
@@ -430,13 +430,18 @@ const ProtectedDir = hostgit.MoatDir + "/"
 // .moat/.env, build output) without a word, so an agent's commit could
 // replace the user's credentials.
 func (w *Worktree) inTheWay(ctx context.Context, tip string) ([]string, error) {
-	// What the run adds since it forked, not what differs from HEAD: a
-	// file the target branch removed meanwhile is not the run's doing.
+	// What the run adds or changes since it forked, not what differs from
+	// HEAD: a file the target branch removed meanwhile is not the run's
+	// doing, unless the run changed it (then git's modify/delete conflict
+	// would replace the user's untracked copy, and the abort delete it).
 	base, err := w.line(ctx, w.Repo, "merge-base", "HEAD", tip)
 	if err != nil {
+		if hostgit.ExitCode(err) == 1 {
+			return nil, fmt.Errorf("%s and %s share no history, so moat will not merge them", w.Branch, w.TargetBranch)
+		}
 		return nil, err
 	}
-	out, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", base, tip)
+	out, err := w.git(ctx, w.Repo, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=AMT", base, tip)
 	if err != nil {
 		return nil, err
 	}

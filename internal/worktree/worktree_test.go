@@ -545,6 +545,21 @@ func TestMergeUntrackedChecks(t *testing.T) {
 			t.Errorf("settings.local = %q", data)
 		}
 	})
+	t.Run("TargetUntrackedAFileTheRunChanged", func(t *testing.T) {
+		repo := newRepo(t)
+		commit(t, repo, "settings", map[string]string{"settings.local": "shared\n"})
+		w := create(t, Options{Repo: repo})
+		commit(t, w.Path, "agent: settings", map[string]string{"settings.local": "agent\n"})
+		git(t, repo, "rm", "-q", "--cached", "settings.local")
+		commit(t, repo, "stop tracking settings.local", map[string]string{".gitignore": "settings.local\n"})
+		os.WriteFile(filepath.Join(repo, "settings.local"), []byte("user secret\n"), 0o600)
+		if _, err := w.Merge(context.Background()); err == nil || !strings.Contains(err.Error(), "settings.local") {
+			t.Fatalf("Merge = %v, want a refusal naming settings.local", err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(repo, "settings.local")); string(data) != "user secret\n" {
+			t.Errorf("settings.local = %q, want the user's", data)
+		}
+	})
 	t.Run("AgentReplacesIgnoredFile", func(t *testing.T) {
 		repo := newRepo(t)
 		commit(t, repo, "ignore", map[string]string{".gitignore": ".env\n"})
@@ -553,7 +568,7 @@ func TestMergeUntrackedChecks(t *testing.T) {
 		os.WriteFile(filepath.Join(w.Path, ".env"), []byte("SECRET=agent\n"), 0o600)
 		git(t, w.Path, "add", "-f", ".env")
 		git(t, w.Path, "-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "agent: env")
-		if _, err := w.Merge(context.Background()); err == nil || !strings.Contains(err.Error(), "it adds .env") {
+		if _, err := w.Merge(context.Background()); err == nil || !strings.Contains(err.Error(), "it adds or changes .env") {
 			t.Fatalf("Merge = %v, want a refusal naming .env", err)
 		}
 		if data, _ := os.ReadFile(filepath.Join(repo, ".env")); string(data) != "SECRET=user\n" {
