@@ -230,7 +230,7 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
 			select {
 			case <-pid.found:
-				h.stopIfOurs(pid)
+				h.kill(pid, opts.Sudo)
 			default:
 			}
 		}
@@ -244,34 +244,28 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 
 // kill ends the process group of a cancelled command from a new session.
 // sshd made the wrapper a session leader, so its PID is the group's ID.
+// The command may have ended meanwhile and its PID gone to another
+// process (PIDs wrap quickly: 32768 on many systems), so the group is
+// killed only while its leader still carries this handle's
+// MOAT_SANDBOX_ID (where /proc exists to tell).
 func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 	select {
 	case <-pid.found:
 	case <-time.After(2 * time.Second):
 		return // the wrapper never started; closing the session is enough
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	k := fmt.Sprintf("kill -s KILL -- -%[1]d %[1]d", pid.pid)
-	if sudo {
-		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n %[1]s; fi`, k)
-	}
-	h.run(ctx, k+" 2>/dev/null; true", sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
-}
-
-// stoppingKey marks the context of stopIfOurs's own command.
-type stoppingKey struct{}
-
-// stopIfOurs kills the process group of a command whose connection was
-// lost, over a new connection, if its leader still carries this handle's
-// MOAT_SANDBOX_ID: the command may have ended meanwhile and its PID gone
-// to another process.
-func (h *Handle) stopIfOurs(pid *pidCatcher) {
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stoppingKey{}, true), 10*time.Second)
 	defer cancel()
-	k := fmt.Sprintf(`if tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx "MOAT_SANDBOX_ID=$MOAT_KILL_ID"; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; fi; true`, pid.pid)
-	h.run(ctx, k, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_KILL_ID": h.id}}, io.Discard, io.Discard)
+	k := fmt.Sprintf(`if [ ! -d /proc/self ] || tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; fi; true`, pid.pid, h.id)
+	if sudo {
+		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
+	}
+	h.run(ctx, k, sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
 }
+
+// stoppingKey marks the context of kill's own command.
+type stoppingKey struct{}
+
 
 // pidCatcher passes stderr through, minus the wrapper's "moat-pid:N" line.
 type pidCatcher struct {
