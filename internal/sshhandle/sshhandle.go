@@ -266,7 +266,6 @@ func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 // stoppingKey marks the context of kill's own command.
 type stoppingKey struct{}
 
-
 // pidCatcher passes stderr through, minus the wrapper's "moat-pid:N" line.
 type pidCatcher struct {
 	w     io.Writer
