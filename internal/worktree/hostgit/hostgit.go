@@ -652,7 +652,7 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 	if err != nil {
 		return Repo{}, fmt.Errorf("%s is not inside a git repository: %w", dir, err)
 	}
-	if strings.ContainsAny(top, "\r\n") {
+	if strings.Contains(top, "\n") {
 		return Repo{}, fmt.Errorf("the repository's path %q holds a line break, which moat does not support (git prints paths one per line): rename or move it", top)
 	}
 	r := Repo{TopLevel: filepath.Clean(filepath.FromSlash(top))}
