@@ -42,7 +42,18 @@ type machine struct {
 	pid     int      // the holder inside the namespaces
 	nsFlags []string // nsenter flags that enter the machine
 	mntNS   string   // readlink of /proc/<pid>/ns/mnt
-	done    chan struct{}
+	// nsRef holds the mount namespace open until release: a freed
+	// namespace's identity (its inode) is reused by new ones, and a sweep
+	// matching a reused one would kill another VM's processes.
+	nsRef *os.File
+	done  chan struct{}
+}
+
+// release lets the machine's mount namespace go; sweeps by it must be over.
+func (m *machine) release() {
+	if m.nsRef != nil {
+		m.nsRef.Close()
+	}
 }
 
 // probeSandbox checks once that bwrap and nsenter work here.
@@ -69,7 +80,7 @@ func probeSandbox(dir string, log *slog.Logger) *sandboxInfo {
 		log.Info("exedevtest: bwrap does not work here", "err", err)
 		return nil
 	}
-	defer m.stop()
+	defer func() { m.stop(); m.release() }()
 	cmd := exec.Command(nsenter, si.args(m, []string{"/bin/sh", "-c", `test "$PWD" = /home/exedev && test "$(hostname)" = probe && echo ok >/tmp/probe`})...)
 	out, err := cmd.CombinedOutput()
 	if b, _ := os.ReadFile(filepath.Join(tmp, "probe")); err != nil || string(b) != "ok\n" {
@@ -132,12 +143,18 @@ func (si *sandboxInfo) start(hostname, home, tmp string) (*machine, error) {
 		m.stop()
 		return nil, fmt.Errorf("bwrap did not start: %q: %s", pidLine, strings.TrimSpace(stderr.String()))
 	}
+	if m.nsRef, err = os.Open(fmt.Sprintf("/proc/%d/ns/mnt", m.pid)); err != nil {
+		m.stop()
+		return nil, err
+	}
 	if m.mntNS, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", m.pid)); err != nil {
 		m.stop()
+		m.release()
 		return nil, err
 	}
 	if self, _ := os.Readlink("/proc/self/ns/mnt"); self == m.mntNS {
 		m.stop()
+		m.release()
 		return nil, errors.New("bwrap made no mount namespace")
 	}
 	m.nsFlags = []string{"-m", "-u", "-i"}

@@ -17,6 +17,8 @@ type machine struct{}
 
 func (m *machine) stop() {}
 
+func (m *machine) release() {}
+
 func probeSandbox(dir string, log *slog.Logger) *sandboxInfo { return nil }
 
 func (si *sandboxInfo) start(hostname, home, tmp string) (*machine, error) {

@@ -97,19 +97,8 @@ func (s *Server) createVM(spec vmSpec, copyFrom string) (_ *vm, err error) {
 		}
 	}
 	if s.sandbox != nil {
-		// Under many concurrent creates on a loaded machine, bwrap now and
-		// then exits at once, silently (about 1 start in 25 with 24 at a
-		// time; not --die-with-parent, checked). The cause is not found;
-		// a test double may try again.
-		for attempt := 1; ; attempt++ {
-			if v.mach, err = s.sandbox.start(v.name, v.home, v.tmp); err == nil {
-				break
-			}
-			if attempt == 4 {
-				return nil, err
-			}
-			s.log.Warn("exedevtest: starting the VM's namespaces failed; trying again", "vm", v.name, "err", err)
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		if v.mach, err = s.sandbox.start(v.name, v.home, v.tmp); err != nil {
+			return nil, err
 		}
 	}
 	if s.legacyLn != nil {
@@ -258,6 +247,7 @@ func (v *vm) destroy() error {
 	v.killAll()
 	v.stopMachine()
 	v.sweep()
+	v.releaseMachine()
 	v.s.log.Info("exedevtest: VM deleted", "name", v.name)
 	return removeAll(v.dir)
 }
@@ -272,6 +262,7 @@ func (v *vm) restart() error {
 	v.killAll()
 	v.stopMachine()
 	v.sweep()
+	v.releaseMachine()
 	if err := os.RemoveAll(v.tmp); err != nil {
 		return err
 	}
@@ -352,6 +343,17 @@ func (v *vm) stopMachine() {
 	v.mu.Unlock()
 	if m != nil {
 		m.stop()
+	}
+}
+
+// releaseMachine lets the machine's namespaces go, once the last sweep
+// by them is over.
+func (v *vm) releaseMachine() {
+	v.mu.Lock()
+	m := v.mach
+	v.mu.Unlock()
+	if m != nil {
+		m.release()
 	}
 }
 
