@@ -6,12 +6,20 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// processTable maps each process to its children. It reads /proc where
+// procTable is a snapshot of the processes.
+type procTable struct {
+	kids    map[int][]int // by parent
+	members map[int][]int // by session ID (Linux only)
+	live    map[int]bool  // not a zombie
+}
+
+// processTable takes a snapshot of the processes. It reads /proc where
 // there is one (Linux) and asks ps otherwise.
-func processTable() (map[int][]int, error) {
-	kids := map[int][]int{}
+func processTable() (procTable, error) {
+	t := procTable{kids: map[int][]int{}, members: map[int][]int{}, live: map[int]bool{}}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		if _, err := os.Stat("/proc/self/stat"); err == nil {
 			for _, e := range ents {
@@ -23,28 +31,32 @@ func processTable() (map[int][]int, error) {
 				if err != nil {
 					continue // exited meanwhile
 				}
-				// pid (comm) state ppid ...; comm may hold spaces and parens.
+				// pid (comm) state ppid pgrp session ...; comm may hold
+				// spaces and parens.
 				s := string(b)
 				i := strings.LastIndexByte(s, ')')
 				if i < 0 {
 					continue
 				}
 				f := strings.Fields(s[i+1:])
-				if len(f) < 2 {
+				if len(f) < 4 {
 					continue
 				}
-				ppid, err := strconv.Atoi(f[1])
-				if err != nil {
+				ppid, err1 := strconv.Atoi(f[1])
+				sid, err2 := strconv.Atoi(f[3])
+				if err1 != nil || err2 != nil {
 					continue
 				}
-				kids[ppid] = append(kids[ppid], pid)
+				t.kids[ppid] = append(t.kids[ppid], pid)
+				t.members[sid] = append(t.members[sid], pid)
+				t.live[pid] = f[0] != "Z"
 			}
-			return kids, nil
+			return t, nil
 		}
 	}
 	out, err := exec.Command("ps", "-A", "-o", "pid=", "-o", "ppid=").Output()
 	if err != nil {
-		return nil, errors.New("sshdtest: cannot list processes (no /proc, no ps)")
+		return t, errors.New("sshdtest: cannot list processes (no /proc, no ps)")
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
@@ -54,10 +66,11 @@ func processTable() (map[int][]int, error) {
 		pid, err1 := strconv.Atoi(f[0])
 		ppid, err2 := strconv.Atoi(f[1])
 		if err1 == nil && err2 == nil {
-			kids[ppid] = append(kids[ppid], pid)
+			t.kids[ppid] = append(t.kids[ppid], pid)
+			t.live[pid] = true
 		}
 	}
-	return kids, nil
+	return t, nil
 }
 
 func children(pid int) ([]int, error) {
@@ -65,27 +78,34 @@ func children(pid int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t[pid], nil
+	return t.kids[pid], nil
 }
 
 // killTrees SIGKILLs every process below the roots, and the roots too when
-// withRoots. The whole tree is listed before anything is killed, so that no
-// process is reparented away from it before it is found.
+// withRoots, until none is left. A process whose parent was killed before
+// it was listed is reparented away from the tree; it is still found
+// through its session (sshd gives every connection a session of its own),
+// which outlives the session's leader.
 func killTrees(roots []int, withRoots bool) error {
-	for range 3 {
+	found := map[int]bool{} // every process listed so far; their sessions are followed
+	for range 20 {
 		t, err := processTable()
 		if err != nil {
 			return err
 		}
-		var all, queue []int
+		var queue []int
 		for _, r := range roots {
 			if withRoots {
 				queue = append(queue, r)
 			} else {
-				queue = append(queue, t[r]...)
+				queue = append(queue, t.kids[r]...)
 			}
 		}
+		for p := range found {
+			queue = append(queue, t.members[p]...)
+		}
 		seen := map[int]bool{}
+		var all []int
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
@@ -94,10 +114,15 @@ func killTrees(roots []int, withRoots bool) error {
 			}
 			seen[p] = true
 			all = append(all, p)
-			queue = append(queue, t[p]...)
+			queue = append(queue, t.kids[p]...)
+			queue = append(queue, t.members[p]...)
 		}
 		alive := 0
 		for _, p := range all {
+			found[p] = true
+			if !t.live[p] {
+				continue
+			}
 			if proc, err := os.FindProcess(p); err == nil && proc.Kill() == nil {
 				alive++
 			}
@@ -105,6 +130,7 @@ func killTrees(roots []int, withRoots bool) error {
 		if alive == 0 {
 			return nil
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }

@@ -84,8 +84,15 @@ func TestKillConnectionsAndRestart(t *testing.T) {
 	if err := s.KillConnections(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Wait(); err == nil {
-		t.Log("connection ended without error")
+	waited := make(chan error, 1)
+	go func() { waited <- c.Wait() }()
+	select {
+	case err := <-waited:
+		if err == nil {
+			t.Log("connection ended without error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the connection lives on 30s after KillConnections")
 	}
 	if _, err := c.NewSession(); err == nil {
 		t.Fatal("session on a killed connection succeeded")
