@@ -3,13 +3,10 @@ package moat_test
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/internal/netfault"
 	"github.com/moatdev/moat/internal/sshdtest"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
@@ -25,51 +23,6 @@ import (
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
-
-// cutProxy forwards TCP connections to a server until cut, which closes
-// every open one at once, like a network failure.
-type cutProxy struct {
-	addr  string
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
 
 // TestSSHHostConnectionDrops is the fault matrix's dropped-connection cell
 // on a real sshd (the rest of the matrix runs on the exe.dev emulator, in
@@ -83,7 +36,7 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(filepath.Join(srv.HomeDir, base)) })
 	// The network fails, not sshd: the connections go through a proxy
 	// the test cuts, so sshd lives on and may leave the agent running.
-	proxy := newCutProxy(t, srv.Addr)
+	proxy := netfault.Start(t, srv.Addr)
 	known, err := os.ReadFile(srv.KnownHostsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -93,9 +46,9 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
-	os.WriteFile(knownHosts, []byte(knownhosts.Line([]string{knownhosts.Normalize(proxy.addr)}, hostKey)+"\n"), 0o600)
+	os.WriteFile(knownHosts, []byte(knownhosts.Line([]string{knownhosts.Normalize(proxy.Addr())}, hostKey)+"\n"), 0o600)
 	p := sshhost.New(sshhost.Config{
-		Addr: proxy.addr, User: srv.User, IdentityFile: srv.KeyFile, KnownHostsFile: knownHosts,
+		Addr: proxy.Addr(), User: srv.User, IdentityFile: srv.KeyFile, KnownHostsFile: knownHosts,
 		WorkDir: "~/" + base,
 		SSH:     sshx.Config{SSHConfigFile: "none", AgentSocket: "none", HomeDir: t.TempDir()},
 	})
@@ -116,7 +69,7 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	o.OnEvent = func(e moat.Event) {
 		switch {
 		case e.Kind == moat.EventText && e.Text == "ready":
-			go proxy.cut()
+			go proxy.Cut()
 		case e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out"):
 			// sshd may leave a command without a terminal running when its
 			// connection dies; moat must have stopped it by now.

@@ -14,7 +14,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent/command"
+	"github.com/moatdev/moat/internal/netfault"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
@@ -182,59 +182,6 @@ func (a *recordingAgent) Signers() ([]ssh.Signer, error) { a.record("Signers"); 
 func (a *recordingAgent) Extension(t string, c []byte) ([]byte, error) {
 	a.record("Extension:" + t)
 	return a.kr.Extension(t, c)
-}
-
-// lobbyProxy forwards TCP connections to the emulator's lobby, so a test
-// can cut the lobby connection (the emulator's DropConnections cuts VM
-// connections only).
-type lobbyProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startLobbyProxy(t *testing.T, target string) *lobbyProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &lobbyProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *lobbyProxy) addr() string { return p.ln.Addr().String() }
-
-// cut closes every connection through the proxy, like a network failure.
-func (p *lobbyProxy) cut() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
 }
 
 // wantParts fails unless s contains every part.
@@ -551,10 +498,10 @@ func TestVMHostKeyChangedDuringCreate(t *testing.T) {
 // send nothing to the impostor.
 func TestVMHostKeyChangedLobbyLost(t *testing.T) {
 	srv := exedevtest.NewServer(t)
-	proxy := startLobbyProxy(t, srv.LobbyAddr())
+	proxy := netfault.Start(t, srv.LobbyAddr())
 	home := newUserHome(t)
 	cfg := srv.Config()
-	cfg.Lobby = proxy.addr()
+	cfg.Lobby = proxy.Addr()
 	cfg.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts") // accept-new
 	p := exedev.New(cfg)
 	h, err := p.Create(t.Context(), sandbox.CreateOptions{})
@@ -569,7 +516,7 @@ func TestVMHostKeyChangedLobbyLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.DropConnections(vm)
-	proxy.cut()
+	proxy.Cut()
 	sent := len(srv.Transcript())
 
 	if _, err := h.Exec(t.Context(), "true", sandbox.ExecOptions{}); err == nil {
@@ -597,7 +544,7 @@ func TestVMHostKeyChangedLobbyLost(t *testing.T) {
 	if !errors.As(err, &hk) {
 		t.Errorf("Close: %v, want a *sshx.HostKeyChangedError inside", err)
 	}
-	proxyHost := knownhosts.Normalize(proxy.addr())
+	proxyHost := knownhosts.Normalize(proxy.Addr())
 	wantParts(t, "Close's error", err.Error(), "delete exe.dev VM "+vm, "rm "+vm,
 		"host key of "+proxyHost+" has changed", "ssh-keygen -R '"+proxyHost+"'")
 	if tr := srv.Transcript(); len(tr) != sent {
