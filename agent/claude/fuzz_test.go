@@ -3,13 +3,11 @@ package claude
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/agent/internal/agenttest"
 )
 
 // FuzzParse feeds a stream (lines separated by "\n") to one Parser and
@@ -50,7 +48,7 @@ func checkLine(t *testing.T, p agent.Parser, line string) {
 	t.Helper()
 	events := p.Parse(line)
 	trimmed := strings.TrimSpace(line)
-	if !isObject(trimmed) {
+	if !agenttest.IsObject(trimmed) {
 		if len(events) > 0 {
 			t.Fatalf("line %q is not a JSON object but gave events %+v", line, events)
 		}
@@ -59,13 +57,13 @@ func checkLine(t *testing.T, p agent.Parser, line string) {
 	if cut := New(Config{}).NewParser().Parse(trimmed[:len(trimmed)-1]); len(cut) > 0 {
 		t.Fatalf("line %q without its closing brace gave events %+v", trimmed, cut)
 	}
-	strs := stringsOf(t, trimmed)
+	strs := agenttest.StringsOf(t, trimmed)
 	for _, e := range events {
 		checkEvent(t, line, e, strs)
 	}
 
 	fresh := New(Config{}).NewParser().Parse(line)
-	if !sameEvents(withoutSessionIDs(fresh), withoutSessionIDs(events)) || countSessionIDs(fresh) < countSessionIDs(events) {
+	if !agenttest.SameEvents(withoutSessionIDs(fresh), withoutSessionIDs(events)) || countSessionIDs(fresh) < countSessionIDs(events) {
 		t.Fatalf("line %q: a fresh parser gives %+v, the parser that saw the lines before gives %+v", line, fresh, events)
 	}
 	var compact bytes.Buffer
@@ -73,7 +71,7 @@ func checkLine(t *testing.T, p agent.Parser, line string) {
 		t.Fatalf("line %q: Compact: %v", line, err)
 	}
 	for _, variant := range []string{compact.String(), " \t" + compact.String() + "\r", trimmed + "  "} {
-		if got := New(Config{}).NewParser().Parse(variant); !sameEvents(got, fresh) {
+		if got := New(Config{}).NewParser().Parse(variant); !agenttest.SameEvents(got, fresh) {
 			t.Fatalf("line %q gives %+v, but the same JSON written as %q gives %+v", line, fresh, variant, got)
 		}
 	}
@@ -90,7 +88,7 @@ func checkEvent(t *testing.T, line string, e agent.Event, strs map[string]bool) 
 	}
 	switch e.Kind {
 	case agent.EventText:
-		if e.Text == "" || !joinOf(e.Text, strs, "") {
+		if e.Text == "" || !agenttest.JoinOf(e.Text, strs, "") {
 			bad("the text is not a run of the line's strings")
 		}
 	case agent.EventResult:
@@ -109,70 +107,13 @@ func checkEvent(t *testing.T, line string, e agent.Event, strs map[string]bool) 
 		if strings.TrimSpace(e.Text) == "" {
 			bad("an error without a message")
 		}
-		if !strings.HasPrefix(e.Text, "Claude Code ") && !joinOf(e.Text, strs, "; ") {
+		if !strings.HasPrefix(e.Text, "Claude Code ") && !agenttest.JoinOf(e.Text, strs, "; ") {
 			bad("the error is neither the line's words nor the parser's own")
 		}
 	case agent.EventUsage:
 	default:
 		bad("unknown kind")
 	}
-}
-
-// isObject reports whether s is exactly one JSON object.
-func isObject(s string) bool {
-	return strings.HasPrefix(s, "{") && json.Valid([]byte(s))
-}
-
-// stringsOf returns every string (keys too) of the JSON text s, decoded.
-func stringsOf(t *testing.T, s string) map[string]bool {
-	t.Helper()
-	out := map[string]bool{}
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber() // numbers of any size
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("decoding %q: %v", s, err)
-		}
-		if str, ok := tok.(string); ok {
-			out[str] = true
-		}
-	}
-}
-
-// joinOf reports whether s is one or more of strs joined by sep.
-func joinOf(s string, strs map[string]bool, sep string) bool {
-	// reach[i]: s[:i] is such a join (0 stands for "nothing yet").
-	reach := make([]bool, len(s)+1)
-	reach[0] = true
-	for i := 0; i <= len(s); i++ {
-		if !reach[i] {
-			continue
-		}
-		start := i
-		if i > 0 {
-			if !strings.HasPrefix(s[i:], sep) {
-				continue
-			}
-			start = i + len(sep)
-		}
-		for str := range strs {
-			if strings.HasPrefix(s[start:], str) {
-				if end := start + len(str); end > i || i == 0 {
-					reach[end] = true
-				}
-			}
-		}
-	}
-	return reach[len(s)] && (len(s) > 0 || strs[""])
-}
-
-// sameEvents compares events, usage by value; nil and empty are the same.
-func sameEvents(a, b []agent.Event) bool {
-	return len(a) == 0 && len(b) == 0 || reflect.DeepEqual(a, b)
 }
 
 func withoutSessionIDs(events []agent.Event) []agent.Event {
