@@ -37,18 +37,9 @@ import (
 	"testing"
 
 	"github.com/moatdev/moat/agent/command"
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 	"github.com/moatdev/moat/sandbox/local"
 )
-
-// hostileHookNames are the hooks git knows (githooks(5)).
-var hostileHookNames = []string{
-	"applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
-	"prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge",
-	"pre-push", "pre-receive", "update", "proc-receive", "post-receive", "post-update",
-	"reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate",
-	"fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist", "p4-post-changelist",
-	"p4-pre-submit", "post-index-change",
-}
 
 // hostileRepo is a repository configured to run programs.
 type hostileRepo struct {
@@ -140,7 +131,7 @@ func newHostileRepo(t *testing.T, hooksPath bool) *hostileRepo {
 	if err := os.MkdirAll(hooks, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range hostileHookNames {
+	for _, n := range hostgittest.HookNames {
 		data, _ := os.ReadFile(r.prog("hook-"+n, "exit 0"))
 		if err := os.WriteFile(filepath.Join(hooks, n), data, 0o755); err != nil {
 			t.Fatal(err)

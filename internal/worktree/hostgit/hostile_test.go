@@ -18,17 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// hookNames are all the hooks git knows (githooks(5)).
-var hookNames = []string{
-	"applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
-	"prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge",
-	"pre-push", "pre-receive", "update", "proc-receive", "post-receive", "post-update",
-	"reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate",
-	"fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist", "p4-post-changelist",
-	"p4-pre-submit", "post-index-change",
-}
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
+)
 
 // hostile is one repository with a program it configures.
 type hostile struct {
@@ -76,7 +68,7 @@ func (h *hostile) hooks(dir, prefix string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	for _, n := range hookNames {
+	for _, n := range hostgittest.HookNames {
 		src := h.prog(prefix+n, "exit 0")
 		data, _ := os.ReadFile(src)
 		if err := os.WriteFile(filepath.Join(dir, n), data, 0o755); err != nil {
