@@ -256,7 +256,10 @@ func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stoppingKey{}, true), 10*time.Second)
 	defer cancel()
-	k := fmt.Sprintf(`if [ ! -d /proc/self ] || tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; fi; true`, pid.pid, h.id)
+	// kill returns once the signal is queued, before the processes have
+	// exited; the loop waits (up to 3s) for the group to be gone, so that
+	// what the caller does next (sync out) sees nothing still running.
+	k := fmt.Sprintf(`if [ ! -d /proc/self ] || tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; i=0; while [ $i -lt 60 ] && kill -0 -- -%[1]d 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; fi; true`, pid.pid, h.id)
 	if sudo {
 		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
 	}
