@@ -49,15 +49,25 @@ func TestDialLimiterWait(t *testing.T) {
 		t.Fatalf("5 waits took %v; want about 600ms", d)
 	}
 
-	// A cancelled wait returns at once and gives its token back.
+	// A cancelled wait returns at its deadline, long before the next
+	// token (10s away: the bound leaves room for a loaded machine), and
+	// gives its token back.
+	slow := NewDialLimiter(10*time.Second, 1)
+	if err := slow.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	if err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := slow.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cancelled wait took %v", d)
+	}
+	// It gave its token back: the next is due in under 10s, not 20s.
+	if d := slow.reserve(time.Now()); d > 10*time.Second {
+		t.Errorf("the cancelled wait kept its token: the next is due in %v", d)
 	}
 }
 
