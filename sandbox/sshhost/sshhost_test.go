@@ -169,13 +169,19 @@ func TestCloseStopsLeftoverProcesses(t *testing.T) {
 		}
 		return n
 	}
-	if count("4321.5") != 2 || count("4322.5") != 2 {
-		t.Fatalf("background sleeps: %d and %d, want 2 and 2", count("4321.5"), count("4322.5"))
+	// The command returns before its background children have exec'd
+	// sleep: wait for them.
+	deadline := time.Now().Add(5 * time.Second)
+	for (count("4321.5") != 2 || count("4322.5") != 2) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if na, nb := count("4321.5"), count("4322.5"); na != 2 || nb != 2 {
+		t.Fatalf("background sleeps: %d and %d, want 2 and 2", na, nb)
 	}
 	if err := a.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for count("4321.5") > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
