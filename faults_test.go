@@ -6,8 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,29 +54,29 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	})
 	repo := newRepo(t)
 	before := git(t, repo, "rev-parse", "main")
-	// The agent outlives its connection unless moat stops it: it would
-	// touch the marker (in a directory the SSH user can write) 2s later.
+	// The agent outlives its connection unless moat stops it. It writes
+	// its PID to a directory the SSH user can write; its process group
+	// (the one sshd made, holding the agent and all it started) is read
+	// when it says it is ready.
 	markers, err := os.MkdirTemp("", "moat-faults-marker-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(markers)
 	os.Chmod(markers, 0o1777)
-	marker := filepath.Join(markers, "agent-still-ran")
 	pidFile := filepath.Join(markers, "agent.pid")
-	o := runOpts(target{provider: p}, repo, `echo $$ > `+pidFile+`; echo work > work.txt; commit "agent work"; say "ready"; sleep 2; touch `+marker+`; sleep 60`)
-	var aliveAtSyncOut atomic.Bool
+	o := runOpts(target{provider: p}, repo, `echo $$ > `+pidFile+`; echo work > work.txt; commit "agent work"; say "ready"; sleep 60`)
+	pgid := 0
+	var aliveAtSyncOut []int
 	o.OnEvent = func(e moat.Event) {
 		switch {
 		case e.Kind == moat.EventText && e.Text == "ready":
+			pgid = agentGroupID(t, pidFile)
 			go proxy.Cut()
 		case e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out"):
 			// sshd may leave a command without a terminal running when its
 			// connection dies; moat must have stopped it by now.
-			data, _ := os.ReadFile(pidFile)
-			if stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
-				aliveAtSyncOut.Store(true)
-			}
+			aliveAtSyncOut = groupMembers(pgid)
 		}
 	}
 	start := time.Now()
@@ -99,13 +99,55 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	if len(entries) > 0 {
 		t.Errorf("sandbox directories left on the SSH host: %v", entries)
 	}
-	time.Sleep(3 * time.Second)
-	if _, err := os.Stat(marker); err == nil {
-		t.Error("the agent kept running after its connection dropped")
+	if pgid == 0 {
+		t.Fatal("the agent's process group was never found")
 	}
-	if aliveAtSyncOut.Load() {
-		t.Error("the agent was still running when sync out started")
+	if len(aliveAtSyncOut) > 0 {
+		t.Errorf("the agent's processes %v were still running when sync out started", aliveAtSyncOut)
 	}
+	if left := groupMembers(pgid); len(left) > 0 {
+		t.Errorf("the agent's processes %v still run after moat returned", left)
+	}
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (state, ppid, pgrp, ...): the name may hold spaces and parentheses.
+func procStat(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+}
+
+// agentGroupID returns the process group of the PID in pidFile.
+func agentGroupID(t *testing.T, pidFile string) int {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Errorf("the agent's PID file: %v", err)
+		return 0
+	}
+	if f := procStat(strings.TrimSpace(string(data))); len(f) > 2 {
+		pgid, _ := strconv.Atoi(f[2])
+		return pgid
+	}
+	t.Errorf("the agent (PID %s) is not running", data)
+	return 0
+}
+
+// groupMembers lists the live (not zombie) processes of process group
+// pgid.
+func groupMembers(pgid int) []int {
+	var live []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid := filepath.Base(d)
+		if f := procStat(pid); len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			n, _ := strconv.Atoi(pid)
+			live = append(live, n)
+		}
+	}
+	return live
 }
 
 // TestKeptSandboxRecovery: when sync out fails for good, the sandbox holds

@@ -314,7 +314,7 @@ func TestRunEndToEnd(t *testing.T) {
 		{"IdleTimeout", func(t *testing.T, tg target) {
 			repo := newRepo(t)
 			o := runOpts(tg, repo, `echo wip > wip.txt; commit "work before the stall"; say "thinking"; sleep 60`)
-			o.IdleTimeout = time.Second
+			o.IdleTimeout = 5 * time.Second // room for the commit on a slow machine
 			start := time.Now()
 			res, err := moat.Run(t.Context(), o)
 			if !errors.Is(err, moat.ErrIdleTimeout) {

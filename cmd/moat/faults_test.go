@@ -183,17 +183,24 @@ func TestFaultMatrix(t *testing.T) {
 		{
 			name:     "idle timeout",
 			agent:    agentCommit + ` && sleep 60`,
-			args:     []string{"--idle-timeout", "1s"},
+			args:     []string{"--idle-timeout", "5s"}, // room for the commit on a slow machine
 			wantExit: exitFailure,
-			wantErr:  `printed nothing for 1s`,
+			wantErr:  `printed nothing for 5s`,
 			kept:     true,
 		},
 		{
-			name:  "branch moved and the merge conflicts",
-			agent: `echo agent > greeter.sh && git commit -qam "agent work" && touch ../ready && sleep 1`,
+			name: "branch moved and the merge conflicts",
+			// The agent ends only once the user's commit is in (../go), so
+			// the merge always meets it, however slow the machine.
+			agent: `echo agent > greeter.sh && git commit -qam "agent work" && touch ../ready && i=0 && while [ ! -e ../go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done`,
 			during: func(t *testing.T, cmd *exec.Cmd, repo string, srv *exedevtest.Server) {
 				os.WriteFile(filepath.Join(repo, "greeter.sh"), []byte("user\n"), 0o755)
 				gitIn(t, repo, "commit", "-qam", "user work")
+				for _, vm := range srv.VMs() {
+					if home, ok := srv.VMHome(vm); ok {
+						os.WriteFile(filepath.Join(home, "go"), nil, 0o644)
+					}
+				}
 			},
 			wantExit: exitFailure,
 			wantErr:  `conflict(.|\n)*greeter\.sh`,
