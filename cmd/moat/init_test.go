@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,13 +442,17 @@ func TestInitInteractiveInterrupt(t *testing.T) {
 	cmd.AddCommand(newInitCmdWith(func(io.Reader, io.Writer) bool { return true }))
 	stdin, typing := io.Pipe() // a terminal nobody types on
 	defer typing.Close()
-	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Ctrl-C once a question is up: earlier, it would stop git instead.
+	out := &cancelAtPrompt{cancel: cancel}
 	cmd.SetArgs([]string{"init", "--repo", root})
 	cmd.SetIn(stdin)
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(200*time.Millisecond, cancel)
+	cmd.SetOut(out)
+	cmd.SetErr(out)
+	// If no question ever comes, end the input so the test fails, not hangs.
+	safety := time.AfterFunc(30*time.Second, func() { typing.Close() })
+	defer safety.Stop()
 	err := cmd.ExecuteContext(ctx)
 	if !errors.Is(err, errInterrupted) {
 		t.Fatalf("init after Ctrl-C: %v, want errInterrupted\n%s", err, out.String())
@@ -455,4 +460,28 @@ func TestInitInteractiveInterrupt(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, ".moat")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf(".moat exists after an interrupted init: %v", err)
 	}
+}
+
+// cancelAtPrompt collects output and calls cancel once a question
+// ("...[default]: ") has been printed.
+type cancelAtPrompt struct {
+	mu     sync.Mutex // the command writes while the test may read
+	buf    bytes.Buffer
+	cancel context.CancelFunc
+}
+
+func (w *cancelAtPrompt) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), "]: ") {
+		w.cancel()
+	}
+	return n, err
+}
+
+func (w *cancelAtPrompt) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

@@ -78,7 +78,13 @@ func TestKillConnectionsAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if n, err := s.Connections(); err != nil || n != 1 {
+	// Start's banner probe may still have its sshd child until it is reaped.
+	n, err := s.Connections()
+	for deadline := time.Now().Add(5 * time.Second); (err != nil || n != 1) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		n, err = s.Connections()
+	}
+	if err != nil || n != 1 {
 		t.Fatalf("Connections() = %d, %v; want 1", n, err)
 	}
 	if err := s.KillConnections(); err != nil {
@@ -145,6 +151,26 @@ func pgrep(t *testing.T, pattern string) bool {
 	return false
 }
 
+// gone waits up to 5s for every process matching patterns to end (a killed
+// process takes a moment to go) and reports whether they all did.
+func gone(t *testing.T, patterns ...string) bool {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		alive := false
+		for _, p := range patterns {
+			alive = alive || pgrep(t, p)
+		}
+		if !alive {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func requireProc(t *testing.T) {
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		t.Skip("needs /proc")
@@ -192,9 +218,8 @@ func TestSignalReachesProcessGroup(t *testing.T) {
 	if out.String() != "" {
 		t.Fatalf("the shell went on after the signal: %q", out.String())
 	}
-	time.Sleep(100 * time.Millisecond)
-	if pgrep(t, "sleep 9"+tag+"1") || pgrep(t, "sleep 9"+tag+"2") {
-		t.Fatal("a process of the group survived the signal")
+	if !gone(t, "sleep 9"+tag+"1", "sleep 9"+tag+"2") {
+		t.Fatal("a process of the group survived the signal by 5s")
 	}
 }
 
@@ -215,7 +240,13 @@ func TestCloseKillsLeftoverCommands(t *testing.T) {
 	if err := sess.Start("sleep 8" + tag); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// It must run before the close, or the final check proves nothing.
+	for deadline := time.Now().Add(5 * time.Second); !pgrep(t, "sleep 8"+tag); {
+		if time.Now().After(deadline) {
+			t.Fatal("command did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	sess.Close()
 	c.Close()
 	time.Sleep(300 * time.Millisecond)
@@ -225,8 +256,7 @@ func TestCloseKillsLeftoverCommands(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if pgrep(t, "sleep 8"+tag) {
-		t.Fatal("Close left the command running")
+	if !gone(t, "sleep 8"+tag) {
+		t.Fatal("Close left the command running (5s on)")
 	}
 }

@@ -230,7 +230,9 @@ func TestKeepaliveClosesDeadConnection(t *testing.T) {
 	clientPriv, _ := genKey(t)
 	writeKey(t, home+"/.ssh/id_ed25519", clientPriv, "")
 	log, logs := newTestLog(t)
-	const every = 100 * time.Millisecond
+	// Three missed ticks drop a connection: leave a slow (loaded) healthy
+	// reply room.
+	const every = 250 * time.Millisecond
 	c := newClient(t, Config{Host: srv.addr, User: "u", HomeDir: home, SSHConfigFile: "none", AgentSocket: "none",
 		KnownHostsFile: home + "/kh", Limiter: NewDialLimiter(0, 1), Logger: log, KeepaliveInterval: every})
 	s, err := c.NewSession(ctxT(t))
@@ -298,18 +300,22 @@ func TestConnectErrors(t *testing.T) {
 	refused := listen(t, nil)
 	refused.Close()
 
+	// Cases that answer get a long timeout, so load cannot turn them into
+	// "no answer"; dns keeps a short one so an offline resolver stays fast.
+	const short, long = 300 * time.Millisecond, 10 * time.Second
 	for _, tc := range []struct {
 		name, addr string
+		timeout    time.Duration
 		want       string
 	}{
-		{"refused", refused.Addr().String(), "connection refused"},
-		{"timeout", silent.Addr().String(), "no answer within 300ms"},
-		{"eof", hangup.Addr().String(), "closed the connection during the handshake"},
-		{"reset", reset.Addr().String(), "reset during the handshake"},
-		{"dns", "nonexistent.invalid:22", "nonexistent.invalid"},
+		{"refused", refused.Addr().String(), long, "connection refused"},
+		{"timeout", silent.Addr().String(), short, "no answer within 300ms"},
+		{"eof", hangup.Addr().String(), long, "closed the connection during the handshake"},
+		{"reset", reset.Addr().String(), long, "reset during the handshake"},
+		{"dns", "nonexistent.invalid:22", short, "nonexistent.invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClient(t, cfgFor(tc.addr, 300*time.Millisecond))
+			c := newClient(t, cfgFor(tc.addr, tc.timeout))
 			start := time.Now()
 			_, err := c.NewSession(ctxT(t))
 			var ce *ConnectError

@@ -103,7 +103,8 @@ func TestNeverReadyDeletesVM(t *testing.T) {
 func TestCancelledCreateDeletesVM(t *testing.T) {
 	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(time.Hour))
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(700*time.Millisecond, cancel)
+	// Cancel once `new` has been answered: the VM is then being waited for.
+	cancelWhen(t, cancel, func() bool { return countNew(srv) > 0 })
 	_, err := exedev.New(srv.Config()).Create(ctx, sandbox.CreateOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Create: %v, want an error wrapping context.Canceled", err)
@@ -112,6 +113,26 @@ func TestCancelledCreateDeletesVM(t *testing.T) {
 		t.Fatalf("the lobby saw %d new commands, want 1 (cancel should land while waiting for the VM)", n)
 	}
 	assertNoVMs(t, srv)
+}
+
+// cancelWhen calls cancel as soon as cond holds, polling, or after 10s
+// (the test's own checks then fail).
+func cancelWhen(t *testing.T, cancel context.CancelFunc, cond func() bool) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		defer cancel()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() && time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
 }
 
 func countNew(srv *exedevtest.Server) int {
@@ -351,7 +372,8 @@ func TestListAndRemove(t *testing.T) {
 func TestCancelDuringNew(t *testing.T) {
 	srv := exedevtest.NewServer(t, exedevtest.WithNewDelay(time.Second))
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(300*time.Millisecond, cancel)
+	// The VM exists before the 1s-slow answer: cancel while `new` runs.
+	cancelWhen(t, cancel, func() bool { return len(srv.VMs()) > 0 })
 	start := time.Now()
 	_, err := exedev.New(srv.Config()).Create(ctx, sandbox.CreateOptions{})
 	if !errors.Is(err, context.Canceled) {

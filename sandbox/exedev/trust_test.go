@@ -446,7 +446,8 @@ func TestVMHostKeyPinned(t *testing.T) {
 // first connection to the VM. The VM is refused, Create fails naming it,
 // and deletes it over the lobby connection `new` used.
 func TestVMHostKeyChangedDuringCreate(t *testing.T) {
-	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(500*time.Millisecond))
+	// The key must change before the VM is ready: leave the watcher time.
+	srv := exedevtest.NewServer(t, exedevtest.WithReadyDelay(3*time.Second))
 	changed := make(chan error, 1)
 	go func() {
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
