@@ -16,6 +16,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/netfault"
+	"github.com/moatdev/moat/internal/procstat"
 	"github.com/moatdev/moat/internal/sshdtest"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
@@ -76,7 +77,7 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 		case e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out"):
 			// sshd may leave a command without a terminal running when its
 			// connection dies; moat must have stopped it by now.
-			aliveAtSyncOut = groupMembers(pgid)
+			aliveAtSyncOut = groupMembers(t, pgid)
 		}
 	}
 	start := time.Now()
@@ -105,19 +106,9 @@ func TestSSHHostConnectionDrops(t *testing.T) {
 	if len(aliveAtSyncOut) > 0 {
 		t.Errorf("the agent's processes %v were still running when sync out started", aliveAtSyncOut)
 	}
-	if left := groupMembers(pgid); len(left) > 0 {
+	if left := groupMembers(t, pgid); len(left) > 0 {
 		t.Errorf("the agent's processes %v still run after moat returned", left)
 	}
-}
-
-// procStat returns the fields of /proc/PID/stat after the command name
-// (state, ppid, pgrp, ...): the name may hold spaces and parentheses.
-func procStat(pid string) []string {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 }
 
 // agentGroupID returns the process group of the PID in pidFile.
@@ -127,24 +118,27 @@ func agentGroupID(t *testing.T, pidFile string) int {
 		t.Errorf("the agent's PID file: %v", err)
 		return 0
 	}
-	if f := procStat(strings.TrimSpace(string(data))); len(f) > 2 {
-		pgid, _ := strconv.Atoi(f[2])
-		return pgid
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	st, err := procstat.Read(pid)
+	if err != nil {
+		t.Errorf("the agent (PID %q) is not running: %v", data, err)
+		return 0
 	}
-	t.Errorf("the agent (PID %s) is not running", data)
-	return 0
+	return st.PGRP
 }
 
 // groupMembers lists the live (not zombie) processes of process group
 // pgid.
-func groupMembers(pgid int) []int {
+func groupMembers(t *testing.T, pgid int) []int {
+	all, err := procstat.All()
+	if err != nil {
+		t.Error(err) // not Fatal: called from Run's event callback too
+		return nil
+	}
 	var live []int
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		pid := filepath.Base(d)
-		if f := procStat(pid); len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			n, _ := strconv.Atoi(pid)
-			live = append(live, n)
+	for _, p := range all {
+		if p.PGRP == pgid && p.Live() {
+			live = append(live, p.PID)
 		}
 	}
 	return live

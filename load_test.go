@@ -35,6 +35,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent/command"
+	"github.com/moatdev/moat/internal/procstat"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 )
@@ -173,46 +174,24 @@ func loadDirNames(t *testing.T, dir string) []string {
 // moat started and never waited for stays a zombie until the test ends.
 func loadDescendants(t *testing.T) (procs []string, zombies int) {
 	t.Helper()
-	type proc struct {
-		pid, ppid   int
-		state, comm string
-	}
-	var all []proc
-	for _, name := range loadDirNames(t, "/proc") {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", name, "stat"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		fields := strings.Fields(string(b[end+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		all = append(all, proc{pid, ppid, fields[0], string(b[open+1 : end])})
+	all, err := procstat.All()
+	if err != nil {
+		t.Fatal(err)
 	}
 	below := map[int]bool{os.Getpid(): true}
 	for changed := true; changed; {
 		changed = false
 		for _, p := range all {
-			if below[p.ppid] && !below[p.pid] {
-				below[p.pid] = true
+			if below[p.PPID] && !below[p.PID] {
+				below[p.PID] = true
 				changed = true
 			}
 		}
 	}
 	for _, p := range all {
-		if p.pid != os.Getpid() && below[p.pid] {
-			procs = append(procs, fmt.Sprintf("%d %s %s", p.pid, p.state, p.comm))
-			if p.state == "Z" {
+		if p.PID != os.Getpid() && below[p.PID] {
+			procs = append(procs, fmt.Sprintf("%d %s %s", p.PID, p.State, p.Comm))
+			if !p.Live() {
 				zombies++
 			}
 		}

@@ -2,11 +2,10 @@ package procgroup
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/moatdev/moat/internal/procstat"
 )
 
 // TestWaitExitedKeepsThePid: after WaitExited the process is a zombie
@@ -18,14 +17,12 @@ func TestWaitExitedKeepsThePid(t *testing.T) {
 		t.Fatal(err)
 	}
 	reap := WaitExited(c)
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(c.Process.Pid) + "/stat")
+	st, err := procstat.Read(c.Process.Pid)
 	if err != nil {
 		t.Fatalf("the exited process is gone before reaping: %v", err)
 	}
-	// pid (comm) state ...
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if len(fields) == 0 || fields[0] != "Z" {
-		t.Fatalf("state %q, want Z (zombie): %s", fields, stat)
+	if st.Live() {
+		t.Fatalf("state %q, want Z (zombie)", st.State)
 	}
 	var ee *exec.ExitError
 	if err := reap(); !errors.As(err, &ee) || ee.ExitCode() != 3 {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moatdev/moat/internal/procstat"
 )
 
 // procTable is a snapshot of the processes.
@@ -20,39 +22,13 @@ type procTable struct {
 // there is one (Linux) and asks ps otherwise.
 func processTable() (procTable, error) {
 	t := procTable{kids: map[int][]int{}, members: map[int][]int{}, live: map[int]bool{}}
-	if ents, err := os.ReadDir("/proc"); err == nil {
-		if _, err := os.Stat("/proc/self/stat"); err == nil {
-			for _, e := range ents {
-				pid, err := strconv.Atoi(e.Name())
-				if err != nil {
-					continue
-				}
-				b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-				if err != nil {
-					continue // exited meanwhile
-				}
-				// pid (comm) state ppid pgrp session ...; comm may hold
-				// spaces and parens.
-				s := string(b)
-				i := strings.LastIndexByte(s, ')')
-				if i < 0 {
-					continue
-				}
-				f := strings.Fields(s[i+1:])
-				if len(f) < 4 {
-					continue
-				}
-				ppid, err1 := strconv.Atoi(f[1])
-				sid, err2 := strconv.Atoi(f[3])
-				if err1 != nil || err2 != nil {
-					continue
-				}
-				t.kids[ppid] = append(t.kids[ppid], pid)
-				t.members[sid] = append(t.members[sid], pid)
-				t.live[pid] = f[0] != "Z"
-			}
-			return t, nil
+	if all, err := procstat.All(); err == nil {
+		for _, p := range all {
+			t.kids[p.PPID] = append(t.kids[p.PPID], p.PID)
+			t.members[p.Session] = append(t.members[p.Session], p.PID)
+			t.live[p.PID] = p.Live()
 		}
+		return t, nil
 	}
 	out, err := exec.Command("ps", "-A", "-o", "pid=", "-o", "ppid=").Output()
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moatdev/moat/internal/procstat"
 )
 
 // sandboxInfo says how VMs are isolated with bubblewrap.
@@ -257,10 +259,6 @@ func (v *vm) sweep() {
 
 // isLive reports whether pid is a process that is not a zombie.
 func isLive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+	st, err := procstat.Read(pid)
+	return err == nil && st.Live()
 }
