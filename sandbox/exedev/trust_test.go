@@ -562,11 +562,10 @@ func TestVMHostKeyChangedLobbyLost(t *testing.T) {
 // which moat must ignore.
 const forwardingConfig = "Host *\n  ForwardAgent yes\n  ForwardX11 yes\n  ForwardX11Trusted yes\n  LocalForward 7001 127.0.0.1:7002\n  RemoteForward 7003 127.0.0.1:7004\n  DynamicForward 7005\n"
 
-// TestNoForwarding: a whole sandbox life, with a working agent in
-// SSH_AUTH_SOCK (it holds the registered key, so it is used to log in) and
-// an ~/.ssh/config asking for agent, X11 and port forwarding: the emulator
-// receives no forwarding request of any kind.
-func TestNoForwarding(t *testing.T) {
+// forwardingSetup starts an emulator, a recording agent in SSH_AUTH_SOCK
+// holding the registered key (so it is used to log in), and a user home
+// whose ~/.ssh/config asks for every kind of forwarding.
+func forwardingSetup(t *testing.T) (*exedevtest.Server, *recordingAgent, string) {
 	srv := exedevtest.NewServer(t)
 	ag := startRecordingAgent(t, registeredKey(t, srv))
 	t.Setenv("SSH_AUTH_SOCK", ag.socket)
@@ -574,6 +573,30 @@ func TestNoForwarding(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(forwardingConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return srv, ag, home
+}
+
+// assertNoForwarding checks that srv received no forwarding request, and
+// that the agent did log in (or the test would not test a working agent).
+// It returns the requests srv received.
+func assertNoForwarding(t *testing.T, srv *exedevtest.Server, ag *recordingAgent) map[string]int {
+	t.Helper()
+	reqs := srv.Requests()
+	if bad := forbiddenRequests(reqs); len(bad) > 0 {
+		t.Errorf("forwarding requested: %v (all requests: %v)", bad, reqs)
+	}
+	if conns, calls := ag.seen(); conns == 0 || calls["Sign"] == 0 {
+		t.Errorf("the agent was not used to log in (%d connections, %v): the test does not test a working agent", conns, calls)
+	}
+	return reqs
+}
+
+// TestNoForwarding: a whole sandbox life, with a working agent in
+// SSH_AUTH_SOCK (it holds the registered key, so it is used to log in) and
+// an ~/.ssh/config asking for agent, X11 and port forwarding: the emulator
+// receives no forwarding request of any kind.
+func TestNoForwarding(t *testing.T) {
+	srv, ag, home := forwardingSetup(t)
 	p := exedev.New(userConfig(t, srv, home, false))
 	if _, err := p.Whoami(t.Context()); err != nil {
 		t.Fatal(err)
@@ -610,14 +633,8 @@ func TestNoForwarding(t *testing.T) {
 	}
 	assertNoVMs(t, srv)
 
-	reqs := srv.Requests()
-	if bad := forbiddenRequests(reqs); len(bad) > 0 {
-		t.Errorf("forwarding requested: %v (all requests: %v)", bad, reqs)
-	}
-	// The setup is what it claims: the agent logged in, commands ran.
-	if conns, calls := ag.seen(); conns == 0 || calls["Sign"] == 0 {
-		t.Errorf("the agent was not used to log in (%d connections, %v): the test does not test a working agent", conns, calls)
-	}
+	reqs := assertNoForwarding(t, srv, ag)
+	// The setup is what it claims: commands ran.
 	if reqs["exec"] < 15 || reqs["channel:session"] < 15 {
 		t.Errorf("requests %v: fewer commands than the test ran", reqs)
 	}
@@ -630,13 +647,7 @@ func TestNoForwardingInRun(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
 	}
-	srv := exedevtest.NewServer(t)
-	ag := startRecordingAgent(t, registeredKey(t, srv))
-	t.Setenv("SSH_AUTH_SOCK", ag.socket)
-	home := newUserHome(t)
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(forwardingConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv, ag, home := forwardingSetup(t)
 	repo := t.TempDir()
 	gitRun := func(args ...string) string {
 		t.Helper()
@@ -673,13 +684,7 @@ func TestNoForwardingInRun(t *testing.T) {
 		t.Fatalf("the run did not bring the agent's commit back: %+v", res)
 	}
 	assertNoVMs(t, srv)
-	reqs := srv.Requests()
-	if bad := forbiddenRequests(reqs); len(bad) > 0 {
-		t.Errorf("forwarding requested during a run: %v (all requests: %v)", bad, reqs)
-	}
-	if conns, calls := ag.seen(); conns == 0 || calls["Sign"] == 0 {
-		t.Errorf("the agent was not used to log in (%d connections, %v)", conns, calls)
-	}
+	assertNoForwarding(t, srv, ag)
 }
 
 // TestIDExeNeverConsultsAgent: with ~/.ssh/id_exe present, a whole sandbox
