@@ -1,0 +1,35 @@
+package moat
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var promptArg = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+// expandPrompt replaces {{KEY}} from args and the built-ins, which args may
+// not override. A key with no value is an error naming it.
+func expandPrompt(text string, args, builtins map[string]string) (string, error) {
+	for k := range args {
+		if _, ok := builtins[k]; ok {
+			return "", fmt.Errorf("moat: prompt argument %s is built in and cannot be set", k)
+		}
+	}
+	var missing []string
+	out := promptArg.ReplaceAllStringFunc(text, func(m string) string {
+		key := promptArg.FindStringSubmatch(m)[1]
+		if v, ok := builtins[key]; ok {
+			return v
+		}
+		if v, ok := args[key]; ok {
+			return v
+		}
+		missing = append(missing, key)
+		return m
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("moat: the prompt uses {{%s}} but no value was given (pass it as a prompt argument, e.g. --arg %s=...)", strings.Join(missing, "}}, {{"), missing[0])
+	}
+	return out, nil
+}
