@@ -3,14 +3,17 @@
 //
 // Every command runs through one fixed wrapper,
 //
-//	exec /bin/sh -c '<read one line of stdin, base64-decode it, eval it>'
+//	exec /bin/sh -c '<report the PID, read one line of stdin, eval it> # MOAT_SANDBOX_ID=<id>' sh
 //
 // and the real script (directory, environment, the command) travels as that
-// first line of stdin. So environment values, which may be secrets, never
-// appear on a remote command line where `ps` would show them, and quoting
-// does not depend on the login shell of the remote account. The wrapper
-// first reports its PID on stderr; the session is a process group of its
-// own (sshd calls setsid), so cancelling kills the whole group.
+// first line of stdin, read by the shell's read builtin and evaluated in
+// the same shell, which then runs the command itself. So environment
+// values, which may be secrets, never appear on a remote command line
+// where `ps` would show them, quoting does not depend on the login shell of
+// the remote account, and an exec starts no process but the login shell
+// (which execs the wrapper), and the command's own. The session is a
+// process group of its own (sshd calls setsid) led by the wrapper, so
+// cancelling kills the whole group.
 package sshhandle
 
 import (
@@ -19,18 +22,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -53,7 +58,8 @@ type Handle struct {
 	env     map[string]string
 	cleanup func(ctx context.Context, h *Handle) error
 
-	id string // marks the processes of this sandbox (MOAT_SANDBOX_ID)
+	id      string      // marks the processes of this sandbox (MOAT_SANDBOX_ID)
+	loginSh atomic.Bool // the login shell is /bin/sh: no wrapper shell needed
 
 	mu        sync.Mutex
 	closed    bool
@@ -123,11 +129,78 @@ func (h *Handle) Run(ctx context.Context, cmd string, opts sandbox.ExecOptions) 
 	return sandbox.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}, err
 }
 
-// wrapper is the remote command line of every exec. It never changes, and
-// holds nothing secret.
-const wrapper = `exec /bin/sh -c 'echo moat-pid:$$ >&2; IFS= read -r moat_script && eval "$(printf %s "$moat_script" | base64 -d)"'`
+// The remote side of every exec is one POSIX shell, run by the login
+// shell with a command line that holds nothing secret:
+//
+//	exec /bin/sh -c '<loader> # MOAT_SANDBOX_ID=<id>' sh
+//
+// The loader reports the shell's PID (sshd made it a session leader, so it
+// is also the ID of the process group to kill on cancel) and $SHELL, reads
+// one line of stdin with the read builtin and evals it. That line, the
+// script, sets the directory and the environment, then evals the command
+// in the same shell. read takes a pipe byte by byte, so the rest of stdin
+// is left for the command. The script is one line: each newline of a
+// value or of the command is spelled "$1" (see script). The comment only
+// marks the process (see kill).
+//
+// So one exec costs the login shell, this shell (exec'd: the same
+// process) and the command: no subshell, no helper process, and the
+// values, which may be secrets, appear on no command line. Once an exec
+// has reported that the login shell is /bin/sh itself, the handle sends
+// the loader alone, which that login shell runs with the same meaning,
+// and an exec costs the login shell and the command.
+const (
+	pidReport = `echo "moat-pid:$$ $SHELL" >&2; `
+	loader    = `IFS= read -r moat_s && eval "$moat_s"`
+)
 
-// script returns the shell text the wrapper evaluates.
+// wrapper returns the command line of the exec session.
+func (h *Handle) wrapper() string {
+	lean := pidReport + loader + " # MOAT_SANDBOX_ID=" + h.id
+	if h.loginSh.Load() {
+		return lean
+	}
+	return "exec /bin/sh -c '" + lean + "' sh" // $0 as the login shell's
+}
+
+// IsWrapper reports whether command is the command line of an exec, for
+// test servers that look at the script (exedevtest's fault injection).
+func IsWrapper(command string) bool {
+	return strings.Contains(command, pidReport+loader+" # MOAT_SANDBOX_ID=")
+}
+
+// ReadScript reads the script of an exec whose command line IsWrapper
+// from the start of its stdin, and returns the bytes it consumed (to be
+// passed on to the shell) and the script made readable: newlines and
+// quotes spelled as they were, so the command's text appears in it as
+// given.
+func ReadScript(stdin *bufio.Reader) (raw []byte, script string) {
+	for {
+		line, err := stdin.ReadString('\n')
+		raw = append(raw, line...)
+		script += strings.NewReplacer(`'"$1"'`, "\n", `'\''`, "'").Replace(line)
+		// A sudo script hands over to a second shell that reads the next line.
+		if err != nil || !strings.HasSuffix(line, "; "+loader+"\n") {
+			return raw, script
+		}
+	}
+}
+
+// quote is shell.Quote for a word on the one-line script, where "$1" is
+// a newline.
+func quote(s string) string {
+	return strings.ReplaceAll(shell.Quote(s), "\n", `'"$1"'`)
+}
+
+// script returns the stdin line(s) the wrapper's loader evaluates.
+//
+// The script keeps its own values in the positional parameters, which no
+// environment variable can change: "$1" is a newline (the third character
+// of the default IFS, which a new shell always starts with), and the next
+// ones hold what a new shell would set for itself when the environment
+// tries to set it (IFS, PPID, PWD; OPTIND is 1), so that the command sees
+// what `sh -c` would show it. The command's own parameters are empty, as
+// for `sh -c`.
 func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 	env, err := shell.MergeEnv(h.env, opts.Env)
 	if err != nil {
@@ -139,25 +212,51 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 	} else if !path.IsAbs(dir) {
 		dir = path.Join(h.workDir, dir)
 	}
-	var b strings.Builder
-	b.WriteString("unset moat_script\n")
-	// Every process started here inherits the mark, so KillAll finds those
-	// that outlive their command (nohup, setsid, daemons).
-	fmt.Fprintf(&b, "export MOAT_SANDBOX_ID=%s\n", h.id)
-	fmt.Fprintf(&b, "cd %s || exit 1\n", shell.Quote(dir))
-	b.WriteString(shell.Exports(env))
-	if opts.Sudo {
-		fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then exec /bin/sh -c -- %s; fi\n", shell.Quote(cmd))
-		// sudo filters the environment even with -E (values starting with
-		// "() ", PYTHONPATH, a TZ holding / or %): the values cross as one
-		// base64 variable and are set again on the other side.
-		fmt.Fprintf(&b, "export MOAT_SUDO_ENV=%s\n", base64.StdEncoding.EncodeToString([]byte(shell.Exports(env))))
-		fmt.Fprintf(&b, "exec sudo -n -E /bin/sh -c -- %s %s\n",
-			shell.Quote(`eval "$(printf %s "$MOAT_SUDO_ENV" | base64 -d)"; unset MOAT_SUDO_ENV; exec /bin/sh -c -- "$0"`), shell.Quote(cmd))
-	} else {
-		// "--": a command may start with "-".
-		fmt.Fprintf(&b, "exec /bin/sh -c -- %s\n", shell.Quote(cmd))
+	// begin starts a line: the loader's variable is not the command's.
+	begin := func(b *strings.Builder, saved []string) {
+		fmt.Fprintf(b, "set -- %s; unset moat_s; ", strings.Join(saved, " "))
+		// Every process started here inherits the mark, so KillAll finds
+		// those that outlive their command (nohup, setsid, daemons).
+		fmt.Fprintf(b, "export MOAT_SANDBOX_ID=%s; ", h.id)
 	}
+	saved := []string{`"${IFS#??}"`}
+	var restore strings.Builder
+	for _, k := range []string{"IFS", "PPID", "PWD"} {
+		if _, ok := env[k]; ok {
+			saved = append(saved, `"$`+k+`"`)
+			fmt.Fprintf(&restore, "%s=$%d;", k, len(saved))
+		}
+	}
+	if _, ok := env["OPTIND"]; ok {
+		restore.WriteString("OPTIND=1;")
+	}
+	var b strings.Builder
+	_, setPWD := env["PWD"]
+	if opts.Sudo {
+		begin(&b, saved[:1])
+		fmt.Fprintf(&b, "cd %s || exit 1; ", quote(dir))
+		// sudo filters the environment even with -E (values starting with
+		// "() ", PYTHONPATH, a TZ holding / or %), and its command line is
+		// public: the root shell reads its own script from the next line
+		// of stdin. It keeps the directory.
+		fmt.Fprintf(&b, `if [ "$(id -u)" != 0 ]; then exec sudo -n -E /bin/sh -c %s sh; fi; %s`+"\n",
+			shell.Quote(loader+" # MOAT_SANDBOX_ID="+h.id), loader)
+		begin(&b, saved)
+	} else {
+		if setPWD { // saved after the cd
+			begin(&b, saved[:len(saved)-1])
+			fmt.Fprintf(&b, "cd %s || exit 1; ", quote(dir))
+			b.WriteString(`set -- "$@" "$PWD"; `)
+		} else {
+			begin(&b, saved)
+			fmt.Fprintf(&b, "cd %s || exit 1; ", quote(dir))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(&b, "export %s=%s; ", k, quote(env[k]))
+	}
+	// The command runs in this shell: eval parses it as sh -c would.
+	fmt.Fprintf(&b, "eval %s %s\n", shell.Quote(restore.String()+"set --;"), quote(cmd))
 	return b.String(), nil
 }
 
@@ -183,14 +282,13 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 	pid := &pidCatcher{w: stderr, found: make(chan struct{})}
 	sess.Stdout = stdout
 	sess.Stderr = pid
-	if err := sess.Start(wrapper); err != nil {
+	if err := sess.Start(h.wrapper()); err != nil {
 		return -1, fmt.Errorf("start remote command: %w", err)
 	}
 	go func() {
 		// Write errors mean the command exited or the session ended; Wait
 		// reports whichever it was.
-		line := base64.StdEncoding.EncodeToString([]byte(script)) + "\n"
-		if _, err := io.WriteString(stdin, line); err == nil && opts.Stdin != nil {
+		if _, err := io.WriteString(stdin, script); err == nil && opts.Stdin != nil {
 			io.Copy(stdin, opts.Stdin)
 		}
 		stdin.Close()
@@ -211,6 +309,13 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		case <-time.After(5 * time.Second):
 		}
 		return -1, fmt.Errorf("command cancelled: %w", ctx.Err())
+	}
+	select {
+	case <-pid.found:
+		if pid.shell == "/bin/sh" {
+			h.loginSh.Store(true)
+		}
+	default:
 	}
 	var exitErr *ssh.ExitError
 	switch {
@@ -247,7 +352,9 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 // The command may have ended meanwhile and its PID gone to another
 // process (PIDs wrap quickly: 32768 on many systems), so the group is
 // killed only while its leader still carries this handle's
-// MOAT_SANDBOX_ID (where /proc exists to tell).
+// MOAT_SANDBOX_ID (where /proc exists to tell): in the wrapper's command
+// line, or in its environment once the command exec'd another
+// program in its place (exec in the command, sudo, CopyIn's tar).
 func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 	select {
 	case <-pid.found:
@@ -259,7 +366,7 @@ func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 	// kill returns once the signal is queued, before the processes have
 	// exited; the loop waits (up to 3s) for the group to be gone, so that
 	// what the caller does next (sync out) sees nothing still running.
-	k := fmt.Sprintf(`if [ ! -d /proc/self ] || tr '\0' '\n' < /proc/%[1]d/environ 2>/dev/null | grep -qx 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; i=0; while [ $i -lt 60 ] && kill -0 -- -%[1]d 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; fi; true`, pid.pid, h.id)
+	k := fmt.Sprintf(`if [ ! -d /proc/self ] || cat /proc/%[1]d/cmdline /proc/%[1]d/environ 2>/dev/null | tr '\0' '\n' | grep -q 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; i=0; while [ $i -lt 60 ] && kill -0 -- -%[1]d 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; fi; true`, pid.pid, h.id)
 	if sudo {
 		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
 	}
@@ -269,11 +376,13 @@ func (h *Handle) kill(pid *pidCatcher, sudo bool) {
 // stoppingKey marks the context of kill's own command.
 type stoppingKey struct{}
 
-// pidCatcher passes stderr through, minus the wrapper's "moat-pid:N" line.
+// pidCatcher passes stderr through, minus the wrapper's "moat-pid:N SHELL"
+// line.
 type pidCatcher struct {
 	w     io.Writer
 	buf   []byte
 	pid   int
+	shell string // the login shell's $SHELL
 	found chan struct{}
 }
 
@@ -289,9 +398,10 @@ func (p *pidCatcher) Write(b []byte) (int, error) {
 			return n, nil
 		}
 		line := p.buf[:i+1]
-		if v, ok := strings.CutPrefix(strings.TrimSpace(string(line)), "moat-pid:"); ok {
+		if v, ok := strings.CutPrefix(string(line[:i]), "moat-pid:"); ok {
+			v, sh, _ := strings.Cut(v, " ")
 			if pid, err := strconv.Atoi(v); err == nil && pid > 1 {
-				p.pid = pid
+				p.pid, p.shell = pid, sh
 				close(p.found)
 				rest := p.buf[i+1:]
 				p.buf = nil

@@ -2,6 +2,7 @@ package exedevtest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatdev/moat/internal/execout"
+	"github.com/moatdev/moat/internal/sshhandle"
 )
 
 // session is one SSH "session" channel, on the lobby (vm == nil) or on a VM.
@@ -373,8 +375,17 @@ func (ss *session) vmExec(command string) {
 	loseStatus := false
 	if s.opts.dropExec != nil || s.opts.loseStatus != nil {
 		script := command
-		if strings.Contains(command, "base64 -d") {
-			// moat's wrapper: the script is the first line of stdin.
+		switch {
+		case sshhandle.IsWrapper(command):
+			// moat's exec: the script is the first line of stdin (two
+			// lines for Sudo).
+			br := bufio.NewReader(ss.ch)
+			raw, readable := sshhandle.ReadScript(br)
+			script = readable
+			stdin = io.MultiReader(bytes.NewReader(raw), br)
+		case strings.Contains(command, "base64 -d"):
+			// moat's earlier wrapper: the script base64-encoded on the
+			// first line of stdin.
 			br := bufio.NewReader(ss.ch)
 			line, _ := br.ReadString('\n')
 			if dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line)); err == nil {
