@@ -86,49 +86,55 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 		}
 	}
 	res = &ExecResult{}
-	phase := func(name string, start time.Time) {
-		res.Phases = append(res.Phases, Phase{Name: name, Duration: time.Since(start)})
-	}
-	repo, err := hostgit.Locate(ctx, time.Minute, o.Repo)
+	// The same phases as a run: a plan, a sandbox created while HEAD is
+	// bundled, synced in, and closed at the end.
+	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, OnEvent: func(e Event) {
+		if e.Kind == EventStatus && o.OnStatus != nil {
+			o.OnStatus(e.Text)
+		}
+	}}, res: &RunResult{}}
+	defer func() {
+		if res != nil {
+			res.Phases = r.res.Phases
+		}
+	}()
+	p, err := newPlan(ctx, o.Repo)
 	if err != nil {
-		return nil, fmt.Errorf("moat: %w", err)
+		return nil, err
 	}
-
-	status(fmt.Sprintf("creating the sandbox (%s)", o.Sandbox.Name()))
-	start := time.Now()
-	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
-	phase("create", start)
+	defer p.cleanup()
+	repo := p.repo
+	p.branch, _ = hostgit.Line(ctx, 0, repo.TopLevel, "symbolic-ref", "-q", "--short", "HEAD")
+	p.excludes = gitsync.HostExcludes(ctx, repo, gitsync.Options{})
+	if err := p.recordBase(ctx); err != nil {
+		return nil, err
+	}
+	sb, err := r.provision(ctx, p)
+	r.dropRunRefs(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
+		return res, err
 	}
+	h := sb.h
 	defer func() {
 		if o.Keep {
 			res.Sandbox = h
 			return
 		}
-		status("closing the sandbox")
-		start := time.Now()
-		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
-		defer cancel()
-		if cerr := h.Close(cctx); cerr != nil && err == nil {
+		if cerr := r.closeSandbox(ctx, sb); cerr != nil && err == nil {
 			err = fmt.Errorf("moat: close sandbox: %w", cerr)
 		}
-		phase("close", start)
 	}()
-
-	status("syncing the repository into the sandbox")
-	start = time.Now()
-	if err := gitsync.SyncIn(ctx, repo.TopLevel, h, gitsync.Options{}); err != nil {
-		return res, fmt.Errorf("moat: %w", err)
-	}
 	if !o.CommittedOnly {
-		if _, err := gitsync.SyncChanges(ctx, repo.TopLevel, h, gitsync.Options{}); err != nil {
+		status("syncing your uncommitted changes into the sandbox")
+		end := r.phase("sync in")
+		_, err := gitsync.SyncChanges(ctx, repo.TopLevel, h, gitsync.Options{})
+		end()
+		if err != nil {
 			return res, fmt.Errorf("moat: %w", err)
 		}
 	}
-	phase("sync in", start)
 
-	start = time.Now()
+	start := time.Now()
 	dir := ""
 	if abs, err := filepath.Abs(o.Repo); err == nil {
 		if real, err := filepath.EvalSymlinks(abs); err == nil {
@@ -145,7 +151,7 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 		}
 	}
 	er, err := h.Exec(ctx, o.Command, sandbox.ExecOptions{Dir: dir, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
-	phase("command", start)
+	r.res.Phases = append(r.res.Phases, Phase{Name: "command", Duration: time.Since(start)})
 	if err != nil {
 		return res, fmt.Errorf("moat: running %q in the sandbox: %w", o.Command, err)
 	}

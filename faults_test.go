@@ -150,7 +150,7 @@ func groupMembers(t *testing.T, pgid int) []int {
 // followed verbatim.
 func TestKeptSandboxRecovery(t *testing.T) {
 	srv := exedevtest.NewServer(t, exedevtest.WithDropExec(3, func(s string) bool {
-		return strings.Contains(s, "format-patch")
+		return strings.Contains(s, "bundle create -q -")
 	}))
 	repo := newRepo(t)
 	o := runOpts(target{provider: exedev.New(srv.Config())}, repo,
@@ -186,7 +186,7 @@ func TestKeptSandboxRecovery(t *testing.T) {
 	if r, err := h.Exec(t.Context(), step("1"), sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
 		t.Fatalf("step 1 in the sandbox: %v %+v", err, r)
 	}
-	if err := h.CopyOut(t.Context(), h.WorkDir()+"/"+moat.KeptWorkPatch, filepath.Join(repo, moat.KeptWorkPatchHost)); err != nil {
+	if err := h.CopyOut(t.Context(), h.WorkDir()+"/"+moat.KeptWorkBundle, filepath.Join(repo, moat.KeptWorkBundleHost)); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "-c", step("2"))

@@ -225,22 +225,16 @@ echo '<promise>COMPLETE</promise>'`
 			if got := r.git(true, "log", "-1", "--format=%G?", "main"); got != "N" {
 				t.Errorf("main's tip signature status %q, want N (unsigned)", got)
 			}
-			// The uncommitted change and the untracked file wait in the kept
-			// worktree.
-			kept := ""
-			for _, k := range res.Kept {
-				if k.What == "worktree" {
-					kept = k.Path
-				}
+			// The uncommitted change and the untracked file come home as
+			// moat's labelled commit.
+			if !slices.Contains(subjects, "moat: work the agent left uncommitted") {
+				t.Errorf("no labelled commit of the uncommitted work: %q", subjects)
 			}
-			if kept == "" {
-				t.Fatalf("no worktree kept for the uncommitted work: %+v", res.Kept)
+			if got := r.git(true, "cat-file", "blob", "main:untracked.txt"); got != "untracked" {
+				t.Errorf("main:untracked.txt = %q", got)
 			}
-			if data, err := os.ReadFile(filepath.Join(kept, "untracked.txt")); err != nil || string(data) != "untracked\n" {
-				t.Errorf("untracked.txt in %s: %q %v", kept, data, err)
-			}
-			if data, err := os.ReadFile(filepath.Join(kept, "README.md")); err != nil || string(data) != "readme\nwip\n" {
-				t.Errorf("README.md in %s: %q %v", kept, data, err)
+			if got := r.git(true, "cat-file", "blob", "main:README.md"); got != "readme\nwip" {
+				t.Errorf("main:README.md = %q", got)
 			}
 			if got := r.fired(); len(got) > 0 {
 				t.Errorf("programs ran (after checking the result): %v", got)

@@ -7,10 +7,12 @@
 //		Prompt:  "Fix the failing test, commit, then print <promise>COMPLETE</promise>.",
 //	})
 //
-// A run creates one sandbox, syncs the repository in (a git bundle), runs
-// the agent for up to MaxIterations iterations, syncs its commits out after
-// each (format-patch, applied with git am --3way in a host worktree), merges
-// them into your checked-out branch, and always closes the sandbox.
+// A run creates one sandbox while it bundles the run's base straight from
+// your repository (no host worktree), clones the bundle in the sandbox,
+// runs the agent for up to MaxIterations iterations, brings its commits
+// home after each as a bundle fetched with object checking (same SHAs,
+// authors, dates, signatures and merges), merges them into your
+// checked-out branch, and closes the sandbox.
 package moat
 
 import (
@@ -54,9 +56,19 @@ type RunOptions struct {
 	CompletionTimeout time.Duration
 
 	// Branch selects the branch strategy: "" merges the run's commits into
-	// the branch checked out in Repo (merge-to-head, through a temporary
-	// branch moat/<timestamp>-<hex>); a name keeps them on that branch.
+	// the branch checked out in Repo (merge-to-head; in the sandbox the run
+	// works on moat/<run-id>); a name puts them on that branch, created at
+	// Base or advanced from its own tip.
 	Branch string
+	// Base is the branch or commit the run starts from; default the
+	// branch checked out in Repo. A named Branch that exists already
+	// continues from its own tip instead.
+	Base string
+	// MaxSyncBytes and MaxSyncObjects bound what one sync out may bring
+	// home: the size of the bundle of new commits (default 1 GiB) and the
+	// git objects in it (default 2,000,000). Over them the run fails with
+	// a clear error and the work kept in the sandbox.
+	MaxSyncBytes, MaxSyncObjects int64
 
 	// Env is set in the sandbox for every command (credentials go here).
 	Env map[string]string
@@ -114,8 +126,12 @@ type RunResult struct {
 	Iterations []IterationResult
 	// CompletionSignal is the signal the agent printed, "" if none.
 	CompletionSignal string
-	// Commits landed on Branch, oldest first.
+	// Commits are the agent's commits that landed on Branch, oldest first,
+	// with the same SHAs as in the sandbox.
 	Commits []Commit
+	// MergeCommit is the merge commit moat made when Branch had moved
+	// while the agent worked; nil for a fast-forward.
+	MergeCommit *Commit
 	// Branch is where the commits are: the target branch for merge-to-head,
 	// else the named branch.
 	Branch string

@@ -236,8 +236,8 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		if a.ssh != "" {
 			// ssh joins its arguments into one remote command line, which
 			// the remote shell splits again: quote the path twice.
-			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkPatch)) +
-				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkPatchHost))
+			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkBundle)) +
+				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkBundleHost))
 		}
 		help += "\n# remove it: " + a.remove
 		if o.sandbox == "emulator" {

@@ -55,7 +55,7 @@ func TestRunCommand(t *testing.T) {
 			if err != nil {
 				t.Fatalf("moat run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 			}
-			for _, want := range []string{"greeter: I was asked: hi from the CLI", "1 commit(s) landed on main", "greeter: hi from the CLI", "phases: worktree"} {
+			for _, want := range []string{"greeter: I was asked: hi from the CLI", "1 commit(s) landed on main", "greeter: hi from the CLI", "phases: prepare"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("stdout lacks %q:\n%s", want, out)
 				}

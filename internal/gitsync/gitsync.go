@@ -1,22 +1,20 @@
 // Package gitsync moves a repository into a sandbox and brings the agent's
-// work back, with git on both sides and only the sandbox.Handle contract
-// (Exec, CopyIn, CopyOut, WorkDir) in between.
+// commits back as they were, with git on both sides and only the
+// sandbox.Handle contract (Exec, CopyIn, CopyOut, WorkDir) in between.
 //
-// SyncIn bundles the host worktree's repository, copies the bundle in and
-// makes the sandbox repository at WorkDir from it, on the host worktree's
-// branch and commit.
+// Sync in: MakeBundle writes a git bundle of the run's base straight from
+// the user's repository (no host worktree); SyncIn streams it into the
+// sandbox over one Exec's standard input and makes the sandbox repository
+// at WorkDir from it, on the run's branch, HEAD verified. A later SyncIn
+// into the same sandbox sends only what it lacks (an incremental bundle).
 //
-// SyncOut brings back three things: the sandbox's new commits (git
-// format-patch, applied on the host with git am --3way), its uncommitted
-// changes to tracked files (git diff --binary HEAD, applied with git apply)
-// and its untracked files that git does not ignore (copied). Everything is
-// first saved under <main working tree>/.moat/patches/<timestamp>-<random>/
-// on the host, so no failure while applying loses work; the directory is
-// removed once everything is applied.
-//
-// The sandbox repository records in refs/moat/sync-base the sandbox commit
-// the host already has, so repeated SyncOuts from one sandbox send only new
-// commits.
+// Sync out: in the sandbox, work the agent left uncommitted becomes one
+// labelled commit, and the commits the host lacks go into a bundle, which
+// comes home under a size cap and enters the host repository through
+// git index-pack --strict (git's fsck checks on every object) and one ref
+// under refs/moat/runs/<run-id>/. Commits keep their SHAs, authors, dates,
+// signatures and merges. Nothing else in the host repository changes:
+// merging is the caller's business.
 package gitsync
 
 import (
@@ -62,9 +60,10 @@ const sgit = "git -c core.quotePath=false -c diff.noprefix=false -c diff.mnemoni
 	"-c log.showSignature=false -c color.ui=false -c core.hooksPath=/dev/null"
 
 type syncer struct {
-	h       sandbox.Handle
-	timeout time.Duration
-	logf    func(format string, args ...any)
+	h         sandbox.Handle
+	timeout   time.Duration
+	logf      func(format string, args ...any)
+	keepFiles []string // .keep files of packs imported, removed once refs point at them
 }
 
 func newSyncer(h sandbox.Handle, o Options) *syncer {

@@ -13,168 +13,107 @@ import (
 	"github.com/moatdev/moat/sandbox"
 )
 
-// SyncIn makes the sandbox repository at h.WorkDir() from the host worktree
-// hostWorktree: every local branch, remote-tracking branch and tag (other
-// moat runs' temporary branches excepted) with their history, the worktree's branch checked out
-// at the worktree's HEAD (detached when the worktree is), HEAD verified equal
-// on both sides. Only committed state travels; the host's uncommitted
-// changes stay on the host.
+// In says what SyncIn makes in the sandbox.
+type In struct {
+	// Bundle is the run's base, from MakeBundle.
+	Bundle Bundle
+	// Branch is checked out in the sandbox at Bundle.Head; "" leaves HEAD
+	// detached there.
+	Branch string
+	// Identity becomes the sandbox repository's user.name and user.email.
+	Identity hostgit.Identity
+	// Excludes are added to the sandbox's .git/info/exclude (HostExcludes).
+	Excludes string
+}
+
+// SyncIn makes the sandbox repository at h.WorkDir() from in.Bundle: one
+// Exec whose standard input is the bundle, so the bundle is written into
+// the sandbox as it is read from the host's disk, and the sandbox
+// repository is made in the same command (git init, fetch from the bundle,
+// checkout of in.Branch, the identity, a sync id, the excludes, and
+// refs/moat/sync-base at the head), its HEAD verified against the host's.
 //
-// The sandbox repository gets, in its own config: a git identity (the host
-// repository's user.name and user.email, else "moat agent"
-// <agent@moat.invalid>) and a sync id; in .git/info/exclude: the host's
-// exclude patterns (.git/info/exclude and core.excludesFile) and /.moat/;
-// and refs/moat/sync-base at HEAD. WorkDir must not hold a repository yet;
-// other files in it are kept.
-func SyncIn(ctx context.Context, hostWorktree string, h sandbox.Handle, o Options) error {
+// WorkDir must not hold a repository yet; other files in it are kept. A
+// repository an interrupted SyncIn left is started over, and one a SyncIn
+// whose answer was lost finished is taken as done, so SyncIn may be
+// retried after a dropped connection.
+func SyncIn(ctx context.Context, h sandbox.Handle, in In, o Options) error {
 	s := newSyncer(h, o)
-	if err := s.syncIn(ctx, hostWorktree); err != nil {
+	if err := s.syncIn(ctx, in); err != nil {
 		return fmt.Errorf("sync-in: %w", err)
 	}
 	return nil
 }
 
-func (s *syncer) syncIn(ctx context.Context, hostWorktree string) error {
-	repo, err := hostgit.Locate(ctx, s.timeout, hostWorktree)
+func (s *syncer) syncIn(ctx context.Context, in In) error {
+	f, err := os.Open(in.Bundle.Path)
 	if err != nil {
 		return err
 	}
-	wt := repo.TopLevel
-	head, err := s.line(ctx, wt, "rev-parse", "-q", "--verify", "HEAD^{commit}")
-	if err != nil || head == "" {
-		return fmt.Errorf("the worktree %s has no commit checked out; nothing to sync", wt)
+	defer f.Close()
+	q := shell.Quote
+	checkout := "g -c advice.detachedHead=false checkout -q --detach " + SyncBaseRef
+	if in.Branch != "" {
+		checkout = "g -c advice.detachedHead=false checkout -q -B " + q(in.Branch) + " " + SyncBaseRef
 	}
-	branch, err := s.line(ctx, wt, "symbolic-ref", "-q", "--short", "HEAD")
-	if err != nil && hostgit.ExitCode(err) != 1 { // 1: detached
-		return err
-	}
-	id, err := hostgit.ReadIdentity(ctx, s.timeout, wt)
+	script := gitFunc + `
+h=` + in.Bundle.Head + `
+if [ -e .git/` + partialMarker + ` ]; then rm -rf .git; fi
+if [ -e .git ]; then
+	cat >/dev/null
+	if [ "$(g rev-parse -q --verify HEAD)" = "$h" ] && [ "$(g rev-parse -q --verify ` + SyncBaseRef + `)" = "$h" ]; then
+		echo "moat-head $h"; exit 0
+	fi
+	echo "the sandbox directory $PWD already holds a git repository; sync-in needs a fresh sandbox" >&2; exit 3
+fi
+t=$(mktemp -d "${TMPDIR:-/tmp}/moat-sync-XXXXXX") || exit 1
+trap 'rm -rf "$t"' EXIT
+cat > "$t/in.bundle" || exit 1
+mkdir -p .git && : > .git/` + partialMarker + ` && g init -q && g symbolic-ref HEAD refs/heads/moat-sync-in-unborn || exit 1
+if ! g rev-parse --git-dir >/dev/null 2>"$t/err"; then
+	grep -q 'dubious ownership' "$t/err" || { cat "$t/err" >&2; exit 1; }
+	# safe.directory counts only in global configuration: the sandbox's.
+	git config --global --add safe.directory "$PWD" || exit 1
+fi
+g fetch -q --no-tags --no-write-fetch-head "$t/in.bundle" ` + q("+"+in.Bundle.Ref+":"+SyncBaseRef) + ` || exit 1
+` + checkout + ` || exit 1
+g config user.name ` + q(in.Identity.Name) + ` && g config user.email ` + q(in.Identity.Email) + ` && g config ` + syncIDKey + ` ` + randHex(8) + ` || exit 1
+mkdir -p .git/info && printf '%s' ` + q(in.Excludes) + ` >> .git/info/exclude || exit 1
+rm -f .git/` + partialMarker + `
+echo "moat-head $(g rev-parse HEAD)"
+`
+	s.log("sync-in: %s (%s) into the sandbox", in.Bundle.Head[:12], bytesText(in.Bundle.Size))
+	out, err := s.run(ctx, script, f)
 	if err != nil {
 		return err
 	}
-	exclude := s.hostExcludes(ctx, repo)
-
-	tmp, err := os.MkdirTemp("", "moat-bundle-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bundle := filepath.Join(tmp, "repo.bundle")
-	// All branches, tags and remote-tracking refs except other runs'
-	// temporary branches, plus HEAD (which may be detached or this run's
-	// temporary branch). Not --all: it also walks the HEADs of other
-	// worktrees, and a concurrent run removing its worktree makes that fail
-	// ("bad object worktrees/<name>/HEAD").
-	args := []string{"bundle", "create", "-q", bundle, "--exclude=moat/*", "--branches", "--tags", "--remotes", "HEAD"}
-	if strings.HasPrefix(branch, "moat/") {
-		args = append(args, "refs/heads/"+branch)
-	}
-	s.log("sync-in: bundling %s", wt)
-	if _, err := s.git(ctx, wt, args...); err != nil {
-		return err
-	}
-
-	work := s.h.WorkDir()
-	// A repository an interrupted sync-in left (its marker still there) is
-	// started over: that makes SyncIn safe to retry after a dropped
-	// connection.
-	res, err := s.exec(ctx, `if [ -e .git/`+partialMarker+` ]; then rm -rf .git; fi; test -e .git`, nil)
-	if err != nil {
-		return err
-	}
-	if res.ExitCode == 0 {
-		// A sync-in whose last answer was lost finished all the same.
-		if out, err := s.run(ctx, sgit+" rev-parse HEAD "+SyncBaseRef, nil); err == nil && strings.Fields(out) != nil &&
-			strings.Join(strings.Fields(out), " ") == head+" "+head {
-			s.log("sync-in: the sandbox already is at %s (an earlier attempt finished)", head[:12])
-			return nil
+	got := ""
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "moat-head "); ok {
+			got = strings.TrimSpace(v)
 		}
-		return fmt.Errorf("the sandbox directory %s already holds a git repository; sync-in needs a fresh sandbox", work)
 	}
-	stmp, err := s.mktemp(ctx)
-	if err != nil {
-		return err
+	if got != in.Bundle.Head {
+		return fmt.Errorf("HEAD mismatch after sync-in: host %s, sandbox %q", in.Bundle.Head, hostgit.Tail(out, 200))
 	}
-	defer s.rmTemp(ctx, stmp)
-	sbundle := stmp + "/repo.bundle"
-	s.log("sync-in: copying the bundle into the sandbox")
-	if err := s.copyIn(ctx, bundle, sbundle); err != nil {
-		return err
-	}
-
-	// git init plus fetch, not clone: it works in a WorkDir that already
-	// has files, mirrors the host's branch names as local branches, and
-	// leaves no "origin" pointing at a deleted bundle. HEAD first points at
-	// an unborn branch no fetch can write to.
-	// The marker goes first, so no attempt can leave a .git without it.
-	if _, err := s.run(ctx, "mkdir -p .git && touch .git/"+partialMarker+" && "+sgit+" init -q && "+sgit+" symbolic-ref HEAD refs/heads/moat-sync-in-unborn", nil); err != nil {
-		return err
-	}
-	if err := s.ensureSafeDirectory(ctx, work); err != nil {
-		return err
-	}
-	if _, err := s.run(ctx, sgit+" fetch -q --no-tags "+shell.Quote(sbundle)+
-		" '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*' '+refs/remotes/*:refs/remotes/*' '+HEAD:"+SyncBaseRef+"'", nil); err != nil {
-		return err
-	}
-	checkout := sgit + " -c advice.detachedHead=false checkout -q "
-	if branch != "" {
-		checkout += "-B " + shell.Quote(branch) + " " + head
-	} else {
-		checkout += "--detach " + head
-	}
-	if _, err := s.run(ctx, checkout, nil); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf("%s config user.name %s && %s config user.email %s && %s config %s %s",
-		sgit, shell.Quote(id.Name), sgit, shell.Quote(id.Email), sgit, syncIDKey, randHex(8))
-	if _, err := s.run(ctx, cfg, nil); err != nil {
-		return err
-	}
-	if _, err := s.run(ctx, `mkdir -p .git/info && cat >> .git/info/exclude`, strings.NewReader(exclude)); err != nil {
-		return err
-	}
-	out, err := s.run(ctx, "rm -f .git/"+partialMarker+" && "+sgit+" rev-parse HEAD && "+sgit+" rev-parse "+SyncBaseRef, nil)
-	if err != nil {
-		return err
-	}
-	got := strings.Fields(out)
-	if len(got) != 2 || got[0] != head || got[1] != head {
-		return fmt.Errorf("HEAD mismatch after sync-in: host %s, sandbox %q", head, out)
-	}
-	s.log("sync-in: sandbox at %s on %s", head[:12], orDetached(branch))
 	return nil
 }
 
-// ensureSafeDirectory makes git accept the sandbox repository when its
-// directory belongs to another user. safe.directory is honoured only in
-// global or system configuration, so it goes to the sandbox's global config
-// (the sandbox's, never the host's), once.
-func (s *syncer) ensureSafeDirectory(ctx context.Context, work string) error {
-	res, err := s.exec(ctx, sgit+" rev-parse --git-dir", nil)
-	if err != nil {
-		return err
-	}
-	if res.ExitCode == 0 {
-		return nil
-	}
-	if !strings.Contains(res.Stderr, "dubious ownership") {
-		return fmt.Errorf("gitsync: the new sandbox repository does not work: %s", strings.TrimSpace(res.Stderr))
-	}
-	q := shell.Quote(work)
-	s.log("sync-in: marking %s as a safe directory in the sandbox's git config", work)
-	_, err = s.run(ctx, "git config --global --get-all safe.directory | grep -qxF "+q+" || git config --global --add safe.directory "+q, nil)
-	return err
-}
+// gitFunc defines g, the sandbox's git for moat's own commands: it
+// overrides configuration the agent could have set that would change the
+// output moat parses or run programs moat did not ask for.
+const gitFunc = `g() { git -c core.quotePath=false -c log.showSignature=false -c color.ui=false -c core.hooksPath=/dev/null -c core.fsmonitor=false -c commit.gpgSign=false "$@"; }`
 
-// hostExcludes returns the exclude patterns the host applies besides
-// .gitignore files, so the sandbox ignores the same untracked files. Their
-// content goes into the sandbox, so the repository must not choose what
-// host file is read: info/exclude is read only if it (or a link it is)
-// stays inside the git directory, and a core.excludesFile that only the
-// repository's own configuration sets only if it is inside the repository
-// (one in the user's global or system configuration is the user's choice).
-func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
+// HostExcludes returns the exclude patterns the host applies besides
+// .gitignore files, so the sandbox ignores the same untracked files, and
+// /.moat/. Their content goes into the sandbox, so the repository must
+// not choose what host file is read: info/exclude is read only if it (or a
+// link it is) stays inside the git directory, and a core.excludesFile that
+// only the repository's own configuration sets only if it is inside the
+// repository (one in the user's global or system configuration is the
+// user's choice).
+func HostExcludes(ctx context.Context, repo hostgit.Repo, o Options) string {
+	s := newSyncer(nil, o)
 	var b strings.Builder
 	b.WriteString("\n# from the host repository (moat sync-in)\n/.moat/\n")
 	add := func(p string, data []byte, err error) {
@@ -238,9 +177,24 @@ func (s *syncer) hostExcludes(ctx context.Context, repo hostgit.Repo) string {
 // partialMarker, in the sandbox's .git, marks a sync-in in progress.
 const partialMarker = "moat-sync-in-partial"
 
-func orDetached(branch string) string {
-	if branch == "" {
-		return "a detached HEAD"
+// ExcludeSetupFiles hides from git, in the sandbox's .git/info/exclude,
+// the untracked files that are there now: what CopyToWorktree copied in
+// and setup hooks made (.env, node_modules, build output). They are the
+// sandbox's furniture, not the agent's work, so SyncOut's commit of what
+// the agent left uncommitted must not take them home.
+func ExcludeSetupFiles(ctx context.Context, h sandbox.Handle, o Options) error {
+	s := newSyncer(h, o)
+	// Anchored patterns with git's wildcard characters escaped; names git
+	// had to quote (control characters, quotes) cannot be written as a
+	// pattern and stay visible.
+	_, err := s.run(ctx, gitFunc+`
+g ls-files --others --exclude-standard --directory | grep -v '^"' | sed -e 's/[][*?\\!#]/\\&/g' -e 's|^|/|' > .git/moat-setup-files || exit 1
+if [ -s .git/moat-setup-files ]; then
+	{ echo '# made by moat setup (copies, hooks)'; cat .git/moat-setup-files; } >> .git/info/exclude
+fi
+rm -f .git/moat-setup-files`, nil)
+	if err != nil {
+		return fmt.Errorf("sync-in: %w", err)
 	}
-	return branch
+	return nil
 }

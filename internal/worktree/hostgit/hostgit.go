@@ -785,3 +785,14 @@ func ReadIdentity(ctx context.Context, timeout time.Duration, dir string) (Ident
 func (id Identity) Args() []string {
 	return []string{"-c", "user.name=" + id.Name, "-c", "user.email=" + id.Email}
 }
+
+// CheckBranchName refuses a name git would not take as a branch.
+func CheckBranchName(ctx context.Context, dir, name string) error {
+	if strings.HasPrefix(name, "-") {
+		return fmt.Errorf("%q is not a valid branch name: it starts with -", name)
+	}
+	if _, err := Run(ctx, 0, dir, "check-ref-format", "--branch", name); err != nil {
+		return fmt.Errorf("%q is not a valid branch name", name)
+	}
+	return nil
+}

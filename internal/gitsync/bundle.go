@@ -1,0 +1,287 @@
+package gitsync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/moatdev/moat/internal/worktree/hostgit"
+)
+
+// Bundle is a git bundle file made on the host by MakeBundle.
+type Bundle struct {
+	Path string // the file
+	Ref  string // the one ref it carries
+	Head string // the commit Ref points at
+	Size int64  // bytes
+}
+
+// MakeBundle writes a bundle of ref's history to a new file in dir, leaving
+// out what the commits in have (so the sandbox must have them). ref must be
+// a full ref name; the bundle carries it alone.
+func MakeBundle(ctx context.Context, timeout time.Duration, repo, dir, ref string, have ...string) (Bundle, error) {
+	head, err := hostgit.Line(ctx, timeout, repo, "rev-parse", "--verify", "-q", ref+"^{commit}")
+	if err != nil || head == "" {
+		return Bundle{}, fmt.Errorf("bundle: %s is not a commit in %s", ref, repo)
+	}
+	b := Bundle{Path: filepath.Join(dir, "in-"+randHex(4)+".bundle"), Ref: ref, Head: head}
+	args := []string{"bundle", "create", "-q", b.Path, ref}
+	for _, h := range have {
+		if h != "" && h != head {
+			args = append(args, "^"+h)
+		}
+	}
+	if _, err := hostgit.Run(ctx, timeout, repo, args...); err != nil {
+		return Bundle{}, fmt.Errorf("bundle: %w", err)
+	}
+	fi, err := os.Stat(b.Path)
+	if err != nil {
+		return Bundle{}, fmt.Errorf("bundle: %w", err)
+	}
+	b.Size = fi.Size()
+	return b, nil
+}
+
+// Limits bound what a sandbox may send home in one sync out.
+type Limits struct {
+	// BundleBytes caps the bundle of new commits; 0 means
+	// DefaultBundleBytes.
+	BundleBytes int64
+	// Objects caps the objects in it; 0 means DefaultObjects.
+	Objects int64
+}
+
+// Defaults of Limits.
+const (
+	DefaultBundleBytes = 1 << 30
+	DefaultObjects     = 2_000_000
+)
+
+func (l Limits) bundleBytes() int64 {
+	if l.BundleBytes > 0 {
+		return l.BundleBytes
+	}
+	return DefaultBundleBytes
+}
+
+func (l Limits) objects() int64 {
+	if l.Objects > 0 {
+		return l.Objects
+	}
+	return DefaultObjects
+}
+
+// LimitError is a sync out refused because the sandbox's work is over a
+// limit. Nothing changed on the host; the work is still in the sandbox.
+type LimitError struct {
+	What  string // "bundle size" or "object count"
+	Got   int64  // what the sandbox sent or announced (a lower bound when cut off)
+	Limit int64
+}
+
+func (e *LimitError) Error() string {
+	if e.What == "bundle size" {
+		return fmt.Sprintf("the agent's work is %s or more as a git bundle, over the limit of %s (raise it with the sync-out limits, e.g. --max-sync-bytes)", bytesText(e.Got), bytesText(e.Limit))
+	}
+	return fmt.Sprintf("the agent's work holds %d git objects, over the limit of %d", e.Got, e.Limit)
+}
+
+// ErrHostileBundle is wrapped by the error for a bundle moat will not take:
+// one that is malformed, names refs it was not asked for, or holds objects
+// that fail git's checks.
+var ErrHostileBundle = errors.New("the sandbox sent a bundle moat will not take")
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// bundleHeader is what a bundle file says before its pack.
+type bundleHeader struct {
+	prereqs []string          // commits the receiver must have
+	refs    map[string]string // ref name → object
+	packAt  int64             // offset of the pack
+	objects int64             // objects in the pack
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// readBundleHeader parses a v2 or v3 bundle (SHA-1 only) and its pack
+// header, refusing anything else.
+func readBundleHeader(f io.ReaderAt) (bundleHeader, error) {
+	h := bundleHeader{refs: map[string]string{}}
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<20), 64<<10)
+	var off int64
+	line := func() (string, error) {
+		l, err := br.ReadString('\n')
+		off += int64(len(l))
+		if err != nil {
+			return "", fmt.Errorf("%w: its header ends early", ErrHostileBundle)
+		}
+		return strings.TrimSuffix(l, "\n"), nil
+	}
+	sig, err := line()
+	if err != nil {
+		return h, err
+	}
+	if sig != "# v2 git bundle" && sig != "# v3 git bundle" {
+		return h, fmt.Errorf("%w: it is not a git bundle (first line %q)", ErrHostileBundle, short(sig))
+	}
+	for n := 0; ; n++ {
+		if n > 1000 {
+			return h, fmt.Errorf("%w: its header has over 1000 lines", ErrHostileBundle)
+		}
+		l, err := line()
+		if err != nil {
+			return h, err
+		}
+		switch {
+		case l == "":
+			h.packAt = off
+			var pack [12]byte
+			if _, err := f.ReadAt(pack[:], off); err != nil || !bytes.Equal(pack[:4], []byte("PACK")) {
+				return h, fmt.Errorf("%w: no pack after its header", ErrHostileBundle)
+			}
+			if v := binary.BigEndian.Uint32(pack[4:8]); v != 2 && v != 3 {
+				return h, fmt.Errorf("%w: pack version %d", ErrHostileBundle, v)
+			}
+			h.objects = int64(binary.BigEndian.Uint32(pack[8:12]))
+			return h, nil
+		case strings.HasPrefix(l, "@"):
+			if sig != "# v3 git bundle" || l != "@object-format=sha1" {
+				return h, fmt.Errorf("%w: capability %q", ErrHostileBundle, short(l))
+			}
+		case strings.HasPrefix(l, "-"):
+			id, _, _ := strings.Cut(l[1:], " ")
+			if !hexID.MatchString(id) {
+				return h, fmt.Errorf("%w: prerequisite line %q", ErrHostileBundle, short(l))
+			}
+			h.prereqs = append(h.prereqs, id)
+		default:
+			id, name, ok := strings.Cut(l, " ")
+			if !ok || !hexID.MatchString(id) || name == "" {
+				return h, fmt.Errorf("%w: ref line %q", ErrHostileBundle, short(l))
+			}
+			if _, dup := h.refs[name]; dup {
+				return h, fmt.Errorf("%w: ref %q twice", ErrHostileBundle, short(name))
+			}
+			h.refs[name] = id
+		}
+	}
+}
+
+// importBundle checks the bundle at path and puts its objects into repo's
+// object store with git index-pack --strict, which runs git's fsck checks
+// on every object (a tree entry named .git or "..", a malformed commit)
+// and checks that everything they point at exists. refs says which refs
+// the bundle may carry; any other ref is refused. It returns the bundle's
+// header. No ref of repo changes; on refusal nothing is added.
+//
+// (Not git fetch: before git 2.41 it runs no fsck on a bundle's objects,
+// whatever fetch.fsckObjects says.)
+func (s *syncer) importBundle(ctx context.Context, repo, path string, allowed []string, lim Limits) (bundleHeader, error) {
+	var none bundleHeader
+	f, err := os.Open(path)
+	if err != nil {
+		return none, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return none, err
+	}
+	h, err := readBundleHeader(f)
+	if err != nil {
+		return none, err
+	}
+	for name := range h.refs {
+		if !contains(allowed, name) {
+			return none, fmt.Errorf("%w: it carries the ref %q; only %s may come back", ErrHostileBundle, short(name), strings.Join(allowed, " and "))
+		}
+	}
+	if h.objects > lim.objects() {
+		return none, &LimitError{What: "object count", Got: h.objects, Limit: lim.objects()}
+	}
+	if len(h.prereqs) > 0 {
+		// Every prerequisite must be a commit the host has.
+		out, err := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "--batch-check=%(objecttype)"}, Timeout: s.timeout,
+			Stdin: strings.NewReader(strings.Join(h.prereqs, "\n") + "\n")}.Run(ctx)
+		if err != nil {
+			return none, err
+		}
+		types := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		for i := range h.prereqs {
+			if i >= len(types) || types[i] != "commit" {
+				return none, fmt.Errorf("%w: it builds on %s, which this repository does not have as a commit", ErrHostileBundle, h.prereqs[i][:12])
+			}
+		}
+	}
+	pack := io.NewSectionReader(f, h.packAt, fi.Size()-h.packAt)
+	// --keep: a concurrent git gc must not prune the objects before a ref
+	// points at them; the .keep file goes once the caller's refs are set.
+	out, err := hostgit.Cmd{Dir: repo, Args: []string{"index-pack", "--stdin", "--fix-thin", "--strict", "--keep=moat sync-out"},
+		Timeout: s.timeout, Stdin: pack}.Run(ctx)
+	if err != nil {
+		var ge *hostgit.Error
+		if errors.As(err, &ge) && ge.ExitCode > 0 {
+			return none, fmt.Errorf("%w: git index-pack --strict refused its objects: %s", ErrHostileBundle, hostgit.Tail(strings.TrimSpace(ge.Stderr), 600))
+		}
+		return none, err
+	}
+	if kind, id, ok := strings.Cut(strings.TrimSpace(out), "\t"); ok && kind == "keep" && hexID.MatchString(id) {
+		s.keepFiles = append(s.keepFiles, filepath.Join(s.objectsDir(ctx, repo), "pack", "pack-"+id+".keep"))
+	}
+	for name, id := range h.refs {
+		t, err := hostgit.Line(ctx, s.timeout, repo, "cat-file", "-t", id)
+		if err != nil || t != "commit" {
+			return none, fmt.Errorf("%w: its ref %s points at %s, which is not a commit", ErrHostileBundle, name, id[:12])
+		}
+	}
+	return h, nil
+}
+
+// objectsDir is repo's object directory.
+func (s *syncer) objectsDir(ctx context.Context, repo string) string {
+	p, err := hostgit.Line(ctx, s.timeout, repo, "rev-parse", "--git-path", "objects")
+	if err != nil {
+		return filepath.Join(repo, ".git", "objects")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(repo, p)
+	}
+	return p
+}
+
+// releaseKeeps removes the .keep files importBundle left, once refs point
+// at the objects.
+func (s *syncer) releaseKeeps() {
+	for _, k := range s.keepFiles {
+		_ = os.Remove(k)
+	}
+	s.keepFiles = nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
