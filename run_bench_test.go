@@ -13,8 +13,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent/command"
-	"github.com/moatdev/moat/sandbox/exedev"
-	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
 )
 
 // benchRepo makes a repository of files files and commits commits (the
@@ -62,23 +61,33 @@ func benchRepo(b *testing.B, files, commits int) string {
 	return dir
 }
 
-// BenchmarkRunPhases times each phase of a run with an instant agent (one
-// commit) on the emulator, for a repository of 2,000 files and 1,000
-// commits, and sets sync in + sync out beside the bare local work they
-// stand for: git bundle create + git clone of the same repository.
+// BenchmarkRunPhases times a whole run with an instant agent (one commit)
+// on the local sandbox, phase by phase, and sets it beside the bare work
+// it stands for, timed in the same loop: git bundle create of the branch,
+// git clone of that bundle, git bundle create of the agent's commit, git
+// fetch of it. The target is run/bare ≤ 2. It runs for a repository of
+// 2,000 files with 1,000 and with 20,000 commits, to show which phases
+// grow with the history.
 //
 //	go test -run '^$' -bench RunPhases -benchtime 5x .
 func BenchmarkRunPhases(b *testing.B) {
-	repo := benchRepo(b, 2000, 1000)
-	srv := exedevtest.NewServer(b)
-	p := exedev.New(srv.Config())
+	for _, commits := range []int{1000, 20000} {
+		b.Run(fmt.Sprintf("commits=%d", commits), func(b *testing.B) { benchRunPhases(b, 2000, commits) })
+	}
+}
+
+func benchRunPhases(b *testing.B, files, commits int) {
+	repo := benchRepo(b, files, commits)
+	p := local.New(local.Config{})
 	ag := command.New(command.Config{Command: `echo instant >> instant.txt && git add instant.txt && git commit -q -m instant`})
 
 	sums := map[string]time.Duration{}
 	var order []string
-	var bare time.Duration
+	var bare, wall time.Duration
 	for b.Loop() {
+		start := time.Now()
 		res, err := moat.Run(context.Background(), moat.RunOptions{Repo: repo, Sandbox: p, Agent: ag, Prompt: "go", LogFile: "-"})
+		wall += time.Since(start)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,24 +100,45 @@ func BenchmarkRunPhases(b *testing.B) {
 			}
 			sums[ph.Name] += ph.Duration
 		}
-
 		b.StopTimer()
-		tmp := b.TempDir()
-		start := time.Now()
-		bundle := filepath.Join(tmp, "repo.bundle")
-		for _, args := range [][]string{{"-C", repo, "bundle", "create", "-q", bundle, "--all"}, {"clone", "-q", bundle, filepath.Join(tmp, "clone")}} {
-			if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-				b.Fatalf("git %v: %v %s", args, err, out)
-			}
-		}
-		bare += time.Since(start)
-		os.RemoveAll(tmp)
+		bare += bareWork(b, repo)
 		b.StartTimer()
 	}
 	n := float64(b.N)
+	var table strings.Builder
 	for _, name := range order {
-		b.ReportMetric(float64(sums[name].Microseconds())/1000/n, strings.ReplaceAll(name, " ", "-")+"-ms")
+		ms := float64(sums[name].Microseconds()) / 1000 / n
+		b.ReportMetric(ms, strings.ReplaceAll(name, " ", "-")+"-ms")
+		fmt.Fprintf(&table, "  %-9s %7.1f ms\n", name, ms)
 	}
-	b.ReportMetric(float64(bare.Microseconds())/1000/n, "bare-bundle+clone-ms")
-	b.ReportMetric(float64(sums["sync in"]+sums["sync out"])/float64(bare), "sync/bare")
+	b.ReportMetric(float64(wall.Microseconds())/1000/n, "run-ms")
+	b.ReportMetric(float64(bare.Microseconds())/1000/n, "bare-ms")
+	b.ReportMetric(float64(wall)/float64(bare), "run/bare")
+	b.Logf("%d files, %d commits: run %.0f ms, bare work %.0f ms, ratio %.2f (target ≤ 2)\n%s",
+		files, commits, float64(wall.Microseconds())/1000/n, float64(bare.Microseconds())/1000/n, float64(wall)/float64(bare), table.String())
+}
+
+// bareWork does by hand what a run's git work is, and times it: bundle the
+// branch, clone the bundle, commit, bundle the commit, fetch it back.
+func bareWork(b *testing.B, repo string) time.Duration {
+	tmp := b.TempDir()
+	defer os.RemoveAll(tmp)
+	clone := filepath.Join(tmp, "clone")
+	in, out := filepath.Join(tmp, "in.bundle"), filepath.Join(tmp, "out.bundle")
+	start := time.Now()
+	steps := [][]string{
+		{"-C", repo, "bundle", "create", "-q", in, "main"},
+		{"clone", "-q", "-b", "main", in, clone},
+		{"-C", clone, "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-q", "--allow-empty", "-m", "instant"},
+		{"-C", clone, "bundle", "create", "-q", out, "HEAD", "^main@{u}"},
+		{"-C", repo, "fetch", "-q", out, "HEAD:refs/bench/out"},
+	}
+	for _, args := range steps {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	d := time.Since(start)
+	exec.Command("git", "-C", repo, "update-ref", "-d", "refs/bench/out").Run()
+	return d
 }
