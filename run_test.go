@@ -241,7 +241,8 @@ func TestRunEndToEnd(t *testing.T) {
 					git(t, repo, "commit", "-q", "-m", "host work")
 				}
 			}
-			if _, err := moat.Run(t.Context(), o); err != nil {
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got := git(t, repo, "log", "--format=%s", "main"); !strings.Contains(got, "agent work") || !strings.Contains(got, "host work") {
@@ -249,6 +250,47 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 			if parents := strings.Fields(git(t, repo, "log", "-1", "--format=%P", "main")); len(parents) != 2 {
 				t.Errorf("main's tip has %d parents; want a real merge", len(parents))
+			}
+			if res.MergeCommit == nil || res.MergeCommit.SHA != git(t, repo, "rev-parse", "main") || len(res.Commits) != 1 || res.Commits[0].Subject != "agent work" {
+				t.Errorf("the result must list the agent's commit and, apart, moat's merge commit: %+v merge %+v", res.Commits, res.MergeCommit)
+			}
+			assertClean(t, tg, repo)
+		}},
+		{"HistoryAsMade", func(t *testing.T, tg target) {
+			// Commits keep their SHAs: a merge commit, several authors,
+			// fixed dates, all as the agent made them.
+			repo := newRepo(t)
+			var said string
+			o := runOpts(tg, repo, `export GIT_AUTHOR_DATE='2001-02-03T04:05:06Z' GIT_COMMITTER_DATE='2001-02-03T04:05:06Z'
+git checkout -qb side && echo side > side.txt && git add side.txt && GIT_AUTHOR_NAME='Ada Other' GIT_AUTHOR_EMAIL=ada@example.com git commit -qm 'by Ada'
+git checkout -q - && echo mine > mine.txt && git add mine.txt && git commit -qm 'by the agent'
+git merge -q --no-edit side
+say "history=$(git rev-list --reverse HEAD ^HEAD~1^1 ^HEAD^2~1 | tr '
+' ,)"`)
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventText && strings.HasPrefix(e.Text, "history=") {
+					said = strings.TrimPrefix(e.Text, "history=")
+				}
+			}
+			res, err := moat.Run(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range res.Commits {
+				got = append(got, c.SHA)
+			}
+			want := strings.Split(strings.TrimSuffix(said, ","), ",")
+			slices.Sort(got)
+			slices.Sort(want)
+			if len(want) != 3 || !slices.Equal(got, want) {
+				t.Errorf("landed %v; the agent made %v", got, want)
+			}
+			if res.MergeCommit != nil {
+				t.Errorf("main had not moved, yet moat made a merge commit %+v", res.MergeCommit)
+			}
+			if a := git(t, repo, "log", "--format=%an", "main"); !strings.Contains(a, "Ada Other") {
+				t.Errorf("authors on main: %q", a)
 			}
 			assertClean(t, tg, repo)
 		}},

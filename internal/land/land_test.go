@@ -1,0 +1,125 @@
+package land
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
+)
+
+func TestMain(m *testing.M) { hostgittest.Main(m) }
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := hostgit.Run(context.Background(), time.Minute, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// repo makes a repository on main with one commit, and the agent's work:
+// a commit on top of it at refs/moat/runs/x/head. It returns the base
+// and the head.
+func repo(t *testing.T, agentFile string) (dir, base, head string) {
+	dir = t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "config", "user.name", "U")
+	git(t, dir, "config", "user.email", "u@example.com")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644)
+	git(t, dir, "add", "a.txt")
+	git(t, dir, "commit", "-qm", "base")
+	base = git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "--detach")
+	os.MkdirAll(filepath.Dir(filepath.Join(dir, agentFile)), 0o755)
+	os.WriteFile(filepath.Join(dir, agentFile), []byte("agent\n"), 0o644)
+	git(t, dir, "add", agentFile)
+	git(t, dir, "commit", "-qm", "agent")
+	head = git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "main")
+	return dir, base, head
+}
+
+func TestNamedBranchCreatedThenAdvancedThenMerged(t *testing.T) {
+	dir, base, head := repo(t, "b.txt")
+	o := Options{Repo: dir, Base: base, Head: head, Branch: "feature", KeepBranch: "moat/x"}
+	res, err := Land(t.Context(), o)
+	if err != nil || git(t, dir, "rev-parse", "feature") != head || len(res.Commits) != 1 || res.Merge != nil {
+		t.Fatalf("new branch: %+v %v", res, err)
+	}
+	// The branch moved meanwhile (checked out nowhere): a merge commit
+	// made without a checkout, the user's tree untouched.
+	git(t, dir, "checkout", "-q", "feature")
+	os.WriteFile(filepath.Join(dir, "c.txt"), []byte("c\n"), 0o644)
+	git(t, dir, "add", "c.txt")
+	git(t, dir, "commit", "-qm", "user on feature")
+	git(t, dir, "checkout", "-q", "main")
+	moved := git(t, dir, "rev-parse", "feature")
+	git(t, dir, "checkout", "-q", "--detach", head)
+	os.WriteFile(filepath.Join(dir, "d.txt"), []byte("d\n"), 0o644)
+	git(t, dir, "add", "d.txt")
+	git(t, dir, "commit", "-qm", "agent again")
+	head2 := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "main")
+	res, err = Land(t.Context(), Options{Repo: dir, Base: head, Head: head2, Branch: "feature", KeepBranch: "moat/y"})
+	if err != nil || res.Merge == nil || len(res.Commits) != 1 || res.Commits[0].SHA != head2 {
+		t.Fatalf("moved branch: %+v %v", res, err)
+	}
+	if p := strings.Fields(git(t, dir, "log", "-1", "--format=%P", "feature")); len(p) != 2 || p[0] != moved || p[1] != head2 {
+		t.Errorf("merge parents %v", p)
+	}
+	if git(t, dir, "status", "--porcelain") != "" || git(t, dir, "branch", "--list", "moat/*") != "" {
+		t.Error("left a dirty tree or a kept branch after landing")
+	}
+}
+
+func TestCheckedOutDirtyBranchRefused(t *testing.T) {
+	dir, base, head := repo(t, "b.txt")
+	git(t, dir, "branch", "feature", base)
+	git(t, dir, "checkout", "-q", "feature")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("user edit\n"), 0o644)
+	_, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Branch: "feature", KeepBranch: "moat/x"})
+	var nl *NotLandedError
+	if !errors.As(err, &nl) || !strings.Contains(err.Error(), "uncommitted changes") {
+		t.Fatalf("Land = %v; want a refusal naming the uncommitted changes", err)
+	}
+	if git(t, dir, "rev-parse", "feature") != base || git(t, dir, "rev-parse", "moat/x") != head {
+		t.Error("the branch moved, or the work was not kept")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "user edit\n" {
+		t.Errorf("the user's edit is gone: %q", b)
+	}
+}
+
+func TestRewrittenBelowBaseRefused(t *testing.T) {
+	dir, base, _ := repo(t, "b.txt")
+	// The agent's history no longer contains the base.
+	git(t, dir, "checkout", "-q", "--orphan", "other")
+	git(t, dir, "commit", "-qm", "rewritten")
+	head := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "-f", "main")
+	_, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"})
+	if err == nil || !strings.Contains(err.Error(), "rewrote history") || git(t, dir, "rev-parse", "main") != base {
+		t.Fatalf("Land = %v, main %s", err, git(t, dir, "rev-parse", "main"))
+	}
+}
+
+func TestMoatDirNeverLandsByItself(t *testing.T) {
+	for _, o := range []Options{{Target: "main"}, {Branch: "feature"}} {
+		dir, base, head := repo(t, ".moat/config.toml")
+		o.Repo, o.Base, o.Head, o.KeepBranch = dir, base, head, "moat/x"
+		_, err := Land(t.Context(), o)
+		if err == nil || !strings.Contains(err.Error(), ".moat/config.toml") {
+			t.Errorf("%+v: Land = %v; want a refusal", o, err)
+		}
+		if git(t, dir, "rev-parse", "moat/x") != head || git(t, dir, "rev-parse", "main") != base {
+			t.Errorf("%+v: not kept, or main moved", o)
+		}
+	}
+}
