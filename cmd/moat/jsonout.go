@@ -42,6 +42,7 @@ type jsonResult struct {
 	DurationMS       int64           `json:"duration_ms"`
 	Branch           string          `json:"branch,omitempty"`
 	Commits          []jsonCommit    `json:"commits"`
+	MergeCommit      *jsonCommit     `json:"merge_commit,omitempty"` // moat's own, when the branch had moved
 	CompletionSignal string          `json:"completion_signal,omitempty"`
 	Iterations       []jsonIteration `json:"iterations"`
 	Usage            *agent.Usage    `json:"usage,omitempty"` // summed over iterations, when the agent reports it
@@ -98,6 +99,9 @@ func jsonResultOf(res *moat.RunResult, took time.Duration, runErr error) jsonRes
 	r.Branch, r.CompletionSignal, r.LogFile = res.Branch, res.CompletionSignal, res.LogFile
 	for _, c := range res.Commits {
 		r.Commits = append(r.Commits, jsonCommit{c.SHA, c.Subject})
+	}
+	if m := res.MergeCommit; m != nil {
+		r.MergeCommit = &jsonCommit{m.SHA, m.Subject}
 	}
 	for _, it := range res.Iterations {
 		r.Iterations = append(r.Iterations, jsonIteration{it.ExitCode, it.Duration.Milliseconds(), it.SessionID, it.Usage})

@@ -323,6 +323,9 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 		for _, c := range res.Commits {
 			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), printable(c.Subject))
 		}
+		if m := res.MergeCommit; m != nil {
+			fmt.Fprintf(w, "merged with moat's merge commit %s (%s had moved)\n", p.yellow(fmt.Sprintf("%.10s", m.SHA)), res.Branch)
+		}
 	} else if runErr == nil {
 		fmt.Fprintf(w, "no commits (branch %s unchanged)\n", res.Branch)
 	}
