@@ -3,6 +3,7 @@ package gitsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -326,4 +327,62 @@ func (r *rewriting) Exec(ctx context.Context, cmd string, o sandbox.ExecOptions)
 		cmd = r.cmd
 	}
 	return r.Handle.Exec(ctx, cmd, o)
+}
+
+// TestHostExcludesReadNoHostFileTheRepositoryNames: the exclude patterns
+// sync in copies into the sandbox come from files; a repository's own
+// config (a core.excludesFile) or an info/exclude that is a link must not
+// make it read and send a host file outside the repository (a private key).
+func TestHostExcludesReadNoHostFileTheRepositoryNames(t *testing.T) {
+	repo, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	write(t, outside, "id_rsa", "PRIVATE KEY\n")
+	write(t, outside, "token", "TOKEN\n")
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "config", "core.excludesFile", filepath.Join(outside, "id_rsa"))
+	ex := filepath.Join(repo, ".git", "info", "exclude")
+	os.Remove(ex)
+	if err := os.Symlink(filepath.Join(outside, "token"), ex); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := hostgit.Locate(t.Context(), time.Minute, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	o := Options{Timeout: time.Minute, Logf: func(f string, a ...any) { logs.WriteString(fmt.Sprintf(f, a...) + "\n") }}
+	got := HostExcludes(t.Context(), loc, o)
+	if strings.Contains(got, "PRIVATE KEY") || strings.Contains(got, "TOKEN") {
+		t.Errorf("a host file outside the repository would reach the sandbox:\n%s", got)
+	}
+	if !strings.Contains(logs.String(), "id_rsa") || !strings.Contains(logs.String(), "info/exclude") {
+		t.Errorf("the log does not say what was not read:\n%s", logs.String())
+	}
+	// One inside the repository is read.
+	write(t, repo, ".git/my-excludes", "*.mine\n")
+	git(t, repo, "config", "core.excludesFile", ".git/my-excludes")
+	if got := HostExcludes(t.Context(), loc, o); !strings.Contains(got, "*.mine") {
+		t.Errorf("the repository's own excludes file was not sent:\n%s", got)
+	}
+}
+
+// TestSetupFilesStayHome: what setup copied in or made is not taken home
+// as the agent's uncommitted work.
+func TestSetupFilesStayHome(t *testing.T) {
+	s := setup(t)
+	sx(t, s.h, "mkdir -p node_modules/x && echo dep > node_modules/x/i.js && echo SECRET=1 > .env && echo 'odd*[name]' > 'we?ird*'")
+	if err := ExcludeSetupFiles(t.Context(), s.h, opts(t)); err != nil {
+		t.Fatal(err)
+	}
+	sx(t, s.h, "echo agent > agent.txt && echo new > weird")
+	res, err := s.out(t, s.base, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, s.repo, "diff", "--name-only", s.base, res.Head); got != "agent.txt\nweird" {
+		t.Errorf("the labelled commit holds %q; want only the agent's files", got)
+	}
 }
