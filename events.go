@@ -6,15 +6,40 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/moatdev/moat/internal/runid"
+	"github.com/moatdev/moat/internal/runlog"
 )
 
-// secretReplacer replaces the values of env (credentials) by
-// "[redacted]"; nil when there is nothing to hide. Output arrives line by
-// line, so each line of a multi-line value (a PEM key) is a secret too;
-// longest first, so no shorter value takes a bite out of a longer one.
-// Values shorter than 6 bytes are left: too likely to be ordinary words.
-func secretReplacer(env map[string]string) *strings.Replacer {
+// output is the runner's state behind its events and log: the run's id,
+// its log, and the secrets redaction looks for. A runner holds one
+// (runner.out); its zero value is ready.
+type output struct {
+	idOnce sync.Once
+	id     string
+
+	log *runlog.Log // nil when there is none; guarded by runner.mu
+
+	secretsOnce sync.Once
+	secrets     []string // what runner.secrets replaces
+}
+
+// runID returns the run's id ("20261207-103348-a1b2c3", see
+// internal/runid), made on first use: the log is named with it, and so
+// are the run's refs.
+func (r *runner) runID() string {
+	r.out.idOnce.Do(func() { r.out.id = runid.New() })
+	return r.out.id
+}
+
+// secretsOf lists the values of env (credentials) that output must not
+// show. Output arrives line by line, so each line of a multi-line value (a
+// PEM key) is a secret too; longest first, so no shorter value takes a
+// bite out of a longer one. Values shorter than 6 bytes are left: too
+// likely to be ordinary words.
+func secretsOf(env map[string]string) []string {
 	var secrets []string
 	for _, v := range env {
 		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
@@ -23,9 +48,20 @@ func secretReplacer(env map[string]string) *strings.Replacer {
 			}
 		}
 	}
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	slices.SortFunc(secrets, func(a, b string) int {
+		if d := len(b) - len(a); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(secrets)
+}
+
+// secretReplacer replaces the values of env (credentials, see secretsOf)
+// by "[redacted]"; nil when there is nothing to hide.
+func secretReplacer(env map[string]string) *strings.Replacer {
 	var pairs []string
-	for _, v := range slices.Compact(secrets) {
+	for _, v := range secretsOf(env) {
 		pairs = append(pairs, v, "[redacted]")
 	}
 	if len(pairs) == 0 {
@@ -45,20 +81,31 @@ func redactError(err error, secrets *strings.Replacer) error {
 	return err
 }
 
-func (r *runner) emit(e Event) {
-	e.Time = time.Now()
+// emit sends e to the log and to OnEvent, stamped now.
+func (r *runner) emit(e Event) { r.emitAt(time.Now(), e) }
+
+// emitAt is emit with the time given: a caller that already read the
+// clock for a line saves reading it again.
+func (r *runner) emitAt(now time.Time, e Event) {
+	e.Time = now
 	e.Text, e.ToolArg = r.redact(e.Text), r.redact(e.ToolArg)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.Iteration == 0 {
 		e.Iteration = r.iter
 	}
-	if r.log != nil && e.Kind != EventRaw {
-		line := e.Text
-		if e.Kind == EventToolCall {
-			line = fmt.Sprintf("%s(%s)", e.Tool, e.ToolArg)
+	if l := r.out.log; l != nil {
+		switch e.Kind {
+		case EventRaw: // the parsed events say it, shorter
+		case EventText:
+			l.Agent(now, runlog.Text, e.Text)
+		case EventToolCall:
+			l.Agent(now, runlog.Tool, e.Tool+"("+e.ToolArg+")")
+		case EventStderr:
+			l.Agent(now, runlog.Stderr, e.Text)
+		default:
+			l.Line(now, e.Iteration, string(e.Kind), e.Text)
 		}
-		fmt.Fprintf(r.log, "%s [%d] %s: %s\n", e.Time.Format(time.RFC3339), e.Iteration, e.Kind, line)
 	}
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(e)
@@ -87,23 +134,33 @@ func (r *runner) status(format string, args ...any) {
 	r.emit(Event{Kind: EventStatus, Text: fmt.Sprintf(format, args...)})
 }
 
+// logf writes a note to the log only.
 func (r *runner) logf(format string, args ...any) {
+	now := time.Now()
+	msg := r.redact(fmt.Sprintf(format, args...))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.log != nil {
-		fmt.Fprintf(r.log, "%s %s\n", time.Now().Format(time.RFC3339), r.redact(fmt.Sprintf(format, args...)))
+	if r.out.log != nil {
+		r.out.log.Line(now, 0, "", msg)
 	}
 }
 
 // redact hides the values of RunOptions.Env (credentials) in s: an agent
 // or hook that prints its environment must not put them in events, logs or
 // errors. Values shorter than 6 bytes are left: too likely to be ordinary
-// words.
+// words. It runs for every line the agent prints, so it looks before it
+// replaces.
 func (r *runner) redact(s string) string {
 	if r.secrets == nil || s == "" {
 		return s
 	}
-	return r.secrets.Replace(s)
+	r.out.secretsOnce.Do(func() { r.out.secrets = secretsOf(r.opts.Env) })
+	for _, v := range r.out.secrets {
+		if strings.Contains(s, v) {
+			return r.secrets.Replace(s)
+		}
+	}
+	return s
 }
 
 // redactedError is err with the Env values hidden in its message.
@@ -115,29 +172,48 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
+// closeLog writes out and closes the run's log (putting the end of a
+// capped log in order); later events reach no log.
 func (r *runner) closeLog() {
-	if r.log != nil {
-		r.log.Close()
+	r.mu.Lock()
+	l := r.out.log
+	r.out.log = nil
+	r.mu.Unlock()
+	if l != nil {
+		l.Close()
 	}
 }
 
+// openLog opens the run's log: RunOptions.LogFile, or by default
+// <repoRoot>/.moat/logs/<run id>.log, which also prunes the oldest logs
+// there beyond RunOptions.LogKeep. See internal/runlog for the format and
+// the cap.
 func (r *runner) openLog(repoRoot string) error {
 	path := r.opts.LogFile
 	if path == "-" {
 		return nil
 	}
+	var l *runlog.Log
+	var err error
 	if path == "" {
-		path = filepath.Join(repoRoot, ".moat", "logs", time.Now().Format("20060102-150405")+".log")
+		dir := filepath.Join(repoRoot, ".moat", "logs")
+		l, err = runlog.Create(dir, r.runID(), r.opts.LogLimit)
+		if err == nil && r.opts.LogKeep >= 0 {
+			if perr := runlog.Prune(dir, r.opts.LogKeep); perr != nil {
+				defer r.emit(Event{Kind: EventWarning, Text: "removing old logs: " + perr.Error()})
+			}
+		}
+	} else {
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			l, err = runlog.Open(path, r.opts.LogLimit)
+		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("moat: log file: %w", err)
-	}
-	// The log holds the agent's output, which may quote private code.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("moat: log file: %w", err)
 	}
-	r.log = f
-	r.res.LogFile = path
+	r.mu.Lock()
+	r.out.log = l
+	r.mu.Unlock()
+	r.res.LogFile = l.Path()
 	return nil
 }

@@ -82,9 +82,24 @@ type RunOptions struct {
 	// OnEvent, when set, receives every event of the run as it happens,
 	// from one goroutine at a time.
 	OnEvent func(Event)
-	// LogFile receives a plain-text log of the run; default
-	// <repo>/.moat/logs/<timestamp>.log. "-" disables it.
+	// LogFile receives a plain-text log of the run: moat's steps with
+	// their times, and what the agent said (text, tool calls, stderr), each
+	// line of it with a short prefix ("| ", "> ", "! ") and a time line
+	// whenever the second changes. "" means <repo>/.moat/logs/<run
+	// id>.log, a new file for every run (the run id is its start time in
+	// UTC and random hex: 20261207-103348-a1b2c3); "-" means no log; any
+	// other path is used as given, and what it held is replaced.
 	LogFile string
+	// LogLimit caps the size of the log in bytes: a log that would grow
+	// past it keeps the start and the end of the run, with a line saying
+	// how much was dropped between them, and the file never grows past it
+	// even when moat is killed. 0 means 64 MiB; a negative value, no cap.
+	LogLimit int64
+	// LogKeep is how many logs .moat/logs keeps: opening a run's log
+	// there removes the oldest beyond it (logs written to in the last
+	// hour are spared). 0 means 50; a negative value, never remove. Only
+	// the default location is pruned.
+	LogKeep int
 }
 
 // Hooks are shell commands run at fixed points; a failing hook fails the run.

@@ -71,6 +71,7 @@ type runner struct {
 	iter    int
 	prompt  string
 	secrets *strings.Replacer // RunOptions.Env values → [redacted]
+	out     output            // the run's id and log (events.go)
 }
 
 func newRunner(o RunOptions) (*runner, error) {
