@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent"
@@ -26,6 +28,133 @@ func jsonTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func jsonEventOf(e moat.Event) jsonEvent {
 	return jsonEvent{Type: string(e.Kind), Time: jsonTime(e.Time), Iteration: e.Iteration, Text: e.Text, Tool: e.Tool, ToolArg: e.ToolArg}
+}
+
+// appendJSONEvent appends the line jsonEventOf(e) is in the stream: the
+// bytes encoding/json writes for it (without HTML escaping) and a
+// newline. By hand, as an agent's output may be a million events a
+// second; TestJSONEventEncoding holds it to encoding/json.
+func appendJSONEvent(b []byte, e moat.Event, tc *timeCache) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(e.Kind))
+	b = append(b, `,"time":"`...)
+	b = tc.append(b, e.Time)
+	b = append(b, '"')
+	if e.Iteration != 0 {
+		b = append(b, `,"iteration":`...)
+		b = strconv.AppendInt(b, int64(e.Iteration), 10)
+	}
+	if e.Text != "" {
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, e.Text)
+	}
+	if e.Tool != "" {
+		b = append(b, `,"tool":`...)
+		b = appendJSONString(b, e.Tool)
+	}
+	if e.ToolArg != "" {
+		b = append(b, `,"tool_arg":`...)
+		b = appendJSONString(b, e.ToolArg)
+	}
+	return append(b, "}\n"...)
+}
+
+// timeCache appends times as jsonTime formats them, formatting the date
+// and time of day once per second: events come many to a second.
+type timeCache struct {
+	sec    int64
+	prefix []byte // "2006-01-02T15:04:05" of sec
+}
+
+func (c *timeCache) append(b []byte, t time.Time) []byte {
+	if s := t.Unix(); s != c.sec || c.prefix == nil {
+		t = t.UTC()
+		if y := t.Year(); y < 1000 || y > 9999 { // not four digits: as it comes
+			c.prefix = nil
+			return t.AppendFormat(b, time.RFC3339Nano)
+		}
+		c.sec, c.prefix = s, t.AppendFormat(c.prefix[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, c.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// RFC3339Nano: up to nine digits, trailing zeros dropped.
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i >= 1; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	return append(b, 'Z')
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// does with SetEscapeHTML(false): quote, backslash and control characters;
+// invalid UTF-8 as \ufffd; U+2028 and U+2029.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		// 8 bytes at a time while none needs a look: no byte >= 0x80,
+		// none < 0x20 (+0x60 leaves its high bit clear), no quote or
+		// backslash (a zero byte after the xor).
+		if i+8 <= len(s) {
+			w := word8(s, i)
+			q, bs := w^('"'*ones), w^('\\'*ones)
+			if (w|^(w+0x60*ones)|((q-ones)&^q)|((bs-ones)&^bs))&highs == 0 {
+				i += 8
+				continue
+			}
+		}
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // jsonResult is the last line of the stream.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,12 +50,24 @@ func pickMode(jsonOut, quiet bool, stdout, stderr io.Writer) outputMode {
 }
 
 // runPrinter shows a run's events for people, or as JSON.
+//
+// Its output is buffered, so that an agent printing a million lines a
+// second is not slowed down by a write per line: what it prints reaches
+// stdout and stderr at the latest flushDelay later (a terminal still shows
+// it live), and Finish writes out everything. At most one of the two
+// buffers holds anything at a time (writing to one first writes out the
+// other), so the two streams keep their order on a shared terminal.
 type runPrinter struct {
 	mode        outputMode
 	out, errOut io.Writer
 	color       bool
 
 	mu         sync.Mutex
+	bout, berr *bufio.Writer // out and errOut, buffered
+	flushTimer *time.Timer   // armed while a buffer holds bytes
+	armed      bool
+	writeErr   bool      // a write to out failed (reported once)
+	finished   bool      // Finish has run: no status line any more
 	status     string    // the current step, "" when none
 	statusAt   time.Time // when it started
 	drawn      bool      // a status line is on screen
@@ -62,14 +75,23 @@ type runPrinter struct {
 	stopSpin   chan struct{}
 	spinDone   chan struct{}
 	jsonEnc    *json.Encoder
+	jsonBuf    []byte
+	jsonTimes  timeCache
 	iterations int
 }
 
+// flushDelay bounds how long printed output waits in runPrinter's
+// buffers.
+const flushDelay = 25 * time.Millisecond
+
 func newRunPrinter(mode outputMode, out, errOut io.Writer) *runPrinter {
 	p := &runPrinter{mode: mode, out: out, errOut: errOut}
+	p.bout, p.berr = bufio.NewWriterSize(out, 64<<10), bufio.NewWriterSize(errOut, 16<<10)
+	p.flushTimer = time.AfterFunc(time.Hour, p.flushTick)
+	p.flushTimer.Stop()
 	p.color = mode == modeTerminal && os.Getenv("NO_COLOR") == ""
 	if mode == modeJSON {
-		p.jsonEnc = json.NewEncoder(out)
+		p.jsonEnc = json.NewEncoder(p.bout)
 		p.jsonEnc.SetEscapeHTML(false)
 	}
 	if mode == modeTerminal {
@@ -77,6 +99,63 @@ func newRunPrinter(mode outputMode, out, errOut io.Writer) *runPrinter {
 		go p.spin()
 	}
 	return p
+}
+
+// stdout returns the buffer to write stdout through, after writing out
+// what stderr's holds; p.mu is held.
+func (p *runPrinter) stdout() *bufio.Writer {
+	if p.berr.Buffered() > 0 {
+		p.berr.Flush()
+	}
+	p.arm()
+	return p.bout
+}
+
+// stderr is stdout for stderr.
+func (p *runPrinter) stderr() *bufio.Writer {
+	if p.bout.Buffered() > 0 {
+		p.flushOut()
+	}
+	p.arm()
+	return p.berr
+}
+
+// arm makes sure what is buffered is written soon; p.mu is held.
+func (p *runPrinter) arm() {
+	if !p.armed {
+		p.armed = true
+		p.flushTimer.Reset(flushDelay)
+	}
+}
+
+func (p *runPrinter) flushTick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armed = false
+	p.flush()
+	// The status line, cleared to print the agent's output, comes back.
+	if p.mode == modeTerminal && !p.drawn && p.status != "" && !p.finished {
+		p.drawStatus()
+		p.berr.Flush()
+	}
+}
+
+// flush writes out both buffers (one at most holds anything); p.mu is
+// held.
+func (p *runPrinter) flush() {
+	p.flushOut()
+	p.berr.Flush()
+}
+
+func (p *runPrinter) flushOut() {
+	if err := p.bout.Flush(); err != nil && !p.writeErr {
+		p.writeErr = true
+		what := "output"
+		if p.mode == modeJSON {
+			what = "--json output"
+		}
+		fmt.Fprintf(p.errOut, "moat: writing %s: %v\n", what, err)
+	}
 }
 
 var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
@@ -93,6 +172,7 @@ func (p *runPrinter) spin() {
 			p.mu.Lock()
 			p.frame++
 			p.drawStatus()
+			p.flush()
 			p.mu.Unlock()
 		}
 	}
@@ -114,7 +194,7 @@ func (p *runPrinter) drawStatus() {
 		text = truncateRunes(text, w-1-2-utf8.RuneCountInString(elapsed))
 	}
 	line := spinnerFrames[p.frame%len(spinnerFrames)] + " " + text + p.dim(elapsed)
-	fmt.Fprint(p.errOut, "\r\x1b[K"+line)
+	p.stderr().WriteString("\r\x1b[K" + line)
 	p.drawn = true
 }
 
@@ -122,7 +202,7 @@ func (p *runPrinter) drawStatus() {
 // is held.
 func (p *runPrinter) clearStatus() {
 	if p.drawn {
-		fmt.Fprint(p.errOut, "\r\x1b[K")
+		p.stderr().WriteString("\r\x1b[K")
 		p.drawn = false
 	}
 }
@@ -133,7 +213,7 @@ func (p *runPrinter) endStep() {
 		return
 	}
 	p.clearStatus()
-	fmt.Fprintf(p.errOut, "%s %s %s\n", p.green("✓"), p.status, p.dim(stepDuration(time.Since(p.statusAt))))
+	fmt.Fprintf(p.stderr(), "%s %s %s\n", p.green("✓"), p.status, p.dim(stepDuration(time.Since(p.statusAt))))
 	p.status = ""
 }
 
@@ -145,12 +225,14 @@ func (p *runPrinter) setStep(text string) {
 
 // Event shows one event of a run.
 func (p *runPrinter) Event(e moat.Event) {
+	if e.Kind == moat.EventRaw {
+		return // no mode shows raw lines
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mode == modeJSON {
-		if e.Kind != moat.EventRaw {
-			p.writeJSON(jsonEventOf(e))
-		}
+		p.jsonBuf = appendJSONEvent(p.jsonBuf[:0], e, &p.jsonTimes)
+		p.stdout().Write(p.jsonBuf)
 		return
 	}
 	// What the agent prints comes from inside the sandbox: its escape
@@ -160,56 +242,60 @@ func (p *runPrinter) Event(e moat.Event) {
 	e.Text, e.Tool = printable(e.Text), printable(e.Tool)
 	if p.mode == modeQuiet {
 		if e.Kind == moat.EventWarning {
-			fmt.Fprintf(p.errOut, "moat: warning: %s\n", e.Text)
+			fmt.Fprintf(p.stderr(), "moat: warning: %s\n", e.Text)
 		}
 		return
 	}
+	// On a terminal, the status line is cleared for other output and
+	// drawn again when the output pauses (flushTick), not after every
+	// line.
 	terminal := p.mode == modeTerminal
 	switch e.Kind {
 	case moat.EventStatus:
 		if terminal {
 			if strings.HasPrefix(e.Text, "  ") { // a hook's output line
 				p.clearStatus()
-				fmt.Fprintln(p.errOut, p.dim(e.Text))
-				p.drawStatus()
+				w := p.stderr()
+				w.WriteString(p.dim(e.Text))
+				w.WriteByte('\n')
 				return
 			}
 			p.setStep(e.Text)
 			return
 		}
-		fmt.Fprintf(p.errOut, "· %s\n", e.Text)
+		fmt.Fprintf(p.stderr(), "· %s\n", e.Text)
 	case moat.EventIterationStart:
 		p.iterations++
 		if terminal {
 			p.endStep()
-			fmt.Fprintf(p.out, "\n%s\n", p.bold("── "+e.Text+" ──"))
+			fmt.Fprintf(p.stdout(), "\n%s\n", p.bold("── "+e.Text+" ──"))
 			return
 		}
-		fmt.Fprintf(p.out, "── %s ──\n", e.Text)
+		fmt.Fprintf(p.stdout(), "── %s ──\n", e.Text)
 	case moat.EventIterationEnd:
 		if terminal {
 			p.endStep()
 		}
-		fmt.Fprintf(p.errOut, "· %s\n", e.Text)
-		if terminal {
-			p.drawStatus()
-		}
+		fmt.Fprintf(p.stderr(), "· %s\n", e.Text)
 	case moat.EventText:
 		p.clearStatus()
-		fmt.Fprintln(p.out, e.Text)
-		p.drawStatus()
+		w := p.stdout()
+		w.WriteString(e.Text)
+		w.WriteByte('\n')
 	case moat.EventToolCall:
 		p.clearStatus()
-		fmt.Fprintf(p.out, "  %s\n", p.dim(compactToolCall(e.Tool, e.ToolArg)))
-		p.drawStatus()
+		fmt.Fprintf(p.stdout(), "  %s\n", p.dim(compactToolCall(e.Tool, e.ToolArg)))
 	case moat.EventWarning:
 		p.clearStatus()
-		fmt.Fprintf(p.errOut, "%s %s\n", p.yellow("!"), e.Text)
-		p.drawStatus()
+		fmt.Fprintf(p.stderr(), "%s %s\n", p.yellow("!"), e.Text)
 	case moat.EventStderr:
 		p.clearStatus()
-		fmt.Fprintf(p.errOut, "  %s %s\n", p.dim("[agent stderr]"), e.Text)
-		p.drawStatus()
+		w := p.stderr()
+		w.WriteString("  ")
+		w.WriteString(p.dim("[agent stderr]"))
+		w.WriteByte(' ')
+		w.WriteString(e.Text)
+		w.WriteByte('\n')
 	}
 }
 
@@ -217,14 +303,7 @@ func (p *runPrinter) Event(e moat.Event) {
 // tab) are shown in caret notation (ESC as ^[), C1 controls and invalid
 // UTF-8 as \x escapes, so no escape sequence is passed through.
 func printable(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f || c >= 0x80 {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if plainPrefix(s) == len(s) {
 		return s
 	}
 	var b strings.Builder
@@ -244,6 +323,42 @@ func printable(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// Masks for looking at 8 bytes at a time: one in every byte, and every
+// byte's high bit.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// word8 is the 8 bytes of s at i, little-endian (one load).
+func word8(s string, i int) uint64 {
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// plainPrefix returns how many bytes at the start of s are printable
+// ASCII (0x20–0x7e) or tab: what printable passes through as it is. It
+// looks at 8 bytes at a time, as every line of the agent's goes through
+// it.
+func plainPrefix(s string) int {
+	i := 0
+	for i < len(s) {
+		if i+8 <= len(s) {
+			// No byte >= 0x80, none < 0x20 (+0x60 leaves its high bit
+			// clear), none 0x7f (+1 sets it): all 8 are plain.
+			if w := word8(s, i); w&highs == 0 && (^(w+0x60*ones)|(w+ones))&highs == 0 {
+				i += 8
+				continue
+			}
+		}
+		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 // stepDuration is how long a step took, for people: "18ms", "1.2s", "3m4s".
@@ -280,6 +395,10 @@ func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr erro
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.finished = true
+	p.flushTimer.Stop()
+	p.armed = false
+	defer p.flush()
 	switch p.mode {
 	case modeJSON:
 		p.writeJSON(jsonResultOf(res, took, runErr))
@@ -290,7 +409,7 @@ func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr erro
 		} else {
 			p.clearStatus()
 			if p.status != "" {
-				fmt.Fprintf(p.errOut, "%s %s\n", p.red("✗"), p.status)
+				fmt.Fprintf(p.stderr(), "%s %s\n", p.red("✗"), p.status)
 			}
 		}
 	}
@@ -301,7 +420,7 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	if res == nil {
 		return
 	}
-	w := p.out
+	w := p.stdout()
 	quiet := p.mode == modeQuiet
 	if !quiet {
 		fmt.Fprintf(w, "\n%s\n", p.bold(fmt.Sprintf("── summary (%s) ──", stepDuration(took))))
@@ -368,6 +487,7 @@ func totalUsage(res *moat.RunResult) *agent.Usage {
 }
 
 func (p *runPrinter) writeJSON(v any) {
+	p.stdout()
 	if err := p.jsonEnc.Encode(v); err != nil {
 		fmt.Fprintf(p.errOut, "moat: writing --json output: %v\n", err)
 	}
