@@ -108,7 +108,7 @@ func runMoat(tb testing.TB, bin, repo, agentCmd string, args ...string) cliRun {
 				r.agent = time.Duration(ph.DurationMS) * time.Millisecond
 			}
 		}
-	} else if m := regexp.MustCompile(`(?m)^phases: .*\bagent ([0-9.]+[mµn]?s)\b`).FindStringSubmatch(r.tail); m != nil {
+	} else if m := regexp.MustCompile(`(?m)^phases: .*\bagent ([0-9][0-9.hmsµn]*)`).FindStringSubmatch(r.tail); m != nil {
 		r.agent, _ = time.ParseDuration(m[1])
 	}
 	if r.agent == 0 {
