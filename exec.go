@@ -98,7 +98,7 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 			res.Phases = r.res.Phases
 		}
 	}()
-	p, err := newPlan(ctx, o.Repo)
+	p, err := newPlan(ctx, o.Repo, r.runID())
 	if err != nil {
 		return nil, err
 	}

@@ -138,6 +138,9 @@ type Event struct {
 
 // RunResult is what a run did.
 type RunResult struct {
+	// RunID names the run: its log is .moat/logs/<RunID>.log, its refs
+	// refs/moat/runs/<RunID>/, its kept branch moat/<RunID>.
+	RunID string
 	Iterations []IterationResult
 	// CompletionSignal is the signal the agent printed, "" if none.
 	CompletionSignal string

@@ -11,7 +11,6 @@ import (
 
 	"github.com/moatdev/moat/internal/gitsync"
 	"github.com/moatdev/moat/internal/land"
-	"github.com/moatdev/moat/internal/runid"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
@@ -94,7 +93,8 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 		return nil, err
 	}
 	defer r.phase("prepare")()
-	p, err := newPlan(ctx, o.Repo)
+	p, err := newPlan(ctx, o.Repo, r.runID())
+	r.res.RunID = r.runID()
 	if err != nil {
 		return nil, err
 	}
@@ -154,13 +154,13 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 }
 
 // newPlan finds the repository around dir and its HEAD, and gives the run
-// an id and a temporary directory.
-func newPlan(ctx context.Context, dir string) (*plan, error) {
+// its id and a temporary directory.
+func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 	repo, err := hostgit.Locate(ctx, 0, dir)
 	if err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
 	}
-	p := &plan{repo: repo, runID: runid.New()}
+	p := &plan{repo: repo, runID: runID}
 	p.refPrefix = "refs/moat/runs/" + p.runID
 	p.keep = "moat/" + p.runID
 	if p.base, _ = hostgit.Line(ctx, 0, repo.TopLevel, "rev-parse", "-q", "--verify", "HEAD^{commit}"); p.base == "" {

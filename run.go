@@ -67,7 +67,6 @@ type runner struct {
 	opts    RunOptions
 	res     *RunResult
 	mu      sync.Mutex // serialises events
-	log     *os.File
 	iter    int
 	prompt  string
 	secrets *strings.Replacer // RunOptions.Env values → [redacted]

@@ -45,6 +45,10 @@ type runOptions struct {
 	jsonOut           bool
 	quiet             bool
 	logFile           string
+	trustConfig       bool
+	// promptFromConfig says promptFile is the config's prompt_file, read
+	// only as a regular file inside the repository.
+	promptFromConfig bool
 }
 
 // errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
@@ -64,7 +68,10 @@ deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
 
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
-win. The prompt is -p, -f, or the config's prompt_file.
+win. The prompt is -p, -f, or the config's prompt_file (a file inside the
+repository). A config file that sets what acts on this computer (host
+hooks, env, an ssh:// sandbox, the [exedev] lobby, key or known_hosts) is
+refused (exit 2) until you trust it: see 'moat trust', or --trust-config.
 
 Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
 config), emulator (the exe.dev emulator, in-process: no account, no
@@ -111,7 +118,8 @@ what was kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
-	f.StringVar(&o.logFile, "log-file", "", `write the run's log here (default .moat/logs/<time>.log; "-" for none)`)
+	f.BoolVar(&o.trustConfig, "trust-config", false, "trust .moat/config.toml for this run only, as 'moat trust' would (for CI)")
+	f.StringVar(&o.logFile, "log-file", "", `write the run's log here (default .moat/logs/<run-id>.log, capped at 64 MiB keeping its start and end, the last 50 kept; "-" for none)`)
 	registerCompletions(cmd)
 	return cmd
 }
@@ -133,6 +141,7 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	str(&o.branch, "branch", c.Branch)
 	if o.prompt == "" && o.promptFile == "" && c.PromptFile != "" {
 		o.promptFile = p.path(c.PromptFile)
+		o.promptFromConfig = true
 	}
 	if !set("max-iterations") && c.MaxIterations > 0 {
 		o.maxIterations = c.MaxIterations
@@ -176,9 +185,27 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if err != nil {
 		return nil, err
 	}
+	// What acts on the host waits for the user's trust: stop before
+	// anything runs.
+	if err := p.requireTrust(p.Config.HostSettings(), o.trustConfig, true); err != nil {
+		return nil, err
+	}
 	o.resolve(cmd, p)
 	if err := o.check(); err != nil {
 		return nil, err
+	}
+	if o.promptFromConfig {
+		// Read here, inside the repository only, and handed over as text:
+		// no symbolic link out, and nothing swapped in between.
+		rel, err := filepath.Rel(p.Root, o.promptFile)
+		if err != nil {
+			return nil, usageErrorf("prompt_file: %w", err)
+		}
+		data, err := config.ReadRepoFile(p.Root, filepath.ToSlash(rel))
+		if err != nil {
+			return nil, usageErrorf("prompt_file: %w", err)
+		}
+		o.prompt, o.promptFile = string(data), ""
 	}
 	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
 	if err != nil {
