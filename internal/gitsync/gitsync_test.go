@@ -39,11 +39,7 @@ func sx(t *testing.T, h sandbox.Handle, cmd string) string {
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := hostgit.Run(context.Background(), time.Minute, dir, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(out)
+	return hostgittest.Git(t, dir, args...)
 }
 
 func write(t *testing.T, dir, name, content string) {

@@ -1,15 +1,12 @@
 package land
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 )
 
@@ -17,11 +14,7 @@ func TestMain(m *testing.M) { hostgittest.Main(m) }
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := hostgit.Run(context.Background(), time.Minute, dir, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(out)
+	return hostgittest.Git(t, dir, args...)
 }
 
 // repo makes a repository on main with one commit, and the agent's work:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -46,4 +47,24 @@ var HookNames = []string{
 	"reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate",
 	"fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist", "p4-post-changelist",
 	"p4-pre-submit", "post-index-change",
+}
+
+// Git runs the real git in dir (LC_ALL=C, no terminal prompt) and returns
+// its output with surrounding space trimmed; any failure fails the test.
+// It is plain git, not moat's hardened host git: tests use it to set up
+// and inspect repositories.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("git %v in %s: %v\n%s%s", args, dir, err, out, stderr)
+	}
+	return strings.TrimSpace(string(out))
 }
