@@ -247,6 +247,15 @@ func (d *doctor) checkRepoAndConfig(ctx context.Context, gitOK bool) (*project, 
 		d.report(stInfo, "config", "no "+config.File+" (moat init creates one); the defaults apply")
 	} else {
 		d.report(stOK, "config", filepath.Join(p.Root, config.File))
+		if hs := p.Config.HostSettings(); len(hs) > 0 && !p.Trusted {
+			keys := make([]string, len(hs))
+			for i, h := range hs {
+				keys[i] = h.Key
+			}
+			d.report(stWarn, "trust", config.File+" is not trusted and sets "+strings.Join(keys, ", ")+"; moat run refuses it until you trust it, and doctor checks without them",
+				"read it, then run 'moat trust' (moat trust --show lists what it would allow)")
+			p.Config = p.Config.WithoutHostSettings()
+		}
 	}
 	return p, true
 }

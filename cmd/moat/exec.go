@@ -25,6 +25,7 @@ type execOptions struct {
 	keep      bool
 	committed bool
 	quiet     bool
+	trust     bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -41,7 +42,9 @@ status is unknown), 130 when interrupted.
 
 One argument is run as a shell command line; several are quoted and run as
 one command. The sandbox gets the keys of .moat/.env and --env, like a run.
-With --keep the sandbox is left running and moat prints how to reach it.`,
+With --keep the sandbox is left running and moat prints how to reach it.
+A .moat/config.toml that sets what acts on this computer must be trusted
+first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 		Example: `  # Run the tests in a clean exe.dev VM:
   moat exec -- go test ./...
 
@@ -60,6 +63,7 @@ With --keep the sandbox is left running and moat prints how to reach it.`,
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
 	f.BoolVar(&o.committed, "committed", false, "sync only committed state (HEAD), not your uncommitted changes")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the command's output and errors")
+	f.BoolVar(&o.trust, "trust-config", false, "trust .moat/config.toml for this command only, as 'moat trust' would (for CI)")
 	registerCompletions(cmd)
 	return cmd
 }
@@ -79,6 +83,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	}
 	p, err := loadProject(ctx, o.repo)
 	if err != nil {
+		return fail(err)
+	}
+	// Untrusted settings that act on the host stop it before anything
+	// runs (a usage error: exit 2).
+	if err := p.requireTrust(p.Config.HostSettings(), o.trust, true); err != nil {
 		return fail(err)
 	}
 	if !cmd.Flags().Changed("sandbox") && p.Config.Sandbox != "" {

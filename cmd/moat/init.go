@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
 
@@ -198,6 +199,13 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 			return err
 		}
 		written = append(written, f.rel)
+	}
+	// What init writes is trusted as written; a later change to it needs
+	// 'moat trust'.
+	if store, err := trust.Default(); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	} else if err := store.Trust(root, trust.Hash([]byte(files[0].content))); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
 	}
 	if interactive {
 		fmt.Fprintln(out)

@@ -19,7 +19,7 @@ import (
 const (
 	exitOK          = 0   // success
 	exitFailure     = 1   // the command failed (run failed, checks failed, ...)
-	exitUsage       = 2   // bad flags, arguments or configuration
+	exitUsage       = 2   // bad flags, arguments or configuration, or an untrusted config
 	exitExecFailed  = 125 // moat exec: moat itself failed; CMD did not run or its status is unknown
 	exitInterrupted = 130 // interrupted by Ctrl-C or SIGTERM
 )
@@ -139,9 +139,12 @@ Get started:
   moat run --sandbox emulator    # try it offline on the built-in exe.dev emulator
   moat run                       # run the agent on exe.dev
 
+A repository's .moat/config.toml acts on this computer (host hooks, env,
+the exe.dev lobby or key) only once you trust it: see 'moat trust'.
+
 Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
-config), 130 interrupted; moat exec returns its command's status, or 125 when
-moat itself failed.`,
+config, or an untrusted config), 130 interrupted; moat exec returns its
+command's status, or 125 when moat itself failed.`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -156,6 +159,7 @@ moat itself failed.`,
 		newExecCmd(),
 		newSandboxCmd(),
 		newDoctorCmd(),
+		newTrustCmd(),
 		newVersionCmd(),
 		newDevCmd(),
 	)

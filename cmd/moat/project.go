@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox/exedev"
 )
@@ -21,6 +22,11 @@ type project struct {
 	ConfigFound bool
 	// Env is .moat/.env, resolved against the process environment.
 	Env config.Env
+	// ConfigHash is the SHA-256 of the config file's content ("" when
+	// there is none); Trusted says the user trusted that content (moat
+	// trust, or moat init wrote it).
+	ConfigHash string
+	Trusted    bool
 }
 
 // loadProject finds the repository holding dir ("" is the working
@@ -38,9 +44,24 @@ func loadProject(ctx context.Context, dir string) (*project, error) {
 		return nil, err
 	}
 	p := &project{Root: repo.TopLevel}
-	p.Config, p.ConfigFound, err = config.Load(p.Root)
+	var data []byte
+	p.Config, data, p.ConfigFound, err = config.LoadData(p.Root)
 	if err != nil {
 		return nil, usageErrorf("%w", err)
+	}
+	// prompt_file and copy stay inside the repository, trusted or not.
+	if err := p.Config.CheckPaths(p.Root); err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	if p.ConfigFound {
+		p.ConfigHash = trust.Hash(data)
+		store, err := trust.Default()
+		if err == nil {
+			p.Trusted, err = store.Trusted(p.Root, p.ConfigHash)
+		}
+		if err != nil && len(p.Config.HostSettings()) > 0 {
+			return nil, err
+		}
 	}
 	p.Env, err = config.LoadEnv(p.Root, os.LookupEnv)
 	if err != nil {

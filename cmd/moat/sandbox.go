@@ -60,6 +60,11 @@ func sandboxProvider(ctx context.Context) (*exedev.Provider, error) {
 	p, err := loadProject(ctx, "")
 	switch {
 	case err == nil:
+		// The lobby, key and known_hosts of an untrusted file are refused,
+		// as moat run refuses them.
+		if err := p.requireTrust(p.Config.ExeDev.HostSettings(), false, false); err != nil {
+			return nil, err
+		}
 		c = p.Config.ExeDev
 	case isUsageError(err):
 		return nil, err // the config file or .moat/.env is broken

@@ -309,13 +309,22 @@ func TestSandboxUsesRepoConfig(t *testing.T) {
 	for _, k := range []string{"MOAT_EXEDEV_LOBBY", "MOAT_EXEDEV_KEY", "MOAT_EXEDEV_KNOWN_HOSTS"} {
 		t.Setenv(k, "")
 	}
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	// Untrusted, the file's lobby, key and known_hosts are refused.
+	_, errOut, code := sbxRun(t, "sandbox", "ls")
+	if code != exitUsage || !strings.Contains(errOut, "is not trusted") || !strings.Contains(errOut, "exedev.lobby") || !strings.Contains(errOut, "moat trust") {
+		t.Fatalf("ls with an untrusted lobby in config.toml: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := sbxRun(t, "trust"); code != 0 {
+		t.Fatalf("moat trust: exit %d\n%s", code, errOut)
+	}
 	out, _, code := sbxRun(t, "sandbox", "ls")
 	if code != 0 || !strings.Contains(out, "moat-vm-one") {
 		t.Fatalf("ls with the lobby from config.toml: exit %d\n%s", code, out)
 	}
 
 	os.WriteFile(filepath.Join(repo, ".moat", "config.toml"), []byte("sandbox = \n"), 0o644)
-	_, errOut, code := sbxRun(t, "sandbox", "ls")
+	_, errOut, code = sbxRun(t, "sandbox", "ls")
 	if code != exitUsage {
 		t.Errorf("ls with a broken config: exit %d", code)
 	}

@@ -20,9 +20,25 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(hermeticConfig{m}, map[string]func(){
 		"moat": func() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
+}
+
+// hermeticConfig runs the tests with XDG_CONFIG_HOME in a temporary
+// directory, so that what they trust (moat init, moat trust) never reaches
+// the user's own config directory.
+type hermeticConfig struct{ m *testing.M }
+
+func (h hermeticConfig) Run() int {
+	dir, err := os.MkdirTemp("", "moat-test-config-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	return h.m.Run()
 }
 
 // TestScripts runs testdata/script/*.txtar: the CLI as a user types it.
@@ -85,6 +101,8 @@ func TestScripts(t *testing.T) {
 			servers[env.WorkDir] = srv
 			mu.Unlock()
 			env.Setenv("HOME", home)
+			// What a script trusts stays in its own config directory.
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(homeParent, "config"))
 			env.Setenv("MOAT_EXEDEV_LOBBY", srv.LobbyAddr())
 			env.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
 			env.Setenv("MOAT_EXEDEV_KNOWN_HOSTS", srv.KnownHostsFile())

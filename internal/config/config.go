@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -102,15 +100,8 @@ func (e *Error) Error() string {
 // and bad values are errors that name the file, the line and the fix; they
 // are *Error values, except when the file cannot be read.
 func Load(repoRoot string) (cfg Config, found bool, err error) {
-	data, err := os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(File)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Config{}, false, nil
-	}
-	if err != nil {
-		return Config{}, true, fmt.Errorf("%s: %w", File, err)
-	}
-	cfg, err = Parse(data)
-	return cfg, true, err
+	cfg, _, found, err = LoadData(repoRoot)
+	return cfg, found, err
 }
 
 // Parse reads the contents of a config file, as Load does.
@@ -655,24 +646,24 @@ type Env struct {
 	Loose bool
 }
 
-// LoadEnv reads <repoRoot>/.moat/.env; lookup is os.LookupEnv in
+// LoadEnv reads <repoRoot>/.moat/.env, only as a regular file inside the
+// repository (a symbolic link out of it is refused); lookup is os.LookupEnv in
 // production. Only the keys the file declares are returned. A missing file
 // is an empty Env, not an error. Errors never contain a value.
 func LoadEnv(repoRoot string, lookup func(string) (string, bool)) (Env, error) {
-	f, err := os.Open(filepath.Join(repoRoot, filepath.FromSlash(EnvFile)))
+	// Only as a regular file inside the repository: a committed symbolic
+	// link to a host file would hand its values to the agent.
+	f, err := openRepoFile(repoRoot, EnvFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Env{}, nil
 	}
 	if err != nil {
-		return Env{}, fmt.Errorf("%s: %w", EnvFile, err)
+		return Env{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return Env{}, fmt.Errorf("%s: %w", EnvFile, err)
-	}
-	if st.IsDir() {
-		return Env{}, &Error{File: EnvFile, Msg: "is a directory: want a file of KEY=VALUE lines"}
 	}
 	entries, err := dotenv.Parse(f)
 	if err != nil {
