@@ -177,17 +177,28 @@ func escapes(repoRoot, rel string) string {
 	if err != nil {
 		return ""
 	}
-	p := filepath.Join(base, rel)
-	// Resolve as much of the path as exists.
-	resolved, err := filepath.EvalSymlinks(p)
+	// The longest part of the path that exists: a missing file under a
+	// directory link that leads out still leads out.
+	q := filepath.Join(base, rel)
+	for {
+		if _, err := os.Lstat(q); err == nil {
+			break
+		}
+		parent := filepath.Dir(q)
+		if parent == q || !within(base, parent) {
+			return ""
+		}
+		q = parent
+	}
+	resolved, err := filepath.EvalSymlinks(q)
 	if err != nil {
 		// A dangling link: where does it point?
-		target, lerr := os.Readlink(p)
+		target, lerr := os.Readlink(q)
 		if lerr != nil {
-			return "a path that does not resolve"
+			return ""
 		}
 		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(p), target)
+			target = filepath.Join(filepath.Dir(q), target)
 		}
 		resolved = filepath.Clean(target)
 	}
