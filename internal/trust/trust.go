@@ -87,6 +87,11 @@ func (s Store) Trust(repo, sha256 string) error {
 	if !filepath.IsAbs(repo) {
 		return fmt.Errorf("trust: %s is not an absolute path", repo)
 	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	f, err := s.read()
 	if err != nil {
 		return err
@@ -97,6 +102,11 @@ func (s Store) Trust(repo, sha256 string) error {
 
 // Forget removes the repository's entry, if any.
 func (s Store) Forget(repo string) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	f, err := s.read()
 	if err != nil {
 		return err
@@ -107,6 +117,37 @@ func (s Store) Forget(repo string) error {
 	delete(f.Repos, filepath.Clean(repo))
 	return s.write(f)
 }
+
+// lock keeps two writers (moat init or moat trust in two repositories at
+// once) from losing each other's entry: a lock file made with O_EXCL,
+// taken over when older than staleLock (a writer that died).
+func (s Store) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	name := s.Path + ".lock"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			return func() { os.Remove(name) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		if st, serr := os.Stat(name); serr == nil && time.Since(st.ModTime()) > staleLock {
+			os.Remove(name)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("trust: %s is held by another moat; remove it if none is running", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const staleLock = 30 * time.Second
 
 func (s Store) write(f file) error {
 	data, err := json.MarshalIndent(f, "", "  ")

@@ -1,8 +1,10 @@
 package trust
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -58,5 +60,29 @@ func TestCorruptStore(t *testing.T) {
 	os.WriteFile(s.Path, []byte("not json"), 0o600)
 	if ok, err := s.Trusted("/r", Hash(nil)); ok || err == nil {
 		t.Errorf("corrupt store: %v %v", ok, err)
+	}
+}
+
+// Writers at once lose none of each other's entries.
+func TestConcurrentTrust(t *testing.T) {
+	s := Store{Path: filepath.Join(t.TempDir(), FileName)}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Trust(fmt.Sprintf("/repo/%d", i), Hash([]byte{byte(i)})); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 8 {
+		if ok, err := s.Trusted(fmt.Sprintf("/repo/%d", i), Hash([]byte{byte(i)})); !ok || err != nil {
+			t.Errorf("repo %d lost: %v", i, err)
+		}
+	}
+	if _, err := os.Stat(s.Path + ".lock"); !os.IsNotExist(err) {
+		t.Errorf("lock left behind: %v", err)
 	}
 }
