@@ -140,7 +140,7 @@ type Event struct {
 type RunResult struct {
 	// RunID names the run: its log is .moat/logs/<RunID>.log, its refs
 	// refs/moat/runs/<RunID>/, its kept branch moat/<RunID>.
-	RunID string
+	RunID      string
 	Iterations []IterationResult
 	// CompletionSignal is the signal the agent printed, "" if none.
 	CompletionSignal string
