@@ -107,12 +107,18 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 	switch {
 	case h.bwrap != "":
 		argv = append([]string{h.bwrap}, bwrapArgs(opts.Sudo)...)
+		if h.p.network() == NetworkHost {
+			argv = append(argv, "--share-net")
+		} else if h.p.network() == NetworkIsolated && isolatedWarned.CompareAndSwap(false, true) {
+			h.p.log.Debug("local sandbox: network isolated without a user-space stack: no network")
+		}
+		argv = append(argv, hostMounts()...)
 		argv = append(argv,
-			"--ro-bind", "/", "/",
 			"--dev", "/dev",
 			"--proc", "/proc",
 			"--bind", h.tmp, "/tmp",
 			"--bind", h.dir, h.dir,
+			"--remount-ro", "/",
 			"--chdir", h.dir,
 			"--", "/bin/sh", "-c", enterScript, "sh", dir, cmd)
 	case viaSudo:

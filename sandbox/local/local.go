@@ -81,6 +81,10 @@ type Config struct {
 	// Logger receives the provider's warnings and debug messages. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Network is the sandbox's network under bwrap: NetworkIsolated (the
+	// default), NetworkNone or NetworkHost.
+	Network Network
 }
 
 // Provider makes local sandboxes. Create a Provider with New.
@@ -207,7 +211,7 @@ func bwrapArgs(sudo bool) []string {
 	a := []string{
 		"--die-with-parent",
 		"--new-session", // no controlling terminal: no TIOCSTI into the user's shell
-		"--unshare-all", "--share-net",
+		"--unshare-all",
 		// A user namespace always, not only "if possible": mounts inherited
 		// from the host are then locked, so even a root command cannot
 		// remount / read-write.
