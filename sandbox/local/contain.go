@@ -12,13 +12,14 @@ type Network string
 
 const (
 	// NetworkIsolated gives the sandbox its own network namespace; host
-	// loopback services and abstract Unix sockets are unreachable. It is the
-	// default under bubblewrap. Without a user-space network stack it has no
-	// network at all.
+	// loopback services and abstract Unix sockets are unreachable. It has
+	// no outbound network yet (a user-space stack, slirp4netns or pasta, is
+	// not wired in), so it is not the default: an agent needs its API.
 	NetworkIsolated Network = "isolated"
 	// NetworkNone gives the sandbox its own, empty network namespace.
 	NetworkNone Network = "none"
-	// NetworkHost shares the host's network namespace (must be asked for).
+	// NetworkHost shares the host's network namespace. It is the default
+	// until NetworkIsolated has outbound connectivity.
 	NetworkHost Network = "host"
 )
 
@@ -26,10 +27,10 @@ var isolatedWarned atomic.Bool
 
 func (p *Provider) network() Network {
 	switch p.cfg.Network {
-	case NetworkHost, NetworkNone:
+	case NetworkIsolated, NetworkNone:
 		return p.cfg.Network
 	}
-	return NetworkIsolated
+	return NetworkHost
 }
 
 // secretPaths are hidden inside the sandbox where they exist.

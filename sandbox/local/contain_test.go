@@ -17,7 +17,7 @@ func TestContainHidesHost(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/bwrap"); err != nil {
 		t.Skip("bwrap not installed")
 	}
-	p := New(Config{Root: t.TempDir()})
+	p := New(Config{Root: t.TempDir(), Network: NetworkIsolated})
 	h := create(t, p)
 	home, _ := os.UserHomeDir()
 	canary := filepath.Join(home, ".moat-canary-test")

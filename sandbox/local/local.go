@@ -82,8 +82,8 @@ type Config struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// Network is the sandbox's network under bwrap: NetworkIsolated (the
-	// default), NetworkNone or NetworkHost.
+	// Network is the sandbox's network under bwrap: NetworkHost (the
+	// default for now), NetworkIsolated or NetworkNone.
 	Network Network
 }
 
