@@ -50,6 +50,9 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		for i := range res.Commits {
 			res.Commits[i].Subject = r.redact(res.Commits[i].Subject)
 		}
+		if m := res.MergeCommit; m != nil {
+			m.Subject = r.redact(m.Subject)
+		}
 		for i, k := range res.Kept {
 			k.Reason, k.Fix = r.redact(k.Reason), r.redact(k.Fix)
 			res.Kept[i] = k
