@@ -90,7 +90,7 @@ type LimitError struct {
 
 func (e *LimitError) Error() string {
 	if e.What == "bundle size" {
-		return fmt.Sprintf("the agent's work is %s or more as a git bundle, over the limit of %s (raise it with the sync-out limits, e.g. --max-sync-bytes)", bytesText(e.Got), bytesText(e.Limit))
+		return fmt.Sprintf("the agent's work is %s or more as a git bundle, over the limit of %s (the work is still in the sandbox; a Go program can raise the limit with RunOptions.MaxSyncBytes, the CLI has no flag for it yet)", bytesText(e.Got), bytesText(e.Limit))
 	}
 	return fmt.Sprintf("the agent's work holds %d git objects, over the limit of %d", e.Got, e.Limit)
 }
