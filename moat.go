@@ -7,8 +7,9 @@
 //		Prompt:  "Fix the failing test, commit, then print <promise>COMPLETE</promise>.",
 //	})
 //
-// A run creates one sandbox while it bundles the run's base straight from
-// your repository (no host worktree), clones the bundle in the sandbox,
+// A run creates one sandbox while it packs the run's base straight from
+// your repository (no host worktree), makes the sandbox's repository from
+// that pack,
 // runs the agent for up to MaxIterations iterations, brings its commits
 // home after each as a bundle fetched with object checking (same SHAs,
 // authors, dates, signatures and merges), merges them into your
@@ -158,7 +159,8 @@ type RunResult struct {
 	// Kept lists what was kept for recovery instead of being cleaned up.
 	Kept []Kept
 	// Phases is where the time went, in the order the phases first ran:
-	// worktree, create, sync in, setup, agent, sync out, merge, close.
+	// prepare, create and pack (at the same time), sync in, setup, agent,
+	// sync out, merge, close.
 	Phases []Phase
 	// Sandbox is set when the agent's work could not be brought out of the
 	// sandbox (Kept has a "sandbox" entry saying how to fetch it): rather

@@ -19,7 +19,7 @@ import (
 // A run is six phases, each a function whose result is a value:
 //
 //	prepare    → plan        what the run starts from and lands on (no sandbox yet)
-//	provision  → *sandboxed  the sandbox, created while the base is bundled, synced in
+//	provision  → *sandboxed  the sandbox, created while the base is packed, synced in
 //	setup      → error       copies, sandbox hooks, the agent's CLI
 //	loop       → loopResult  the agent's iterations, each followed by a sync out
 //	land       → landResult  the commits merged or put on their branch
@@ -44,7 +44,7 @@ type plan struct {
 	keep      string // the branch that keeps commits that cannot land: moat/<run-id>
 	identity  hostgit.Identity
 	excludes  string
-	tmp       string // host directory for bundles
+	tmp       string // host directory for packs and bundles
 }
 
 func (p *plan) cleanup() {
@@ -179,7 +179,7 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 }
 
 // recordBase points refs/moat/runs/<run-id>/base at the base: the ref the
-// sync-in bundle carries.
+// sync in packs.
 func (p *plan) recordBase(ctx context.Context) error {
 	if _, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "update-ref", p.refPrefix+"/base", p.base, ""); err != nil {
 		return fmt.Errorf("moat: recording the run's base: %w", err)
@@ -220,21 +220,21 @@ type sandboxed struct {
 	h sandbox.Handle
 }
 
-// provision creates the sandbox while the base is bundled on the host,
-// then syncs the bundle in. On failure nothing is left: the sandbox is
+// provision creates the sandbox while the base is packed on the host,
+// then syncs the pack in. On failure nothing is left: the sandbox is
 // closed.
 func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	o := r.opts
-	type bundled struct {
-		b   gitsync.Bundle
+	type packed struct {
+		b   gitsync.Base
 		err error
 	}
-	bch := make(chan bundled, 1)
+	bch := make(chan packed, 1)
 	go func() {
-		end := r.phase("bundle")
-		b, err := gitsync.MakeBundle(ctx, 0, p.repo.TopLevel, p.tmp, p.refPrefix+"/base")
+		end := r.phase("pack")
+		b, err := gitsync.PackBase(ctx, 0, p.repo.TopLevel, p.tmp, p.refPrefix+"/base")
 		end()
-		bch <- bundled{b, err}
+		bch <- packed{b, err}
 	}()
 	r.status("creating the sandbox (%s)", o.Sandbox.Name())
 	end := r.phase("create")
@@ -255,7 +255,7 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	r.status("syncing the repository into the sandbox")
 	end = r.phase("sync in")
 	err = r.retry(ctx, "syncing the repository in", func() error {
-		return gitsync.SyncIn(ctx, h, gitsync.In{Bundle: bd.b, Branch: p.branch, Identity: p.identity, Excludes: p.excludes}, gitsync.Options{Logf: r.logf})
+		return gitsync.SyncIn(ctx, h, gitsync.In{Base: bd.b, Branch: p.branch, Identity: p.identity, Excludes: p.excludes}, gitsync.Options{Logf: r.logf})
 	})
 	end()
 	if err != nil {

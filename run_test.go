@@ -475,9 +475,9 @@ func TestRunOptions(t *testing.T) {
 	for _, p := range res.Phases {
 		names = append(names, p.Name)
 	}
-	// bundle and create run at the same time, so either may end first.
+	// pack and create run at the same time, so either may end first.
 	slices.Sort(names)
-	if strings.Join(names, ",") != "agent,bundle,close,create,merge,prepare,setup,sync in,sync out" {
+	if strings.Join(names, ",") != "agent,close,create,merge,pack,prepare,setup,sync in,sync out" {
 		t.Errorf("phases %v", names)
 	}
 

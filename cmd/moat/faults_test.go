@@ -89,7 +89,7 @@ func TestFaultMatrix(t *testing.T) {
 		{
 			name: "connection drops during sync in",
 			emu: []exedevtest.Option{exedevtest.WithDropExec(1, func(s string) bool {
-				return strings.Contains(s, "fetch -q --no-tags")
+				return strings.Contains(s, "tar -xf - -C .git/objects/pack")
 			})},
 			agent:    agentCommit,
 			wantExit: exitOK,

@@ -12,44 +12,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
-
-// Bundle is a git bundle file made on the host by MakeBundle.
-type Bundle struct {
-	Path string // the file
-	Ref  string // the one ref it carries
-	Head string // the commit Ref points at
-	Size int64  // bytes
-}
-
-// MakeBundle writes a bundle of ref's history to a new file in dir, leaving
-// out what the commits in have (so the sandbox must have them). ref must be
-// a full ref name; the bundle carries it alone.
-func MakeBundle(ctx context.Context, timeout time.Duration, repo, dir, ref string, have ...string) (Bundle, error) {
-	head, err := hostgit.Line(ctx, timeout, repo, "rev-parse", "--verify", "-q", ref+"^{commit}")
-	if err != nil || head == "" {
-		return Bundle{}, fmt.Errorf("bundle: %s is not a commit in %s", ref, repo)
-	}
-	b := Bundle{Path: filepath.Join(dir, "in-"+randHex(4)+".bundle"), Ref: ref, Head: head}
-	args := []string{"bundle", "create", "-q", b.Path, ref}
-	for _, h := range have {
-		if h != "" && h != head {
-			args = append(args, "^"+h)
-		}
-	}
-	if _, err := hostgit.Run(ctx, timeout, repo, args...); err != nil {
-		return Bundle{}, fmt.Errorf("bundle: %w", err)
-	}
-	fi, err := os.Stat(b.Path)
-	if err != nil {
-		return Bundle{}, fmt.Errorf("bundle: %w", err)
-	}
-	b.Size = fi.Size()
-	return b, nil
-}
 
 // Limits bound what a sandbox may send home in one sync out.
 type Limits struct {

@@ -2,11 +2,11 @@
 // commits back as they were, with git on both sides and only the
 // sandbox.Handle contract (Exec, CopyIn, CopyOut, WorkDir) in between.
 //
-// Sync in: MakeBundle writes a git bundle of the run's base straight from
-// the user's repository (no host worktree); SyncIn streams it into the
-// sandbox over one Exec's standard input and makes the sandbox repository
-// at WorkDir from it, on the run's branch, HEAD verified. A later SyncIn
-// into the same sandbox sends only what it lacks (an incremental bundle).
+// Sync in: PackBase writes a git pack of the run's base, with its index,
+// straight from the user's repository (no host worktree); SyncIn streams
+// both into the sandbox over one Exec's standard input and makes the
+// sandbox repository at WorkDir from them, on the run's branch, HEAD
+// verified.
 //
 // Sync out: in the sandbox, work the agent left uncommitted becomes one
 // labelled commit, and the commits the host lacks go into a bundle, which
@@ -46,7 +46,9 @@ const SyncBaseRef = "refs/moat/sync-base"
 
 // syncIDKey is the sandbox repository's config key holding a random id of
 // one SyncIn, so host-side state is tied to the sandbox it came from.
-const syncIDKey = "moat.syncid"
+const syncIDKey = syncIDSection + "." + syncIDName
+
+const syncIDSection, syncIDName = "moat", "syncid"
 
 // sandboxEnv is set for every command moat runs in the sandbox.
 var sandboxEnv = map[string]string{

@@ -86,7 +86,7 @@ func setup(t *testing.T) synced {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(context.Background()) })
-	b, err := MakeBundle(t.Context(), time.Minute, repo, t.TempDir(), prefix+"/base")
+	b, err := PackBase(t.Context(), time.Minute, repo, t.TempDir(), prefix+"/base")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func setup(t *testing.T) synced {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := In{Bundle: b, Branch: "moat/test", Identity: hostgit.Identity{Name: "Host User", Email: "host@example.com"}, Excludes: HostExcludes(t.Context(), loc, opts(t))}
+	in := In{Base: b, Branch: "moat/test", Identity: hostgit.Identity{Name: "Host User", Email: "host@example.com"}, Excludes: HostExcludes(t.Context(), loc, opts(t))}
 	if err := SyncIn(t.Context(), h, in, opts(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +114,43 @@ func TestSyncInMakesTheBranchAtTheBase(t *testing.T) {
 		t.Errorf("identity, binary file, clean tree: %q", got)
 	}
 	// A retry after a lost answer finds the repository complete.
-	b, _ := MakeBundle(t.Context(), time.Minute, s.repo, t.TempDir(), prefix+"/base")
-	if err := SyncIn(t.Context(), s.h, In{Bundle: b, Branch: "moat/test"}, opts(t)); err != nil {
+	b, _ := PackBase(t.Context(), time.Minute, s.repo, t.TempDir(), prefix+"/base")
+	if err := SyncIn(t.Context(), s.h, In{Base: b, Branch: "moat/test"}, opts(t)); err != nil {
 		t.Errorf("SyncIn again on a finished sync in: %v", err)
+	}
+}
+
+// The identity is written into the sandbox's .git/config by the shell, not
+// by git config: names with quotes, backslashes and tabs must read back
+// exactly, and a sandbox git that defaults to other formats must still get
+// the repository the pack was made for.
+func TestSyncInIdentityAndFormats(t *testing.T) {
+	repo := t.TempDir()
+	git(t, repo, "init", "-q", "-b", "main")
+	write(t, repo, "a.txt", "a\n")
+	git(t, repo, "add", "-A")
+	git(t, repo, "-c", "user.name=U", "-c", "user.email=u@example.com", "commit", "-q", "-m", "initial")
+	git(t, repo, "update-ref", prefix+"/base", "HEAD")
+	h, err := provider.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	// The sandbox's own global config asks for what moat must not get.
+	sx(t, h, `git config --global init.defaultRefFormat reftable && git config --global init.defaultObjectFormat sha256 && git config --global init.defaultBranch moat/test`)
+	b, err := PackBase(t.Context(), time.Minute, repo, t.TempDir(), prefix+"/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := hostgit.Identity{Name: `Ann "the \ hacker"	O'Neil ; $(id)`, Email: `a\b"c@example.com`}
+	if err := SyncIn(t.Context(), h, In{Base: b, Branch: "moat/test", Identity: id}, opts(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sx(t, h, "git config user.name && git config user.email && git rev-parse --show-object-format 2>/dev/null || echo sha1"); got != id.Name+"\n"+id.Email+"\nsha1" {
+		t.Errorf("identity and object format in the sandbox: %q; want %q, %q, sha1", got, id.Name, id.Email)
+	}
+	if got := sx(t, h, "git commit -q --allow-empty -m x && git log -1 --format='%an <%ae>'"); got != id.Name+" <"+id.Email+">" {
+		t.Errorf("a commit in the sandbox is by %q", got)
 	}
 }
 

@@ -15,9 +15,9 @@ import (
 
 // In says what SyncIn makes in the sandbox.
 type In struct {
-	// Bundle is the run's base, from MakeBundle.
-	Bundle Bundle
-	// Branch is checked out in the sandbox at Bundle.Head; "" leaves HEAD
+	// Base is the run's base, from PackBase.
+	Base Base
+	// Branch is checked out in the sandbox at Base.Head; "" leaves HEAD
 	// detached there.
 	Branch string
 	// Identity becomes the sandbox repository's user.name and user.email.
@@ -26,12 +26,12 @@ type In struct {
 	Excludes string
 }
 
-// SyncIn makes the sandbox repository at h.WorkDir() from in.Bundle: one
-// Exec whose standard input is the bundle, so the bundle is written into
-// the sandbox as it is read from the host's disk, and the sandbox
-// repository is made in the same command (git init, fetch from the bundle,
-// checkout of in.Branch, the identity, a sync id, the excludes, and
-// refs/moat/sync-base at the head), its HEAD verified against the host's.
+// SyncIn makes the sandbox repository at h.WorkDir() from in.Base: one
+// Exec whose standard input is the base's pack and index as a tar stream,
+// read from the host's disk as it is sent, and which makes the sandbox
+// repository in the same command (git init, the pack filed away,
+// refs/moat/sync-base at the head, checkout of in.Branch, the identity, a
+// sync id, the excludes), its HEAD verified against the host's.
 //
 // WorkDir must not hold a repository yet; other files in it are kept. A
 // repository an interrupted SyncIn left is started over, and one a SyncIn
@@ -46,44 +46,10 @@ func SyncIn(ctx context.Context, h sandbox.Handle, in In, o Options) error {
 }
 
 func (s *syncer) syncIn(ctx context.Context, in In) error {
-	f, err := os.Open(in.Bundle.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	q := shell.Quote
-	checkout := "g -c advice.detachedHead=false checkout -q --detach " + SyncBaseRef
-	if in.Branch != "" {
-		checkout = "g -c advice.detachedHead=false checkout -q -B " + q(in.Branch) + " " + SyncBaseRef
-	}
-	script := gitFunc + `
-h=` + in.Bundle.Head + `
-if [ -e .git/` + partialMarker + ` ]; then rm -rf .git; fi
-if [ -e .git ]; then
-	cat >/dev/null
-	if [ "$(g rev-parse -q --verify HEAD)" = "$h" ] && [ "$(g rev-parse -q --verify ` + SyncBaseRef + `)" = "$h" ]; then
-		echo "moat-head $h"; exit 0
-	fi
-	echo "the sandbox directory $PWD already holds a git repository; sync-in needs a fresh sandbox" >&2; exit 3
-fi
-t=$(mktemp -d "${TMPDIR:-/tmp}/moat-sync-XXXXXX") || exit 1
-trap 'rm -rf "$t"' EXIT
-cat > "$t/in.bundle" || exit 1
-mkdir -p .git && : > .git/` + partialMarker + ` && g init -q && g symbolic-ref HEAD refs/heads/moat-sync-in-unborn || exit 1
-if ! g rev-parse --git-dir >/dev/null 2>"$t/err"; then
-	grep -q 'dubious ownership' "$t/err" || { cat "$t/err" >&2; exit 1; }
-	# safe.directory counts only in global configuration: the sandbox's.
-	git config --global --add safe.directory "$PWD" || exit 1
-fi
-g fetch -q --no-tags --no-write-fetch-head "$t/in.bundle" ` + q("+"+in.Bundle.Ref+":"+SyncBaseRef) + ` || exit 1
-` + checkout + ` || exit 1
-g config user.name ` + q(in.Identity.Name) + ` && g config user.email ` + q(in.Identity.Email) + ` && g config ` + syncIDKey + ` ` + randHex(8) + ` || exit 1
-mkdir -p .git/info && printf '%s' ` + q(in.Excludes) + ` >> .git/info/exclude || exit 1
-rm -f .git/` + partialMarker + `
-echo "moat-head $(g rev-parse HEAD)"
-`
-	s.log("sync-in: %s (%s) into the sandbox", in.Bundle.Head[:12], bytesText(in.Bundle.Size))
-	out, err := s.run(ctx, script, f)
+	stream := in.Base.tarStream()
+	defer stream.Close()
+	s.log("sync-in: %s (%s) into the sandbox", in.Base.Head[:12], bytesText(in.Base.Size))
+	out, err := s.run(ctx, syncInScript(in), stream)
 	if err != nil {
 		return err
 	}
@@ -93,10 +59,58 @@ echo "moat-head $(g rev-parse HEAD)"
 			got = strings.TrimSpace(v)
 		}
 	}
-	if got != in.Bundle.Head {
-		return fmt.Errorf("HEAD mismatch after sync-in: host %s, sandbox %q", in.Bundle.Head, hostgit.Tail(out, 200))
+	if got != in.Base.Head {
+		return fmt.Errorf("HEAD mismatch after sync-in: host %s, sandbox %q", in.Base.Head, hostgit.Tail(out, 200))
 	}
 	return nil
+}
+
+// syncInScript is the one sandbox command of SyncIn. It starts as few
+// processes as it can: files git would write the same way (HEAD of the
+// fresh repository, the identity in .git/config) are written by the shell.
+// The fresh repository is made in git's files ref format and SHA-1, which
+// is what those writes and the pack assume, whatever the sandbox's git
+// defaults to.
+func syncInScript(in In) string {
+	q := shell.Quote
+	checkout := "g -c advice.detachedHead=false checkout -q --detach " + SyncBaseRef
+	if in.Branch != "" {
+		checkout = "g -c advice.detachedHead=false checkout -q -B " + q(in.Branch) + " " + SyncBaseRef
+	}
+	config := "[user]\n\tname = " + configValue(in.Identity.Name) + "\n\temail = " + configValue(in.Identity.Email) +
+		"\n[" + syncIDSection + "]\n\t" + syncIDName + " = " + randHex(8) + "\n"
+	return gitFunc + `
+h=` + in.Base.Head + `
+if [ -e .git/` + partialMarker + ` ]; then rm -rf .git; fi
+if [ -e .git ]; then
+	cat >/dev/null
+	if [ "$(g rev-parse -q --verify HEAD)" = "$h" ] && [ "$(g rev-parse -q --verify ` + SyncBaseRef + `)" = "$h" ]; then
+		echo "moat-head $h"; exit 0
+	fi
+	echo "the sandbox directory $PWD already holds a git repository; sync-in needs a fresh sandbox" >&2; exit 3
+fi
+mkdir .git && : > .git/` + partialMarker + ` && GIT_DEFAULT_HASH=sha1 g -c init.defaultRefFormat=files init -q || exit 1
+echo 'ref: refs/heads/moat-sync-in-unborn' > .git/HEAD || exit 1
+if [ ! -O . ] && ! g rev-parse --git-dir >/dev/null 2>.git/moat-err; then
+	grep -q 'dubious ownership' .git/moat-err || { cat .git/moat-err >&2; exit 1; }
+	# safe.directory counts only in global configuration: the sandbox's.
+	git config --global --add safe.directory "$PWD" || exit 1
+fi
+tar -xf - -C .git/objects/pack || exit 1
+g update-ref ` + SyncBaseRef + ` "$h" || exit 1
+` + checkout + ` || exit 1
+printf '%s' ` + q(config) + ` >> .git/config || exit 1
+[ -d .git/info ] || mkdir .git/info || exit 1
+printf '%s' ` + q(in.Excludes) + ` >> .git/info/exclude || exit 1
+rm -f .git/` + partialMarker + ` .git/moat-err
+echo "moat-head $(g rev-parse HEAD)"
+`
+}
+
+// configValue quotes s as a value in a git config file.
+func configValue(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", `"`, `\"`, "\n", `\n`, "\t", `\t`, "\b", `\b`)
+	return `"` + r.Replace(s) + `"`
 }
 
 // gitFunc defines g, the sandbox's git for moat's own commands: it
