@@ -105,7 +105,6 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	defer p.cleanup()
 	repo := p.repo
 	p.branch, _ = hostgit.Line(ctx, 0, repo.TopLevel, "symbolic-ref", "-q", "--short", "HEAD")
-	p.excludes = gitsync.HostExcludes(ctx, repo, gitsync.Options{})
 	if err := p.recordBase(ctx); err != nil {
 		return nil, err
 	}

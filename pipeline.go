@@ -43,7 +43,7 @@ type plan struct {
 	branch    string // the run's branch: checked out in the sandbox, moat/<run-id> or RunOptions.Branch
 	keep      string // the branch that keeps commits that cannot land: moat/<run-id>
 	identity  hostgit.Identity
-	excludes  string
+	excludes  string // set by provision
 	tmp       string // host directory for packs and bundles
 }
 
@@ -140,7 +140,6 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 		return nil, err
 	}
 	r.prompt = prompt
-	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
 	if len(o.Hooks.OnWorktreeReady) > 0 {
 		if p.base, err = r.hostHooks(ctx, p); err != nil {
 			return nil, err
@@ -240,6 +239,8 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	end := r.phase("create")
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
 	end()
+	// The excludes are read while the pack is still being made.
+	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
 	bd := <-bch
 	if err != nil {
 		return nil, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)
@@ -341,7 +342,7 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		end()
 		n := 0
 		if serr == nil {
-			n = r.countNew(ctx, p, lr.head, out.Head)
+			n = out.New
 			lr.head = out.Head
 			if out.Uncommitted != "" {
 				lr.uncommitted, lr.unfinished = out.Uncommitted, out.Unfinished
@@ -402,7 +403,7 @@ func (r *runner) syncOut(ctx context.Context, p *plan, h sandbox.Handle, known s
 	var out gitsync.OutResult
 	err := r.retry(sctx, "syncing the agent's work out", func() error {
 		var err error
-		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, RefPrefix: p.refPrefix, Known: known, Limits: gitsync.Limits{BundleBytes: r.opts.MaxSyncBytes, Objects: r.opts.MaxSyncObjects}}, gitsync.Options{Logf: r.logf})
+		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: gitsync.Limits{BundleBytes: r.opts.MaxSyncBytes, Objects: r.opts.MaxSyncObjects}}, gitsync.Options{Logf: r.logf})
 		var le *gitsync.LimitError
 		if errors.As(err, &le) || errors.Is(err, gitsync.ErrHostileBundle) {
 			return permanent{err}
@@ -438,7 +439,8 @@ func (r *runner) land(ctx context.Context, p *plan, lr loopResult) landResult {
 	// Once started, a merge in the user's checkout is never killed half way.
 	mctx, cancel := cleanupCtx(ctx, 2*time.Minute)
 	defer cancel()
-	lo := land.Options{Repo: p.repo.TopLevel, Base: p.base, Head: lr.head, Target: p.target, KeepBranch: p.keep, Logf: r.logf}
+	lo := land.Options{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, Identity: &p.identity,
+		Base: p.base, Head: lr.head, Target: p.target, KeepBranch: p.keep, Logf: r.logf}
 	if p.target == "" {
 		lo.Branch = p.branch
 	}

@@ -160,7 +160,7 @@ func readBundleHeader(f io.ReaderAt) (bundleHeader, error) {
 //
 // (Not git fetch: before git 2.41 it runs no fsck on a bundle's objects,
 // whatever fetch.fsckObjects says.)
-func (s *syncer) importBundle(ctx context.Context, repo, path string, allowed []string, lim Limits) (bundleHeader, error) {
+func (s *syncer) importBundle(ctx context.Context, repo hostgit.Repo, path string, allowed []string, lim Limits) (bundleHeader, error) {
 	var none bundleHeader
 	f, err := os.Open(path)
 	if err != nil {
@@ -183,24 +183,10 @@ func (s *syncer) importBundle(ctx context.Context, repo, path string, allowed []
 	if h.objects > lim.objects() {
 		return none, &LimitError{What: "object count", Got: h.objects, Limit: lim.objects()}
 	}
-	if len(h.prereqs) > 0 {
-		// Every prerequisite must be a commit the host has.
-		out, err := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "--batch-check=%(objecttype)"}, Timeout: s.timeout,
-			Stdin: strings.NewReader(strings.Join(h.prereqs, "\n") + "\n")}.Run(ctx)
-		if err != nil {
-			return none, err
-		}
-		types := strings.Split(strings.TrimRight(out, "\n"), "\n")
-		for i := range h.prereqs {
-			if i >= len(types) || types[i] != "commit" {
-				return none, fmt.Errorf("%w: it builds on %s, which this repository does not have as a commit", ErrHostileBundle, h.prereqs[i][:12])
-			}
-		}
-	}
 	pack := io.NewSectionReader(f, h.packAt, fi.Size()-h.packAt)
 	// --keep: a concurrent git gc must not prune the objects before a ref
 	// points at them; the .keep file goes once the caller's refs are set.
-	out, err := hostgit.Cmd{Dir: repo, Args: []string{"index-pack", "--stdin", "--fix-thin", "--strict", "--keep=moat sync-out"},
+	out, err := hostgit.Cmd{Dir: repo.TopLevel, Args: []string{"index-pack", "--stdin", "--fix-thin", "--strict", "--keep=moat sync-out"},
 		Timeout: s.timeout, Stdin: pack}.Run(ctx)
 	if err != nil {
 		var ge *hostgit.Error
@@ -210,27 +196,51 @@ func (s *syncer) importBundle(ctx context.Context, repo, path string, allowed []
 		return none, err
 	}
 	if kind, id, ok := strings.Cut(strings.TrimSpace(out), "\t"); ok && kind == "keep" && hexID.MatchString(id) {
-		s.keepFiles = append(s.keepFiles, filepath.Join(s.objectsDir(ctx, repo), "pack", "pack-"+id+".keep"))
+		s.keepFiles = append(s.keepFiles, filepath.Join(repo.CommonDir, "objects", "pack", "pack-"+id+".keep"))
 	}
-	for name, id := range h.refs {
-		t, err := hostgit.Line(ctx, s.timeout, repo, "cat-file", "-t", id)
-		if err != nil || t != "commit" {
-			return none, fmt.Errorf("%w: its ref %s points at %s, which is not a commit", ErrHostileBundle, name, id[:12])
-		}
+	if err := s.checkCommits(ctx, repo.TopLevel, h); err != nil {
+		return none, err
 	}
 	return h, nil
 }
 
-// objectsDir is repo's object directory.
-func (s *syncer) objectsDir(ctx context.Context, repo string) string {
-	p, err := hostgit.Line(ctx, s.timeout, repo, "rev-parse", "--git-path", "objects")
+// checkCommits makes sure, with one git command, that the bundle's refs
+// and its prerequisites are commits the repository has (a prerequisite
+// index-pack could not do without, or one it did not need and names
+// another kind of object, is refused all the same). The objects index-pack
+// took stay unreferenced when this fails, for git gc to prune.
+func (s *syncer) checkCommits(ctx context.Context, repo string, h bundleHeader) error {
+	type want struct{ id, what string }
+	var ws []want
+	for _, p := range h.prereqs {
+		ws = append(ws, want{p, "prereq"})
+	}
+	for name, id := range h.refs {
+		ws = append(ws, want{id, name})
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	var in strings.Builder
+	for _, w := range ws {
+		in.WriteString(w.id + "\n")
+	}
+	out, err := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "--batch-check=%(objecttype)"}, Timeout: s.timeout,
+		Stdin: strings.NewReader(in.String())}.Run(ctx)
 	if err != nil {
-		return filepath.Join(repo, ".git", "objects")
+		return err
 	}
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(repo, p)
+	types := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i, w := range ws {
+		if i < len(types) && types[i] == "commit" {
+			continue
+		}
+		if w.what == "prereq" {
+			return fmt.Errorf("%w: it builds on %s, which this repository does not have as a commit", ErrHostileBundle, w.id[:12])
+		}
+		return fmt.Errorf("%w: its ref %s points at %s, which is not a commit", ErrHostileBundle, w.what, w.id[:12])
 	}
-	return p
+	return nil
 }
 
 // releaseKeeps removes the .keep files importBundle left, once refs point

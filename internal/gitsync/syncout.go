@@ -18,6 +18,9 @@ import (
 type Out struct {
 	// Repo is a directory of the host repository.
 	Repo string
+	// GitDir is Repo's common git directory when the caller has located
+	// the repository (hostgit.Locate); "" locates it again.
+	GitDir string
 	// RefPrefix is where the work lands in the host repository, e.g.
 	// refs/moat/runs/<run-id>: the agent's HEAD at RefPrefix/head.
 	RefPrefix string
@@ -52,6 +55,8 @@ type OutResult struct {
 	// (reset, amend, rebase): Head no longer contains it. It names the
 	// ref, RefPrefix/replaced-<n>, that keeps the old history reachable.
 	Replaced string
+	// New counts the commits in Head beyond Out.Known.
+	New int
 	// Bytes and Objects measure the bundle that came home.
 	Bytes, Objects int64
 }
@@ -96,16 +101,22 @@ say() { printf 'moat-out: %s\n' "$*" >&2; }
 known=` + q(known) + `
 label=` + q(label) + `
 body='moat made this commit of the changes and untracked files the agent left when it stopped.'
-if [ -n "$known" ]; then g update-ref ` + SyncBaseRef + ` "$known" 2>/dev/null; fi
-gd=$(g rev-parse --git-dir) || exit 1
+# update-ref fails when known is not here (the agent pruned it): then the
+# bundle cannot build on it.
+ex=
+if [ -n "$known" ] && g update-ref ` + SyncBaseRef + ` "$known" 2>/dev/null; then ex="^$known"; fi
+if [ -d .git ]; then gd=.git; else gd=$(g rev-parse --git-dir) || exit 1; fi
 head=$(g rev-parse -q --verify 'HEAD^{commit}') || { echo "the sandbox repository has no commit checked out" >&2; exit 3; }
 busy=
 for f in MERGE_HEAD CHERRY_PICK_HEAD REVERT_HEAD rebase-merge rebase-apply sequencer BISECT_LOG; do
 	if [ -e "$gd/$f" ]; then busy="$busy $f"; fi
 done
-if [ -n "$(g ls-files -u | head -c 1)" ]; then busy="$busy unmerged-paths"; fi
+# One status says both whether anything is left and whether paths are
+# unmerged ("u" lines).
+st=$(g status --porcelain=v2 --untracked-files=normal --ignore-submodules=all | awk 'NR == 1 { d = 1 } /^u / { u = 1; exit } END { if (u) print "unmerged"; else if (d) print "dirty" }') || exit 1
+if [ "$st" = unmerged ]; then busy="$busy unmerged-paths"; fi
 wip=
-if [ -n "$(g status --porcelain=v1 --untracked-files=normal --ignore-submodules=all | head -c 1)" ]; then
+if [ -n "$st" ]; then
 	if [ -z "$busy" ] && g add -A && g commit -q --no-verify -m "$label" -m "$body"; then
 		head=$(g rev-parse HEAD) || exit 1
 		say "committed $head"
@@ -121,17 +132,18 @@ if [ -n "$(g status --porcelain=v1 --untracked-files=normal --ignore-submodules=
 fi
 say "head $head"
 if [ "$head" = "$known" ] && [ -z "$wip" ]; then say nothing; exit 0; fi
-ex=
-if [ -n "$known" ] && g cat-file -e "$known^{commit}" 2>/dev/null; then ex="^$known"; fi
 exec git bundle create -q - HEAD ${wip:+refs/moat/uncommitted} $ex
 `
 }
 
 func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	res := OutResult{Head: o.Known}
-	repo, err := hostgit.Locate(ctx, s.timeout, o.Repo)
-	if err != nil {
-		return res, err
+	repo := hostgit.Repo{TopLevel: o.Repo, CommonDir: o.GitDir}
+	if repo.CommonDir == "" {
+		var err error
+		if repo, err = hostgit.Locate(ctx, s.timeout, o.Repo); err != nil {
+			return res, err
+		}
 	}
 	label := o.Label
 	if label == "" {
@@ -201,7 +213,7 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	if res.Uncommitted != "" {
 		allowed = append(allowed, "refs/moat/uncommitted")
 	}
-	bh, err := s.importBundle(ctx, repo.TopLevel, path, allowed, o.Limits)
+	bh, err := s.importBundle(ctx, repo, path, allowed, o.Limits)
 	defer s.releaseKeeps()
 	if err != nil {
 		return OutResult{Head: o.Known}, err
@@ -227,13 +239,29 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 		fmt.Fprintf(&tx, "update %s/uncommitted %s\n", o.RefPrefix, res.Uncommitted)
 	}
 	if o.Known != "" && o.Known != head {
-		if _, err := hostgit.Run(ctx, s.timeout, repo.TopLevel, "merge-base", "--is-ancestor", o.Known, head); err != nil {
-			if hostgit.ExitCode(err) != 1 {
-				return OutResult{Head: o.Known}, err
-			}
+		// One rev-list counts both sides: the commits of Known that Head
+		// lacks (any: the agent rewrote history) and the new ones.
+		lr, err := hostgit.Line(ctx, s.timeout, repo.TopLevel, "rev-list", "--count", "--left-right", o.Known+"..."+head)
+		old, nw, ok := strings.Cut(lr, "\t")
+		if err == nil && !ok {
+			err = fmt.Errorf("git rev-list --left-right --count printed %q", lr)
+		}
+		if err != nil {
+			return OutResult{Head: o.Known}, err
+		}
+		if res.New, err = strconv.Atoi(nw); err != nil {
+			return OutResult{Head: o.Known}, fmt.Errorf("git rev-list --left-right --count printed %q", lr)
+		}
+		if old != "0" {
 			res.Replaced = s.replacedRef(ctx, repo.TopLevel, o.RefPrefix)
 			fmt.Fprintf(&tx, "update %s %s\n", res.Replaced, o.Known)
 		}
+	} else if o.Known == "" {
+		n, err := hostgit.Line(ctx, s.timeout, repo.TopLevel, "rev-list", "--count", head)
+		if err != nil {
+			return OutResult{Head: o.Known}, err
+		}
+		res.New, _ = strconv.Atoi(n)
 	}
 	if _, err := (hostgit.Cmd{Dir: repo.TopLevel, Args: []string{"update-ref", "--stdin"}, Stdin: strings.NewReader(tx.String()), Timeout: s.timeout}).Run(ctx); err != nil {
 		return OutResult{Head: o.Known}, err

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,11 @@ type Options struct {
 	// KeepBranch is where the commits are kept when they cannot land,
 	// e.g. moat/<run-id>.
 	KeepBranch string
+	// GitDir is Repo's common git directory when the caller has located
+	// the repository (hostgit.Locate); "" locates it again.
+	GitDir string
+	// Identity makes moat's merge commit; nil reads the user's from Repo.
+	Identity *hostgit.Identity
 	// Timeout bounds each git command; 0 means hostgit.DefaultTimeout.
 	Timeout time.Duration
 	// Logf, when set, receives progress.
@@ -114,13 +120,15 @@ func Land(ctx context.Context, o Options) (Result, error) {
 	if (o.Target == "") == (o.Branch == "") {
 		return Result{}, errors.New("land: give exactly one of Target and Branch")
 	}
-	repo, err := hostgit.Locate(ctx, o.Timeout, o.Repo)
-	if err != nil {
-		return Result{}, fmt.Errorf("land: %w", err)
+	l := &lander{Options: o, commonDir: o.GitDir}
+	if l.commonDir == "" {
+		repo, err := hostgit.Locate(ctx, o.Timeout, o.Repo)
+		if err != nil {
+			return Result{}, fmt.Errorf("land: %w", err)
+		}
+		l.Repo, l.commonDir = repo.TopLevel, repo.CommonDir
 	}
-	l := &lander{Options: o, commonDir: repo.CommonDir}
-	l.Repo = repo.TopLevel
-	unlock, err := hostgit.Lock(ctx, repo.CommonDir)
+	unlock, err := hostgit.Lock(ctx, l.commonDir)
 	if err != nil {
 		return Result{}, fmt.Errorf("land: %w", err)
 	}
@@ -149,20 +157,34 @@ func (l *lander) land(ctx context.Context) (Result, error) {
 		res.NothingToDo = true
 		return res, nil
 	}
-	if ok, err := l.isAncestor(ctx, l.Base, l.Head); err != nil {
-		return res, err
-	} else if !ok {
+	var cur string
+	var h history
+	if l.Target != "" {
+		// Where HEAD is decides how much history inspect must look at.
+		var err error
+		if cur, res.Before, err = l.head(ctx, l.Repo); err != nil {
+			return res, err
+		}
+		if cur != l.Target {
+			res.Before = ""
+		}
+		if h, err = l.inspect(ctx, res.Before); err != nil {
+			return res, err
+		}
+	} else {
+		var err error
+		if h, err = l.inspect(ctx, ""); err != nil {
+			return res, err
+		}
+	}
+	if !h.onBase {
 		return res, &NotLandedError{
 			Reason: fmt.Sprintf("not landing the run's commits on %s: the agent rewrote history below the commit the run started from (%s), so they no longer build on %s", branch, l.Base[:12], branch),
 			Kept:   l.KeepBranch,
 			Fix:    fmt.Sprintf("cd %s\ngit log --oneline --graph %s %s   # compare the two histories", shell.Quote(l.Repo), shell.Quote(branch), shell.Quote(l.KeepBranch)),
 		}
 	}
-	touched, err := l.git(ctx, l.Repo, "diff", "--name-only", "-z", l.Base, l.Head, "--", ProtectedDir)
-	if err != nil {
-		return res, err
-	}
-	if files := hostgit.SplitZ(touched); len(files) > 0 {
+	if files := h.protected; len(files) > 0 {
 		return res, &NotLandedError{
 			Reason: fmt.Sprintf("refusing to merge the run's commits into %s by themselves: they change %s, and moat's files there decide what runs on your machine (hooks) and which of your secrets reach a sandbox (.env)", branch, strings.Join(files, ", ")),
 			Kept:   l.KeepBranch, Files: files,
@@ -171,10 +193,6 @@ func (l *lander) land(ctx context.Context) (Result, error) {
 		}
 	}
 	if l.Target != "" {
-		cur, err := l.line(ctx, l.Repo, "symbolic-ref", "-q", "--short", "HEAD")
-		if err != nil && hostgit.ExitCode(err) != 1 {
-			return res, err
-		}
 		if cur != l.Target {
 			now := cur
 			if now == "" {
@@ -186,7 +204,7 @@ func (l *lander) land(ctx context.Context) (Result, error) {
 				Fix:    fmt.Sprintf("cd %s\ngit checkout %s\ngit merge --no-edit %s", shell.Quote(l.Repo), shell.Quote(l.Target), shell.Quote(l.KeepBranch)),
 			}
 		}
-		return l.mergeInCheckout(ctx, l.Repo, res)
+		return l.mergeInCheckout(ctx, l.Repo, res, &h)
 	}
 	dir, err := l.checkedOutAt(ctx, l.Branch)
 	if err != nil {
@@ -205,7 +223,10 @@ func (l *lander) land(ctx context.Context) (Result, error) {
 					shell.Quote(dir), shell.Quote(l.KeepBranch)),
 			}
 		}
-		return l.mergeInCheckout(ctx, dir, res)
+		if _, res.Before, err = l.head(ctx, dir); err != nil {
+			return res, err
+		}
+		return l.mergeInCheckout(ctx, dir, res, nil)
 	}
 	return l.moveRef(ctx, res)
 }
@@ -228,18 +249,23 @@ func (l *lander) checkedOutAt(ctx context.Context, branch string) (string, error
 	return "", nil
 }
 
-// mergeInCheckout merges Head into the branch checked out in dir with a
-// real git merge, through KeepBranch so the merge commit names it.
-func (l *lander) mergeInCheckout(ctx context.Context, dir string, res Result) (Result, error) {
-	var err error
-	if res.Before, err = l.line(ctx, dir, "rev-parse", "--verify", "HEAD"); err != nil {
-		return res, err
+// mergeInCheckout merges Head into the branch checked out in dir, whose
+// tip is res.Before, with a real git merge: a fast-forward when the branch
+// has not moved (whatever merge.ff says), else a merge commit that names
+// KeepBranch. h is what inspect found for res.Before, or nil.
+func (l *lander) mergeInCheckout(ctx context.Context, dir string, res Result, h *history) (Result, error) {
+	if h == nil || h.mergeBase == "" {
+		hh, err := l.inspect(ctx, res.Before)
+		if err != nil {
+			return res, err
+		}
+		h = &hh
 	}
-	if contains, _ := l.isAncestor(ctx, l.Head, res.Before); contains {
+	if h.mergeBase == l.Head {
 		res.NothingToDo, res.After = true, res.Before
 		return res, nil
 	}
-	clash, err := l.inTheWay(ctx, dir, res.Before)
+	clash, err := l.inTheWay(ctx, dir, h.added)
 	if err != nil {
 		return res, err
 	}
@@ -250,26 +276,125 @@ func (l *lander) mergeInCheckout(ctx context.Context, dir string, res Result) (R
 			Fix: fmt.Sprintf("# move those files away, then:\ncd %s\ngit merge --no-edit %s", shell.Quote(dir), shell.Quote(l.KeepBranch)),
 		}
 	}
-	if err := l.keep(ctx); err != nil {
-		return res, err
-	}
-	id, err := hostgit.ReadIdentity(ctx, l.Timeout, dir)
+	id, err := l.identity(ctx, dir)
 	if err != nil {
 		return res, err
 	}
-	args := append(id.Args(), "merge", "--no-edit", "--no-autostash")
-	if ff, _ := l.line(ctx, dir, "config", "--get", "merge.ff"); ff == "only" {
-		args = append(args, "--ff") // a moved branch needs a merge commit
-	}
-	args = append(args, "refs/heads/"+l.KeepBranch)
+	args := append(id.Args(), "merge", "--no-edit", "--no-autostash", "--ff", "-m", l.mergeMessage(res.Branch), l.Head)
 	l.log("merging %s into %s", l.KeepBranch, res.Branch)
 	if _, merr := l.git(ctx, dir, args...); merr != nil {
 		return res, l.mergeFailed(ctx, dir, res.Branch, merr)
 	}
-	if res.After, err = l.line(ctx, dir, "rev-parse", "HEAD"); err != nil {
-		return res, err
+	return l.finish(ctx, dir, "HEAD", res)
+}
+
+// mergeMessage is the subject of moat's merge commit into branch.
+func (l *lander) mergeMessage(branch string) string {
+	return "Merge branch '" + l.KeepBranch + "' into " + branch
+}
+
+func (l *lander) identity(ctx context.Context, dir string) (hostgit.Identity, error) {
+	if l.Identity != nil {
+		return *l.Identity, nil
 	}
-	return l.finish(ctx, res)
+	return hostgit.ReadIdentity(ctx, l.Timeout, dir)
+}
+
+// head returns the branch checked out in dir ("" when HEAD is detached)
+// and the commit HEAD is at, with one git command.
+func (l *lander) head(ctx context.Context, dir string) (branch, commit string, err error) {
+	// rev-parse applies its options in order: the commit, then the name.
+	out, err := l.git(ctx, dir, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD")
+	if err != nil {
+		return "", "", err
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 2 {
+		return "", "", fmt.Errorf("git rev-parse HEAD in %s printed %q", dir, out)
+	}
+	if name, ok := strings.CutPrefix(lines[1], "refs/heads/"); ok {
+		branch = name
+	}
+	return branch, lines[0], nil
+}
+
+// history is what the run's commits are, seen from where they land.
+type history struct {
+	onBase    bool     // Head descends from Base: no history rewritten below it
+	protected []string // paths under ProtectedDir the commits change since Base
+	// mergeBase is that of Head and the tip they land on; "" when inspect
+	// had no tip.
+	mergeBase string
+	added     []string // paths added or changed since mergeBase
+}
+
+// inspect looks at the run's commits with as few git commands as it can:
+// when tip is still Base (the branch has not moved, the common case), one
+// merge-base and one diff say everything.
+func (l *lander) inspect(ctx context.Context, tip string) (history, error) {
+	var h history
+	var err error
+	if tip != "" {
+		h.mergeBase, err = l.line(ctx, l.Repo, "merge-base", tip, l.Head)
+		if err != nil && hostgit.ExitCode(err) != 1 {
+			return h, err
+		}
+	}
+	if tip == l.Base && tip != "" {
+		h.onBase = h.mergeBase == l.Base
+	} else if h.onBase, err = l.isAncestor(ctx, l.Base, l.Head); err != nil {
+		return h, err
+	}
+	if !h.onBase {
+		return h, nil
+	}
+	if tip != "" && h.mergeBase == "" {
+		return h, fmt.Errorf("the run's commits share no history with %s", tip[:12])
+	}
+	changed, err := l.changes(ctx, l.Base)
+	if err != nil {
+		return h, err
+	}
+	for _, c := range changed {
+		if strings.HasPrefix(c.path, ProtectedDir) {
+			h.protected = append(h.protected, c.path)
+		}
+	}
+	if h.mergeBase != "" && h.mergeBase != l.Base {
+		if changed, err = l.changes(ctx, h.mergeBase); err != nil {
+			return h, err
+		}
+	}
+	if h.mergeBase != "" {
+		for _, c := range changed {
+			if c.status != 'D' {
+				h.added = append(h.added, c.path)
+			}
+		}
+	}
+	return h, nil
+}
+
+type change struct {
+	status byte // A, M, T or D (renames and copies are off)
+	path   string
+}
+
+// changes lists what Head changes since from.
+func (l *lander) changes(ctx context.Context, from string) ([]change, error) {
+	out, err := l.git(ctx, l.Repo, "diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", from, l.Head)
+	if err != nil {
+		return nil, err
+	}
+	f := hostgit.SplitZ(out)
+	var cs []change
+	for i := 0; i+1 < len(f); i += 2 {
+		if f[i] == "" {
+			return nil, fmt.Errorf("git diff --name-status printed %q", hostgit.Tail(out, 200))
+		}
+		cs = append(cs, change{status: f[i][0], path: f[i+1]})
+	}
+	return cs, nil
 }
 
 // moveRef lands on a branch checked out nowhere.
@@ -304,7 +429,7 @@ func (l *lander) moveRef(ctx context.Context, res Result) (Result, error) {
 		}
 		res.After = merged
 	}
-	return l.finish(ctx, res)
+	return l.finish(ctx, l.Repo, res.After, res)
 }
 
 // mergeTree makes the merge commit of tip and Head without a checkout.
@@ -335,37 +460,42 @@ func (l *lander) mergeTree(ctx context.Context, tip string) (string, error) {
 	}
 	tree, _, _ := strings.Cut(out, "\x00")
 	tree = strings.TrimSpace(tree)
-	id, err := hostgit.ReadIdentity(ctx, l.Timeout, l.Repo)
+	id, err := l.identity(ctx, l.Repo)
 	if err != nil {
 		return "", err
 	}
-	args := append(id.Args(), "commit-tree", tree, "-p", tip, "-p", l.Head, "-m", "Merge branch '"+l.KeepBranch+"' into "+l.Branch)
+	args := append(id.Args(), "commit-tree", tree, "-p", tip, "-p", l.Head, "-m", l.mergeMessage(l.Branch))
 	return l.line(ctx, l.Repo, args...)
 }
 
-// finish lists what landed and drops KeepBranch, which is merged.
-func (l *lander) finish(ctx context.Context, res Result) (Result, error) {
-	not := []string{l.Base}
+// finish lists what landed on the branch, now at tip (a commit, or HEAD
+// in dir), with one git log: the agent's commits, and apart from them the
+// merge commit moat made.
+func (l *lander) finish(ctx context.Context, dir, tip string, res Result) (Result, error) {
+	args := []string{"log", "--format=%H%x00%s", tip, "--not", l.Base}
 	if res.Before != "" {
-		not = append(not, res.Before)
+		args = append(args, res.Before)
 	}
-	commits, err := l.commits(ctx, l.Head, not...)
+	out, err := l.git(ctx, dir, args...)
 	if err != nil {
 		return res, err
 	}
-	res.Commits = commits
+	var cs []Commit
+	for _, ln := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if sha, subj, ok := strings.Cut(ln, "\x00"); ok {
+			cs = append(cs, Commit{SHA: sha, Subject: subj})
+		}
+	}
+	if len(cs) == 0 {
+		return res, fmt.Errorf("the branch %s does not hold the run's commits after landing", res.Branch)
+	}
+	res.After = cs[0].SHA
 	if res.After != l.Head {
-		subj, err := l.line(ctx, l.Repo, "log", "-1", "--format=%s", res.After)
-		if err != nil {
-			return res, err
-		}
-		res.Merge = &Commit{SHA: res.After, Subject: subj}
+		res.Merge = &cs[0]
+		cs = cs[1:]
 	}
-	if tip, _ := l.line(ctx, l.Repo, "rev-parse", "-q", "--verify", "refs/heads/"+l.KeepBranch); tip == l.Head {
-		if _, err := l.git(ctx, l.Repo, "update-ref", "-d", "refs/heads/"+l.KeepBranch, l.Head); err != nil {
-			l.log("could not delete %s: %v", l.KeepBranch, err)
-		}
-	}
+	slices.Reverse(cs)
+	res.Commits = cs
 	return res, nil
 }
 
@@ -390,42 +520,29 @@ func (l *lander) isAncestor(ctx context.Context, a, b string) (bool, error) {
 	return false, err
 }
 
-// commits lists the commits reachable from head and from none of not,
-// oldest first.
-func (l *lander) commits(ctx context.Context, head string, not ...string) ([]Commit, error) {
-	args := []string{"log", "--reverse", "--format=%H%x00%s", head, "--not"}
-	out, err := l.git(ctx, l.Repo, append(args, not...)...)
-	if err != nil {
-		return nil, err
-	}
-	var cs []Commit
-	for _, ln := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
-		if sha, subj, ok := strings.Cut(ln, "\x00"); ok {
-			cs = append(cs, Commit{SHA: sha, Subject: subj})
+// inTheWay lists the paths among added (what the run adds or changes)
+// where dir's working tree has something git does not track: the file
+// itself, or a file or link where the path needs a directory. Git refuses
+// to overwrite untracked files, but replaces ignored ones (.env, build
+// output) without a word, so an agent's commit could replace the user's
+// credentials. Only when something is there does it ask git what HEAD
+// tracks.
+func (l *lander) inTheWay(ctx context.Context, dir string, added []string) ([]string, error) {
+	var there []string
+	for _, p := range added {
+		parts := strings.Split(p, "/")
+		for i := 1; i <= len(parts); i++ {
+			fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(strings.Join(parts[:i], "/"))))
+			if err != nil {
+				break // nothing there: git makes it
+			}
+			if i == len(parts) || !fi.IsDir() {
+				there = append(there, p)
+				break
+			}
 		}
 	}
-	return cs, nil
-}
-
-// inTheWay lists the paths the run adds or changes where dir's working
-// tree has something git does not track: the file itself, or a file or
-// link where the path needs a directory. Git refuses to overwrite
-// untracked files, but replaces ignored ones (.env, build output) without
-// a word, so an agent's commit could replace the user's credentials.
-func (l *lander) inTheWay(ctx context.Context, dir, head string) ([]string, error) {
-	base, err := l.line(ctx, dir, "merge-base", head, l.Head)
-	if err != nil {
-		if hostgit.ExitCode(err) == 1 {
-			return nil, fmt.Errorf("the run's commits share no history with %s", head[:12])
-		}
-		return nil, err
-	}
-	out, err := l.git(ctx, dir, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=AMT", base, l.Head)
-	if err != nil {
-		return nil, err
-	}
-	added := hostgit.SplitZ(out)
-	if len(added) == 0 {
+	if len(there) == 0 {
 		return nil, nil
 	}
 	tracked, err := l.git(ctx, dir, "ls-tree", "-r", "-z", "--name-only", "--full-tree", "HEAD")
@@ -437,20 +554,9 @@ func (l *lander) inTheWay(ctx context.Context, dir, head string) ([]string, erro
 		inHead[p] = true
 	}
 	var clash []string
-	for _, p := range added {
-		if inHead[p] {
-			continue
-		}
-		parts := strings.Split(p, "/")
-		for i := 1; i <= len(parts); i++ {
-			fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(strings.Join(parts[:i], "/"))))
-			if err != nil {
-				break // nothing there: git makes it
-			}
-			if i == len(parts) || !fi.IsDir() {
-				clash = append(clash, p)
-				break
-			}
+	for _, p := range there {
+		if !inHead[p] {
+			clash = append(clash, p)
 		}
 	}
 	return clash, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 )
 
@@ -114,5 +115,86 @@ func TestMoatDirNeverLandsByItself(t *testing.T) {
 		if git(t, dir, "rev-parse", "moat/x") != head || git(t, dir, "rev-parse", "main") != base {
 			t.Errorf("%+v: not kept, or main moved", o)
 		}
+	}
+}
+
+// Merge-to-head: a fast-forward while main has not moved (merge.ff=false
+// in the user's config notwithstanding), then a real merge once it has,
+// whose merge commit is reported apart from the agent's commits.
+func TestMergeToHeadFastForwardThenMerge(t *testing.T) {
+	dir, base, head := repo(t, "b.txt")
+	git(t, dir, "config", "merge.ff", "false")
+	res, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"})
+	if err != nil || res.Merge != nil || len(res.Commits) != 1 || res.Commits[0].SHA != head || res.After != head || res.Before != base {
+		t.Fatalf("fast-forward: %+v %v", res, err)
+	}
+	if got := git(t, dir, "rev-parse", "main"); got != head {
+		t.Fatalf("main at %s, want %s", got, head)
+	}
+	if out := git(t, dir, "branch", "--list", "moat/*"); out != "" {
+		t.Errorf("a landed run left branches: %q", out)
+	}
+	// The agent commits again on top; the user commits on main meanwhile.
+	git(t, dir, "checkout", "-q", "--detach")
+	os.WriteFile(filepath.Join(dir, "d.txt"), []byte("d\n"), 0o644)
+	git(t, dir, "add", "d.txt")
+	git(t, dir, "commit", "-qm", "agent 2")
+	head2 := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "main")
+	os.WriteFile(filepath.Join(dir, "u.txt"), []byte("u\n"), 0o644)
+	git(t, dir, "add", "u.txt")
+	git(t, dir, "commit", "-qm", "user")
+	user := git(t, dir, "rev-parse", "HEAD")
+	res, err = Land(t.Context(), Options{Repo: dir, Base: head, Head: head2, Target: "main", KeepBranch: "moat/y",
+		Identity: &hostgit.Identity{Name: "Merger", Email: "m@example.com"}})
+	if err != nil || len(res.Commits) != 1 || res.Commits[0].SHA != head2 || res.Merge == nil || res.Before != user {
+		t.Fatalf("merge: %+v %v", res, err)
+	}
+	if res.Merge.Subject != "Merge branch 'moat/y' into main" || res.After != res.Merge.SHA {
+		t.Errorf("merge commit %+v, after %s", res.Merge, res.After)
+	}
+	if got := git(t, dir, "log", "-1", "--format=%P %an", "main"); got != user+" "+head2+" Merger" {
+		t.Errorf("main's tip has parents and author %q", got)
+	}
+	// Landing the same commits again is nothing to do.
+	res, err = Land(t.Context(), Options{Repo: dir, Base: head, Head: head2, Target: "main", KeepBranch: "moat/z"})
+	if err != nil || !res.NothingToDo {
+		t.Errorf("again: %+v %v", res, err)
+	}
+}
+
+// A path the run adds where the user has an ignored file stops the merge;
+// the same name tracked on main does not.
+func TestMergeToHeadIgnoredFileInTheWay(t *testing.T) {
+	dir, base, head := repo(t, "secrets/.env")
+	os.WriteFile(filepath.Join(dir, ".git", "info", "exclude"), []byte("/secrets/\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "secrets"), 0o755)
+	os.WriteFile(filepath.Join(dir, "secrets", ".env"), []byte("TOKEN=mine\n"), 0o600)
+	_, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"})
+	var nl *NotLandedError
+	if !errors.As(err, &nl) || len(nl.Files) != 1 || nl.Files[0] != "secrets/.env" {
+		t.Fatalf("Land = %v; want secrets/.env in the way", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "secrets", ".env")); string(b) != "TOKEN=mine\n" || git(t, dir, "rev-parse", "main") != base || git(t, dir, "rev-parse", "moat/x") != head {
+		t.Errorf("the user's file %q, main or the kept branch changed", b)
+	}
+	// a.txt is tracked on main: changing it is not in the way.
+	dir, base, head = repo(t, "a.txt")
+	if _, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"}); err != nil {
+		t.Errorf("changing a tracked file: %v", err)
+	}
+}
+
+// HEAD switched to another branch while the run worked: nothing lands.
+func TestMergeToHeadBranchSwitched(t *testing.T) {
+	dir, base, head := repo(t, "b.txt")
+	git(t, dir, "checkout", "-q", "-b", "other")
+	_, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"})
+	if err == nil || !strings.Contains(err.Error(), "has other now") || git(t, dir, "rev-parse", "main") != base {
+		t.Fatalf("Land = %v", err)
+	}
+	git(t, dir, "checkout", "-q", "--detach")
+	if _, err := Land(t.Context(), Options{Repo: dir, Base: base, Head: head, Target: "main", KeepBranch: "moat/x"}); err == nil || !strings.Contains(err.Error(), "a detached HEAD") {
+		t.Fatalf("detached: Land = %v", err)
 	}
 }

@@ -762,21 +762,26 @@ const (
 // (repository, global and system configuration), or the fallback identity
 // for whichever is missing.
 func ReadIdentity(ctx context.Context, timeout time.Duration, dir string) (Identity, error) {
-	id := Identity{Configured: true}
-	for _, kv := range []struct {
-		key  string
-		dst  *string
-		fall string
-	}{{"user.name", &id.Name, FallbackName}, {"user.email", &id.Email, FallbackEmail}} {
-		v, err := Line(ctx, timeout, dir, "config", "--get", kv.key)
-		if err != nil && ExitCode(err) != 1 { // 1: not set
-			return Identity{}, err
+	// One command for both; the last value of a key is the one git uses.
+	out, err := Run(ctx, timeout, dir, "config", "-z", "--get-regexp", `^user\.(name|email)$`)
+	if err != nil && ExitCode(err) != 1 { // 1: neither is set
+		return Identity{}, err
+	}
+	var id Identity
+	for _, rec := range SplitZ(out) {
+		switch k, v, _ := strings.Cut(rec, "\n"); k {
+		case "user.name":
+			id.Name = v
+		case "user.email":
+			id.Email = v
 		}
-		if v == "" {
-			v = kv.fall
-			id.Configured = false
-		}
-		*kv.dst = v
+	}
+	id.Configured = id.Name != "" && id.Email != ""
+	if id.Name == "" {
+		id.Name = FallbackName
+	}
+	if id.Email == "" {
+		id.Email = FallbackEmail
 	}
 	return id, nil
 }
