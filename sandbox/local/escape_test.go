@@ -651,3 +651,22 @@ func parentPid(pid int) (int, error) {
 	}
 	return strconv.Atoi(f[1])
 }
+
+func TestResolvConf(t *testing.T) {
+	d := t.TempDir()
+	file := filepath.Join(d, "resolv.conf")
+	os.WriteFile(file, nil, 0o644)
+	if got := resolvConfTarget(file); got != file {
+		t.Errorf("regular file: %s", got)
+	}
+	link := filepath.Join(d, "link.conf")
+	os.Symlink("../run/systemd/resolve/stub-resolv.conf", link)
+	if got, want := resolvConfTarget(link), filepath.Join(filepath.Dir(d), "run/systemd/resolve/stub-resolv.conf"); got != want {
+		t.Errorf("link out: %s, want %s", got, want)
+	}
+	host := "# comment\nnameserver 127.0.0.53\nsearch  corp.example\noptions edns0 trust-ad\n"
+	got := string(isolatedResolvConf([]byte(host)))
+	if strings.Contains(got, "127.0.0.53") || !strings.Contains(got, "\nnameserver 10.0.2.3\nsearch corp.example\noptions edns0 trust-ad\n") {
+		t.Errorf("isolated resolv.conf:\n%s", got)
+	}
+}

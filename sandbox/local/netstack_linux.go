@@ -20,8 +20,8 @@ import (
 )
 
 const (
-	// netTimeout bounds how long a command waits for its network: bwrap
-	// making the namespaces, then the stack attaching and configuring.
+	// netTimeout bounds how long a command waits for its network:
+	// slirp4netns starting, attaching and configuring the interface.
 	netTimeout = 20 * time.Second
 	// slirpDNS is the address where slirp4netns answers DNS, forwarding to
 	// the host's resolvers (loopback ones included).
@@ -192,8 +192,9 @@ func (n *netPlan) startStack(ctx context.Context, netns, userns *os.File) error 
 	c.ExtraFiles = []*os.File{readyW, exitR, netns, userns}
 	c.Stderr = n.stderr
 	c.Env = []string{"PATH=" + hostPath()}
-	// Its own process group, out of reach of the command's; it ends when
-	// exitW closes: in stop, or when moat itself ends, however it ends.
+	// Its own process group, apart from the command's, which run kills
+	// as a whole. It ends when exitW closes: in stop, or when moat ends,
+	// however it ends (and, as a second line, with Pdeathsig).
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = c.Start()
 	readyW.Close()
