@@ -235,7 +235,7 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 		end()
 		bch <- packed{b, err}
 	}()
-	r.status("creating the sandbox (%s)", o.Sandbox.Name())
+	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
 	end()

@@ -24,6 +24,24 @@ type Provider interface {
 	Create(ctx context.Context, opts CreateOptions) (Handle, error)
 }
 
+// Describer is implemented by a Provider whose sandboxes' containment
+// depends on its configuration or on the host (a local sandbox that shares
+// the host's network, say), so that the user sees it where the sandbox is
+// named, such as a run's status line.
+type Describer interface {
+	// Describe returns one short line that starts with Name, such as
+	// "local, bwrap, network host (shares this computer's network)".
+	Describe() string
+}
+
+// Describe returns p's Describe when it is a Describer, else its Name.
+func Describe(p Provider) string {
+	if d, ok := p.(Describer); ok {
+		return d.Describe()
+	}
+	return p.Name()
+}
+
 // CreateOptions configure one sandbox.
 type CreateOptions struct {
 	// Env is set for every command run in the sandbox. ExecOptions.Env

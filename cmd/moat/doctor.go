@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -30,6 +31,7 @@ var errDoctorFailed = errors.New("some checks failed")
 type doctorOptions struct {
 	offline bool
 	sandbox string
+	network string
 	agent   string
 	timeout time.Duration
 }
@@ -51,6 +53,8 @@ func newDoctorCmd() *cobra.Command {
   known_hosts  whether exe.dev's host key is already known
   exe.dev      the lobby answers and your key is registered (whoami)
   bubblewrap   local sandboxes are isolated
+  containment  what a local sandbox runs in: bubblewrap or not, its network
+               (isolated, none or host) and the slirp4netns that isolated uses
   credentials  the agent's credentials are set in .moat/.env or your environment
 
 Each line starts with ok, info, warn, FAIL or skip; a failure says how to fix
@@ -64,6 +68,7 @@ own key. --offline skips the network check.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.offline, "offline", false, "skip the checks that need the network (the exe.dev lobby)")
 	f.StringVar(&o.sandbox, "sandbox", "", "check for this sandbox: exedev, emulator, local or ssh://[user@]host[:port] (default: the config's, else exedev)")
+	f.StringVar(&o.network, "network", "", "check the local sandbox with this network: isolated, none or host (default: the config's, else isolated)")
 	f.StringVar(&o.agent, "agent", "", "check the credentials of this agent: claude, codex or command (default: the config's, else claude)")
 	f.DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the exe.dev lobby")
 	registerCompletions(cmd)
@@ -114,6 +119,11 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 			return usageErrorf("--sandbox %q: %w", o.sandbox, err)
 		}
 	}
+	if o.network != "" {
+		if err := config.CheckNetwork(o.network); err != nil {
+			return usageErrorf("--network %q: %w", o.network, err)
+		}
+	}
 	if o.agent != "" {
 		if err := checkInitAgent(o.agent); err != nil {
 			return usageErrorf("--agent %q: %w", o.agent, err)
@@ -162,6 +172,7 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 	}
 
 	d.checkBwrap(ctx, sandboxSpec == "local")
+	d.checkContainment(ctx, firstSet(o.network, cfg.Network), sandboxSpec == "local")
 	if agentName == "" {
 		d.report(stSkip, "credentials", "the agent is not known until the config is fixed")
 	} else {
@@ -499,6 +510,34 @@ func (d *doctor) checkBwrap(ctx context.Context, needed bool) {
 		d.report(stWarn, "bubblewrap", err.Error(), "fix: install bubblewrap (e.g. apt install bubblewrap)")
 	default:
 		d.report(stInfo, "bubblewrap", err.Error()+" (only --sandbox local uses it)")
+	}
+}
+
+// checkContainment: what a local sandbox runs in, as Create would find it.
+// It fails only when the sandbox is local and moat would refuse to run.
+func (d *doctor) checkContainment(ctx context.Context, network string, needed bool) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	p := local.New(local.Config{Network: local.Network(network), Logger: slog.New(slog.DiscardHandler)})
+	c, err := p.Containment(ctx)
+	status := func(s string) string {
+		if needed {
+			return s
+		}
+		return stInfo
+	}
+	switch {
+	case err != nil:
+		d.report(status(stFail), "containment", err.Error())
+	case c.Bwrap == "":
+		d.report(status(stWarn), "containment", c.String()+": commands can write anywhere you can and reach everything on this computer")
+	case c.Network == local.NetworkHost:
+		d.report(status(stWarn), "containment", c.String()+": the sandbox reaches this computer's loopback services and abstract Unix sockets",
+			"fix: leave out --network host (and network = \"host\" in "+config.File+") unless the agent needs them")
+	case c.Network == local.NetworkIsolated:
+		d.report(stOK, "containment", c.String()+": its own network namespace, outbound connections and DNS through "+c.Stack+"; this computer's loopback services and abstract Unix sockets unreachable")
+	default:
+		d.report(stOK, "containment", c.String()+": no network at all (an agent cannot reach its model's API)")
 	}
 }
 

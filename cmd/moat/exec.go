@@ -21,6 +21,7 @@ import (
 type execOptions struct {
 	repo      string
 	sandbox   string
+	network   string
 	env       []string
 	keep      bool
 	committed bool
@@ -59,6 +60,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	addNetworkFlag(cmd, &o.network)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
 	f.BoolVar(&o.committed, "committed", false, "sync only committed state (HEAD), not your uncommitted changes")
@@ -93,6 +95,13 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if !cmd.Flags().Changed("sandbox") && p.Config.Sandbox != "" {
 		o.sandbox = p.Config.Sandbox
 	}
+	networkSet := cmd.Flags().Changed("network")
+	if !networkSet {
+		o.network = p.Config.Network
+	}
+	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
+		return fail(err)
+	}
 	env, warnings, err := sandboxEnv(p, o.env, nil)
 	if err != nil {
 		return fail(err)
@@ -104,7 +113,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, p, notices)
+	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return fail(err)
 	}

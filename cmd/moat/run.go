@@ -30,6 +30,7 @@ import (
 type runOptions struct {
 	repo              string
 	sandbox           string
+	network           string
 	agent             string
 	model             string
 	agentCmd          string
@@ -46,6 +47,8 @@ type runOptions struct {
 	quiet             bool
 	logFile           string
 	trustConfig       bool
+	// networkSet says --network was given (not taken from the config).
+	networkSet bool
 	// promptFromConfig says promptFile is the config's prompt_file, read
 	// only as a regular file inside the repository.
 	promptFromConfig bool
@@ -78,6 +81,15 @@ config), emulator (the exe.dev emulator, in-process: no account, no
 network), local (a temp directory, inside bubblewrap when installed),
 ssh://[user@]host[:port] (a fresh directory on any SSH host).
 
+The local sandbox's network (--network, or network in the config):
+isolated, the default, is its own network namespace reaching out through
+slirp4netns: connections to other machines and DNS work, this computer's
+loopback services (127.0.0.1, ::1) and abstract Unix sockets (X11, D-Bus)
+do not. Without a working slirp4netns moat refuses to start rather than
+fall back (install slirp4netns, or choose). none is no network at all;
+host shares this computer's network, all of it, and the status line says
+so. A config file's network = "host" must be trusted.
+
 Credentials: the keys in .moat/.env (an empty value takes your
 environment's) and the agent's usual variables (ANTHROPIC_API_KEY,
 CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY) reach the sandbox's environment
@@ -104,6 +116,7 @@ what was kept, warnings and errors. A log is written to .moat/logs/.`,
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	addNetworkFlag(cmd, &o.network)
 	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
 	f.StringVar(&o.model, "model", "", "model for claude or codex")
 	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (prompt on stdin)")
@@ -135,6 +148,7 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 		}
 	}
 	str(&o.sandbox, "sandbox", c.Sandbox)
+	str(&o.network, "network", c.Network)
 	str(&o.agent, "agent", c.Agent)
 	str(&o.model, "model", c.Model)
 	str(&o.agentCmd, "agent-cmd", c.AgentCmd)
@@ -190,6 +204,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if err := p.requireTrust(p.Config.HostSettings(), o.trustConfig, true); err != nil {
 		return nil, err
 	}
+	o.networkSet = cmd.Flags().Changed("network")
 	o.resolve(cmd, p)
 	if err := o.check(); err != nil {
 		return nil, err
@@ -232,7 +247,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, p, notices)
+	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +306,9 @@ func (o *runOptions) check() error {
 	}
 	if err := config.CheckSandbox(o.sandbox); err != nil {
 		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
+	}
+	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
+		return err
 	}
 	switch {
 	case o.maxIterations < 1:
@@ -359,8 +377,10 @@ func sandboxEnv(p *project, flags []string, credentialKeys []string) (env map[st
 }
 
 // pickSandbox returns the provider for spec and a func that releases what
-// it started (the in-process emulator).
-func pickSandbox(ctx context.Context, spec string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
+// it started (the in-process emulator). network is the local sandbox's
+// ("" is isolated); a local sandbox is probed here, so that containment
+// that is not available stops the command before anything runs.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
 	switch {
 	case spec == "exedev":
 		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
@@ -372,7 +392,11 @@ func pickSandbox(ctx context.Context, spec string, p *project, notices io.Writer
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), func() { srv.Close() }, nil
 	case spec == "local":
-		return local.New(local.Config{}), func() {}, nil
+		lp := local.New(local.Config{Network: local.Network(network)})
+		if _, err := lp.Containment(ctx); err != nil {
+			return nil, nil, err
+		}
+		return lp, func() {}, nil
 	case strings.HasPrefix(spec, "ssh://"):
 		user, hostPort, err := config.SplitSSH(spec)
 		if err != nil {
@@ -383,12 +407,39 @@ func pickSandbox(ctx context.Context, spec string, p *project, notices io.Writer
 	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
 }
 
+// addNetworkFlag defines --network, the local sandbox's network.
+func addNetworkFlag(cmd *cobra.Command, dst *string) {
+	cmd.Flags().StringVar(dst, "network", "", `local sandbox network: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+}
+
+// checkNetwork checks the local sandbox's network: set says it came from
+// --network, which only the local sandbox takes.
+func checkNetwork(network string, set bool, sandboxSpec string) error {
+	if network == "" {
+		return nil
+	}
+	if err := config.CheckNetwork(network); err != nil {
+		if set {
+			return usageErrorf("--network %q: %w", network, err)
+		}
+		return usageErrorf("network = %q in %s: %w", network, config.File, err)
+	}
+	if set && sandboxSpec != "local" {
+		return usageErrorf("--network %s: only --sandbox local takes --network (this run's sandbox is %s, which has its own network)", network, sandboxSpec)
+	}
+	return nil
+}
+
 // registerCompletions completes the values of --sandbox and --agent.
 func registerCompletions(cmd *cobra.Command) {
 	if cmd.Flags().Lookup("sandbox") != nil {
 		cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions(
 			[]string{"exedev\texe.dev microVM", "emulator\tthe built-in exe.dev emulator", "local\ta local directory (bubblewrap)", "ssh://\tany SSH host"},
 			cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
+	}
+	if cmd.Flags().Lookup("network") != nil {
+		cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions(
+			[]string{"isolated\tits own network, out through slirp4netns (default)", "none\tno network", "host\tthis computer's network"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 	if cmd.Flags().Lookup("agent") != nil {
 		cmd.RegisterFlagCompletionFunc("agent", cobra.FixedCompletions(

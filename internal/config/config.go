@@ -27,6 +27,7 @@ const EnvFile = ".moat/.env"
 // defaults apply, and flags win over everything.
 type Config struct {
 	Sandbox           string   `toml:"sandbox"`            // exedev, emulator, local, ssh://[user@]host[:port]
+	Network           string   `toml:"network"`            // the local sandbox's: isolated, none, host
 	Agent             string   `toml:"agent"`              // claude, codex, command
 	Model             string   `toml:"model"`              // for claude and codex
 	AgentCmd          string   `toml:"agent_cmd"`          // for agent = "command"
@@ -218,6 +219,7 @@ type key struct {
 // come before their keys.
 var schema = []key{
 	{"sandbox", kString},
+	{"network", kString},
 	{"agent", kString},
 	{"model", kString},
 	{"agent_cmd", kString},
@@ -513,6 +515,11 @@ func (c *Config) validate(text string) error {
 			return fail("sandbox", "sandbox = %s: %v", tomlString(c.Sandbox), err)
 		}
 	}
+	if c.Network != "" {
+		if err := CheckNetwork(c.Network); err != nil {
+			return fail("network", "network = %s: %v", tomlString(c.Network), err)
+		}
+	}
 	switch c.Agent {
 	case "", "claude", "codex":
 	case "command":
@@ -570,6 +577,15 @@ func CheckSandbox(s string) error {
 		return err
 	}
 	return errors.New(`want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`)
+}
+
+// CheckNetwork checks a local sandbox network: isolated, none or host.
+func CheckNetwork(s string) error {
+	switch s {
+	case "isolated", "none", "host":
+		return nil
+	}
+	return errors.New(`want "isolated" (its own network, out through slirp4netns), "none" (no network) or "host" (this computer's network)`)
 }
 
 // SplitSSH splits an ssh://[user@]host[:port] sandbox into its user (""

@@ -38,6 +38,7 @@ sandbox = "ssh://me@build.example.com:2222"
 agent = "command"
 model = "m"
 agent_cmd = "sh agent.sh"
+network = "none"
 prompt_file = "p.md"
 max_iterations = 7
 idle_timeout = "5m"
@@ -65,7 +66,7 @@ tags = ["ci", "moat"]
 		t.Fatalf("Load: %v (found %v)", err, found)
 	}
 	want := Config{
-		Sandbox: "ssh://me@build.example.com:2222", Agent: "command", Model: "m", AgentCmd: "sh agent.sh",
+		Sandbox: "ssh://me@build.example.com:2222", Network: "none", Agent: "command", Model: "m", AgentCmd: "sh agent.sh",
 		PromptFile: "p.md", MaxIterations: 7,
 		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second},
 		Branch: "moat/work", Copy: []string{".env.local", "node_modules"}, Env: []string{"GOFLAGS", "_X1"},
@@ -89,7 +90,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unquoted string", "[exedev]\nimage = ubuntu\n", 2, "exedev.image", "; put the value of exedev.image in quotes"},
 		{"unquoted duration", "idle_timeout = 10m\n", 1, "", `; write durations in quotes, such as idle_timeout = "10m"`},
 		{"unknown key", "sandbox = \"local\"\nmax_iteration = 3\n", 2, "max_iteration",
-			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, copy, env, hooks, exedev)`},
+			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, copy, env, hooks, exedev)`},
 		{"unknown dashed key", "idle-timeout = \"1m\"\n", 1, "idle-timeout", `did you mean "idle_timeout"?`},
 		{"unknown key far from any", "colour = \"blue\"\n", 1, "colour", `unknown key "colour" (known: sandbox,`},
 		{"unknown key in table", "[exedev]\nimage = \"x\"\ncpus = 2\n", 3, "exedev.cpus",
@@ -113,6 +114,7 @@ func TestLoadErrors(t *testing.T) {
 		{"ssh without host", "sandbox = \"ssh://me@\"\n", 1, "sandbox", `sandbox = "ssh://me@": no host`},
 		{"ssh bad port", "sandbox = \"ssh://h:x\"\n", 1, "sandbox", "the port is not a number"},
 		{"bad agent", "agent = \"gpt\"\n", 1, "agent", `agent = "gpt": want "claude", "codex" or "command"`},
+		{"bad network", "sandbox = \"local\"\nnetwork = \"bridge\"\n", 2, "network", `network = "bridge": want "isolated" (its own network, out through slirp4netns), "none" (no network) or "host" (this computer's network)`},
 		{"command without agent_cmd", "sandbox = \"local\"\nagent = \"command\"\n", 2, "agent", `agent = "command" needs agent_cmd`},
 		{"negative iterations", "max_iterations = -1\n", 1, "max_iterations", "max_iterations is negative"},
 		{"negative timeout", "idle_timeout = \"-1s\"\n", 1, "idle_timeout", "idle_timeout is negative"},

@@ -22,7 +22,8 @@ func (s Setting) String() string { return s.Key + " = " + s.Value }
 
 // HostSettings returns the settings of c that act on the host or take from
 // it: host hooks, variables forwarded from the user's environment, the
-// [exedev] lobby, key and known_hosts file, and an ssh:// sandbox. These
+// [exedev] lobby, key and known_hosts file, an ssh:// sandbox, and a
+// local sandbox on the host network. These
 // take effect only when the file is trusted (moat trust). Everything else
 // (agent, model, iterations, timeouts, branch, sandbox-side hooks, exe.dev
 // VM sizes) only shapes the sandbox. prompt_file and copy are not here:
@@ -37,6 +38,9 @@ func (c Config) HostSettings() []Setting {
 	}
 	if strings.HasPrefix(c.Sandbox, "ssh://") {
 		s = append(s, Setting{"sandbox", tomlString(c.Sandbox), "sends your repository to this SSH host, signing in with your SSH keys"})
+	}
+	if c.Network == "host" {
+		s = append(s, Setting{"network", tomlString(c.Network), "lets a local sandbox reach this computer's loopback services and abstract Unix sockets (X11, D-Bus, ...), through which code can run on it"})
 	}
 	s = append(s, c.ExeDev.HostSettings()...)
 	return s
@@ -65,6 +69,9 @@ func (c Config) WithoutHostSettings() Config {
 	c.Env = nil
 	if strings.HasPrefix(c.Sandbox, "ssh://") {
 		c.Sandbox = ""
+	}
+	if c.Network == "host" {
+		c.Network = ""
 	}
 	c.ExeDev.Lobby, c.ExeDev.IdentityFile, c.ExeDev.KnownHostsFile = "", "", ""
 	return c

@@ -45,6 +45,19 @@ image = "img"
 	if plain.Agent != "codex" || plain.ExeDev.CPU != 4 || len(plain.Hooks.OnSandboxReady) != 1 || plain.MaxIterations != 3 {
 		t.Errorf("WithoutHostSettings dropped sandbox-only settings: %+v", plain)
 	}
+	// Only the host network widens what a sandbox reaches.
+	for net, needsTrust := range map[string]bool{"host": true, "isolated": false, "none": false} {
+		c, err := Parse([]byte(`sandbox = "local"` + "\nnetwork = " + tomlString(net) + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hs := c.HostSettings(); (len(hs) == 1 && hs[0].String() == `network = "host"`) != needsTrust || (!needsTrust && len(hs) != 0) {
+			t.Errorf("network = %q: HostSettings %v", net, hs)
+		}
+		if needsTrust && c.WithoutHostSettings().Network != "" {
+			t.Errorf("WithoutHostSettings kept network = %q", net)
+		}
+	}
 	for _, tpl := range []TemplateOptions{{}, {Sandbox: "local", Agent: "command", AgentCmd: "x"}} {
 		c, err := Parse([]byte(Template(tpl)))
 		if err != nil {

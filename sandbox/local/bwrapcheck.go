@@ -14,7 +14,7 @@ import (
 // For diagnostics (moat doctor).
 func CheckBwrap(ctx context.Context) (path string, err error) {
 	p := New(Config{Logger: slog.New(slog.DiscardHandler)})
-	bwrap, fatal, warn := p.decide(ctx)
+	bwrap, fatal, why, fix := p.decide(ctx)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -22,7 +22,7 @@ func CheckBwrap(ctx context.Context) (path string, err error) {
 	case fatal != nil:
 		return "", fatal
 	case bwrap == "":
-		return "", errors.New(warn)
+		return "", errors.New(why + ": " + plainConsequence + fix)
 	}
 	return bwrap, nil
 }

@@ -1,36 +1,51 @@
 package local
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 )
 
-// Network selects a local sandbox's network (Config.Network).
+// Network selects a local sandbox's network under bwrap (Config.Network).
 type Network string
 
 const (
-	// NetworkIsolated gives the sandbox its own network namespace; host
-	// loopback services and abstract Unix sockets are unreachable. It has
-	// no outbound network yet (a user-space stack, slirp4netns or pasta, is
-	// not wired in), so it is not the default: an agent needs its API.
+	// NetworkIsolated, the default, gives every command its own network
+	// namespace whose only way out is slirp4netns, a user-space network
+	// stack that makes the command's connections from the host's network:
+	// outbound TCP and UDP to other machines and DNS work as they do for
+	// the host, while the host's loopback services (127.0.0.1 and ::1,
+	// also as 10.0.2.2) and its abstract Unix sockets are out of reach.
+	// A service that listens on a non-loopback address of the host is
+	// reachable, as it is from the rest of the network. Without a working
+	// slirp4netns, Create fails: it never falls back to another network.
 	NetworkIsolated Network = "isolated"
-	// NetworkNone gives the sandbox its own, empty network namespace.
+	// NetworkNone gives every command its own network namespace with
+	// nothing in it but a loopback interface.
 	NetworkNone Network = "none"
-	// NetworkHost shares the host's network namespace. It is the default
-	// until NetworkIsolated has outbound connectivity.
+	// NetworkHost shares the host's network namespace: every loopback
+	// service and abstract Unix socket of the host (X11, D-Bus, ...) is
+	// reachable. It must be asked for.
 	NetworkHost Network = "host"
 )
 
-var isolatedWarned atomic.Bool
-
-func (p *Provider) network() Network {
-	switch p.cfg.Network {
-	case NetworkIsolated, NetworkNone:
-		return p.cfg.Network
+// ParseNetwork returns the Network named s: "isolated", "none" or "host".
+func ParseNetwork(s string) (Network, error) {
+	switch n := Network(s); n {
+	case NetworkIsolated, NetworkNone, NetworkHost:
+		return n, nil
 	}
-	return NetworkHost
+	return "", fmt.Errorf("unknown network %q: want isolated (own network, outbound through slirp4netns), none (no network) or host (this computer's network)", s)
+}
+
+// network is the Network asked for: Config.Network, or NetworkIsolated.
+func (p *Provider) network() Network {
+	if p.cfg.Network == "" {
+		return NetworkIsolated
+	}
+	return p.cfg.Network
 }
 
 // secretPaths are hidden inside the sandbox where they exist.
@@ -85,11 +100,42 @@ func underSystem(d string) bool {
 	return false
 }
 
-// Containment describes the containment in effect for this provider's
-// sandboxes, for moat doctor and the status line.
-func (p *Provider) Containment() string {
-	if p.bwrap == "" && p.probed {
-		return "none: commands run as plain host processes"
+// Containment is the containment in effect for a provider's sandboxes.
+type Containment struct {
+	// Bwrap is the bubblewrap binary commands run in; "" when they run as
+	// plain host processes.
+	Bwrap string
+	// Network is the commands' network: NetworkHost when Bwrap is "".
+	Network Network
+	// Stack is the slirp4netns binary of NetworkIsolated; "" otherwise.
+	Stack string
+}
+
+// String describes c in a few words, e.g. "bwrap, network isolated
+// (slirp4netns)" or "bwrap, network host (shares this computer's network)".
+func (c Containment) String() string {
+	if c.Bwrap == "" {
+		return "no isolation: plain host processes, host network"
 	}
-	return "bwrap: system directories read-only, host home, /run, /root and secrets hidden; network " + string(p.network())
+	switch c.Network {
+	case NetworkIsolated:
+		return "bwrap, network isolated (" + filepath.Base(c.Stack) + ")"
+	case NetworkHost:
+		return "bwrap, network host (shares this computer's network)"
+	}
+	return "bwrap, network " + string(c.Network)
+}
+
+// Containment probes, as Create would, and returns the containment
+// Create's sandboxes get, or the error Create would return.
+func (p *Provider) Containment(ctx context.Context) (Containment, error) {
+	if _, err := p.setup(ctx); err != nil {
+		return Containment{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bwrap == "" {
+		return Containment{Network: NetworkHost}, nil
+	}
+	return Containment{Bwrap: p.bwrap, Network: p.network(), Stack: p.stack}, nil
 }

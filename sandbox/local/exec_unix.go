@@ -104,15 +104,15 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 
 	viaSudo := opts.Sudo && h.bwrap == "" && os.Geteuid() != 0
 	var argv []string
+	var nw *netPlan
 	switch {
 	case h.bwrap != "":
-		argv = append([]string{h.bwrap}, bwrapArgs(opts.Sudo)...)
-		if h.p.network() == NetworkHost {
-			argv = append(argv, "--share-net")
-		} else if h.p.network() == NetworkIsolated && isolatedWarned.CompareAndSwap(false, true) {
-			h.p.log.Debug("local sandbox: network isolated without a user-space stack: no network")
+		if nw, err = newNetPlan(h.p.network(), h.p.stack); err != nil {
+			return sandbox.ExecResult{}, fmt.Errorf("local: exec: network: %w", err)
 		}
+		argv = append([]string{h.bwrap}, bwrapArgs(opts.Sudo)...)
 		argv = append(argv, hostMounts()...)
+		argv = append(argv, nw.args...) // after /etc: may cover resolv.conf
 		argv = append(argv,
 			"--dev", "/dev",
 			"--proc", "/proc",
@@ -131,7 +131,7 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 	default:
 		argv = []string{"/bin/sh", "-c", enterScript, "sh", dir, cmd}
 	}
-	return h.run(ctx, argv, env, viaSudo, opts)
+	return h.run(ctx, argv, env, viaSudo, nw, opts)
 }
 
 // baseEnv returns the full environment of a command: a minimal base from the
@@ -185,7 +185,8 @@ func (h *handle) writeEnvFile(env map[string]string) (string, error) {
 }
 
 // run starts argv and waits for it, its output and (boundedly) its stdin.
-func (h *handle) run(ctx context.Context, argv []string, env map[string]string, viaSudo bool, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+// nw, when not nil, gives a bwrap command its network; run stops it.
+func (h *handle) run(ctx context.Context, argv []string, env map[string]string, viaSudo bool, nw *netPlan, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
 	var res sandbox.ExecResult
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Dir = h.dir
@@ -197,6 +198,9 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	// thread that forks it; the Go runtime only ends a thread when a
 	// goroutine exits while locked to it with runtime.LockOSThread.)
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if nw != nil {
+		nw.setAttr(c.SysProcAttr)
+	}
 
 	// Our own pipes (not exec's copying goroutines): Wait returns when the
 	// command exits, and we decide how long to wait for its output.
@@ -226,7 +230,15 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 		}
 		c.Stdin = inR
 	}
+	if nw != nil {
+		c.ExtraFiles = nw.files
+		// Runs after the command is reaped: the stack outlives no command.
+		defer nw.stop()
+	}
 	startErr := c.Start()
+	if nw != nil {
+		nw.started()
+	}
 	outW.Close()
 	errW.Close()
 	if inR != nil {
@@ -254,6 +266,14 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	var readers sync.WaitGroup
 	readers.Go(func() { _, _ = io.Copy(stdout, outR) })
 	readers.Go(func() { _, _ = io.Copy(stderr, errR) })
+
+	// The command waits (--block-fd) until its network is up.
+	var netErr error
+	if nw != nil {
+		if netErr = nw.attach(ctx, pr.pid); netErr != nil {
+			pr.kill()
+		}
+	}
 
 	var stdinDone chan struct{}
 	var closeStdin func()
@@ -328,6 +348,9 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	}
 	if pr.killed.Load() && h.isClosed() {
 		return res, fmt.Errorf("local: exec: command killed by Close: %w", sandbox.ErrClosed)
+	}
+	if netErr != nil {
+		return res, fmt.Errorf("local: exec: %w", netErr)
 	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {

@@ -10,12 +10,19 @@
 //	<Root>/moat-local-<random>/home/workspace/   WorkDir
 //	<Root>/moat-local-<random>/tmp/      TMPDIR (and /tmp under bwrap)
 //
-// Under bwrap a command sees the host's root file system read-only, a fresh
-// /dev and /proc, its sandbox's tmp directory at /tmp, its sandbox directory
-// read-write at the same path as on the host, and the host network. It runs in
-// new user, pid, ipc, uts and cgroup namespaces, in a new session, and it dies
-// with the process that started it. When the command exits, everything it
-// started dies with its pid namespace.
+// Under bwrap a command sees the host's system directories read-only (see
+// hostMounts), a fresh /dev and /proc, its sandbox's tmp directory at /tmp,
+// and its sandbox directory read-write at the same path as on the host. It
+// runs in new user, pid, ipc, uts, cgroup and network namespaces, in a new
+// session, and it dies with the process that started it. When the command
+// exits, everything it started dies with its pid namespace.
+//
+// Network (Config.Network): by default (NetworkIsolated) each command's
+// network namespace reaches out only through its own slirp4netns, started
+// for the command and killed when it ends (and when moat ends, however it
+// ends): outbound connections and DNS work, the host's loopback services
+// and abstract Unix sockets do not. NetworkNone leaves only loopback;
+// NetworkHost, which must be asked for, shares the host's network.
 //
 // Without bwrap (not installed, not working, Config.Bwrap "off", or not
 // Linux) commands are plain processes in their own session and process
@@ -82,9 +89,17 @@ type Config struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// Network is the sandbox's network under bwrap: NetworkHost (the
-	// default for now), NetworkIsolated or NetworkNone.
+	// Network is the commands' network under bwrap: NetworkIsolated
+	// (the default; "" means it), NetworkNone or NetworkHost. Isolated or
+	// none without bwrap, or isolated without a working slirp4netns, makes
+	// Create fail: moat never quietly gives a weaker network than asked.
+	// Without bwrap (the warned fallback of the zero Config) commands use
+	// the host network.
 	Network Network
+
+	// NetStack is the slirp4netns binary that gives NetworkIsolated its
+	// outbound connectivity. Empty means "slirp4netns" found on PATH.
+	NetStack string
 }
 
 // Provider makes local sandboxes. Create a Provider with New.
@@ -95,7 +110,8 @@ type Provider struct {
 	mu       sync.Mutex
 	probed   bool
 	bwrap    string // path of a working bwrap; "" for plain processes
-	probeErr error  // set when an explicitly configured bwrap does not work
+	stack    string // path of a working slirp4netns, for NetworkIsolated
+	probeErr error  // the containment asked for is not available
 }
 
 var _ sandbox.Provider = (*Provider)(nil)
@@ -112,6 +128,22 @@ func New(cfg Config) *Provider {
 
 // Name returns "local".
 func (p *Provider) Name() string { return "local" }
+
+// Describe names the kind and the containment its sandboxes get, for the
+// run's status line: "local, bwrap, network isolated (slirp4netns)", or
+// "local, bwrap, network host (shares this computer's network)". It probes
+// as Create would (once, boundedly); just "local" when that fails.
+func (p *Provider) Describe() string {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	c, err := p.Containment(ctx)
+	if err != nil {
+		return "local"
+	}
+	return "local, " + c.String()
+}
+
+var _ sandbox.Describer = (*Provider)(nil)
 
 // Isolated reports whether the provider's commands run inside bubblewrap.
 // It probes bwrap on first use (at most a few seconds).
@@ -132,24 +164,29 @@ const (
 // plainWarned makes the "no isolation" warning appear once per process.
 var plainWarned atomic.Bool
 
-// setup decides, once per Provider, whether commands run under bwrap. An
-// interrupted probe (ctx ended) is not remembered.
+// setup decides, once per Provider, whether commands run under bwrap and
+// how they reach the network. An interrupted probe (ctx ended) is not
+// remembered.
 func (p *Provider) setup(ctx context.Context) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.probed {
 		return p.bwrap, p.probeErr
 	}
-	bwrap, fatal, warn := p.decide(ctx)
+	bwrap, fatal, why, fix := p.decide(ctx)
+	var stack string
+	if fatal == nil {
+		stack, fatal = p.decideNetwork(ctx, bwrap, why)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("local: checking bwrap: %w", err)
 	}
-	p.probed, p.bwrap, p.probeErr = true, bwrap, fatal
+	p.probed, p.bwrap, p.stack, p.probeErr = true, bwrap, stack, fatal
 	if fatal == nil && bwrap == "" && plainWarned.CompareAndSwap(false, true) {
-		p.log.Warn(warn)
+		p.log.Warn(why + ": " + plainConsequence + fix)
 	}
-	if bwrap != "" {
-		p.log.Debug("local sandbox: commands run inside bubblewrap", "bwrap", bwrap)
+	if bwrap != "" && fatal == nil {
+		p.log.Debug("local sandbox: commands run inside bubblewrap", "bwrap", bwrap, "network", p.network(), "stack", stack)
 	}
 	return bwrap, fatal
 }
@@ -157,36 +194,70 @@ func (p *Provider) setup(ctx context.Context) (string, error) {
 const plainConsequence = "local sandbox commands run as plain processes and can write anywhere your user can"
 
 // decide returns the bwrap binary to use (or ""), a fatal error for an
-// explicitly configured bwrap that does not work, and otherwise the warning
-// that explains why commands run as plain processes.
-func (p *Provider) decide(ctx context.Context) (bwrap string, fatal error, warn string) {
+// explicitly configured bwrap that does not work, and otherwise why
+// commands would run as plain processes and what to do about it (fix is
+// "" or starts with "; ").
+func (p *Provider) decide(ctx context.Context) (bwrap string, fatal error, why, fix string) {
 	switch want := p.cfg.Bwrap; {
 	case want == BwrapOff:
-		return "", nil, `bwrap turned off (Bwrap: "off"): ` + plainConsequence
+		return "", nil, `bwrap turned off (Bwrap: "off")`, ""
 	case runtime.GOOS != "linux":
 		if want != "" {
-			return "", fmt.Errorf("local: Bwrap is set to %q, but bubblewrap only works on Linux, not %s", want, runtime.GOOS), ""
+			return "", fmt.Errorf("local: Bwrap is set to %q, but bubblewrap only works on Linux, not %s", want, runtime.GOOS), "", ""
 		}
-		return "", nil, "bubblewrap isolation needs Linux: " + plainConsequence
+		return "", nil, "bubblewrap isolation needs Linux", ""
 	case want == "":
 		path, err := exec.LookPath("bwrap")
 		if err != nil {
-			return "", nil, "bwrap not found: " + plainConsequence + "; install bubblewrap for isolation"
+			return "", nil, "bwrap not found", "; install bubblewrap for isolation"
 		}
 		if err := probeBwrap(ctx, path); err != nil {
-			return "", nil, fmt.Sprintf("bwrap (%s) does not work here (%v): %s; check that user namespaces are enabled", path, err, plainConsequence)
+			return "", nil, fmt.Sprintf("bwrap (%s) does not work here (%v)", path, err), "; check that user namespaces are enabled"
 		}
-		return path, nil, ""
+		return path, nil, "", ""
 	default:
 		path, err := exec.LookPath(want)
 		if err != nil {
-			return "", fmt.Errorf("local: bwrap %q: %w", want, err), ""
+			return "", fmt.Errorf("local: bwrap %q: %w", want, err), "", ""
 		}
 		if err := probeBwrap(ctx, path); err != nil {
-			return "", fmt.Errorf("local: bwrap %q does not work here: %w", path, err), ""
+			return "", fmt.Errorf("local: bwrap %q does not work here: %w", path, err), "", ""
 		}
-		return path, nil, ""
+		return path, nil, "", ""
 	}
+}
+
+// otherNetworks is the way out when network isolated is not available.
+const otherNetworks = "ask for network none (no network at all) or host (this computer's network, its loopback services and abstract Unix sockets included)"
+
+// decideNetwork returns the slirp4netns binary for NetworkIsolated, or an
+// error when the network asked for cannot be given: isolated or none
+// without bwrap (why says why there is none), isolated without a working
+// slirp4netns.
+func (p *Provider) decideNetwork(ctx context.Context, bwrap, why string) (string, error) {
+	n := p.network()
+	switch {
+	case n == NetworkHost:
+		return "", nil
+	case bwrap == "" && p.cfg.Network == "":
+		return "", nil // the zero Config's warned fallback: host network
+	case bwrap == "":
+		return "", fmt.Errorf("local: network %s needs bubblewrap, and %s; install bubblewrap, or ask for network host", n, why)
+	case n == NetworkNone:
+		return "", nil
+	}
+	want := p.cfg.NetStack
+	if want == "" {
+		want = "slirp4netns"
+	}
+	path, err := exec.LookPath(want)
+	if err != nil {
+		return "", fmt.Errorf("local: network isolated needs slirp4netns (%w): install it (Debian/Ubuntu: apt install slirp4netns), or %s", err, otherNetworks)
+	}
+	if err := probeStack(ctx, bwrap, path); err != nil {
+		return "", fmt.Errorf("local: network isolated: %s does not work here (%w): fix that, or %s", path, err, otherNetworks)
+	}
+	return path, nil
 }
 
 // probeBwrap runs true inside the same kind of namespaces commands get.

@@ -115,6 +115,26 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("ByteExact", s.testByteExact)
 	t.Run("Close", func(t *testing.T) { testClose(t, p) })
+	t.Run("Describe", func(t *testing.T) { testDescribe(t, p) })
+}
+
+// testDescribe: a Describer's description is one printable line that
+// starts with the provider's name.
+func testDescribe(t *testing.T, p sandbox.Provider) {
+	d, ok := p.(sandbox.Describer)
+	if !ok {
+		t.Skip("not a sandbox.Describer")
+	}
+	got := d.Describe()
+	if !strings.HasPrefix(got, p.Name()) {
+		t.Errorf("Describe() = %q: want it to start with Name() %q", got, p.Name())
+	}
+	for _, r := range got {
+		if r < 0x20 || r == 0x7f {
+			t.Errorf("Describe() = %q: want one printable line", got)
+			break
+		}
+	}
 }
 
 type suite struct {
