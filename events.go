@@ -116,18 +116,20 @@ func (r *runner) emitAt(now time.Time, e Event) {
 // a phase that runs more than once (agent, sync out) adds up.
 func (r *runner) phase(name string) func() {
 	start := time.Now()
-	return func() {
-		d := time.Since(start)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for i := range r.res.Phases {
-			if r.res.Phases[i].Name == name {
-				r.res.Phases[i].Duration += d
-				return
-			}
+	return func() { r.addPhase(name, time.Since(start)) }
+}
+
+// addPhase adds d to the phase's time.
+func (r *runner) addPhase(name string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.res.Phases {
+		if r.res.Phases[i].Name == name {
+			r.res.Phases[i].Duration += d
+			return
 		}
-		r.res.Phases = append(r.res.Phases, Phase{Name: name, Duration: d})
 	}
+	r.res.Phases = append(r.res.Phases, Phase{Name: name, Duration: d})
 }
 
 func (r *runner) status(format string, args ...any) {

@@ -71,6 +71,11 @@ func (r *runner) run(ctx context.Context) (*RunResult, error) {
 	} else {
 		loop = r.loop(ctx, p, sb.h)
 	}
+	// Once the work is home the sandbox is not needed: it closes while
+	// the commits land.
+	if !loop.lost {
+		sb.closed = r.startClose(ctx, sb)
+	}
 	landed := r.land(ctx, p, loop)
 	return res, r.finish(ctx, p, sb, loop, landed)
 }
@@ -216,7 +221,9 @@ func (r *runner) hostHooks(ctx context.Context, p *plan) (string, error) {
 
 // sandboxed is a sandbox provision made and synced in.
 type sandboxed struct {
-	h sandbox.Handle
+	h      sandbox.Handle
+	closed <-chan error  // from startClose, once closing has begun
+	took   time.Duration // how long the close took, once closed is done
 }
 
 // provision creates the sandbox while the base is packed on the host,
@@ -503,7 +510,7 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	}
 	if lr.lost {
 		r.keepSandbox(ctx, p, sb, lr.head)
-	} else if cerr := r.closeSandbox(ctx, sb); cerr != nil && runErr == nil {
+	} else if cerr := r.waitClose(ctx, sb); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("moat: close sandbox: %w", cerr)
 	}
 	if len(res.Kept) == 0 {
@@ -523,6 +530,35 @@ func (r *runner) dropRunRefs(ctx context.Context, p *plan) {
 	if _, err := (hostgit.Cmd{Dir: p.repo.TopLevel, Args: []string{"update-ref", "--stdin"}, Stdin: strings.NewReader(out)}).Run(cctx); err != nil {
 		r.logf("removing %s: %v", p.refPrefix, err)
 	}
+}
+
+// startClose starts closing the sandbox; waitClose waits for it.
+func (r *runner) startClose(ctx context.Context, sb *sandboxed) <-chan error {
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		cctx, cancel := cleanupCtx(ctx, 2*time.Minute)
+		defer cancel()
+		err := sb.h.Close(cctx)
+		sb.took = time.Since(start)
+		done <- err
+	}()
+	return done
+}
+
+// waitClose finishes what startClose began (or closes the sandbox now),
+// saying so as closeSandbox does.
+func (r *runner) waitClose(ctx context.Context, sb *sandboxed) error {
+	if sb.closed == nil {
+		return r.closeSandbox(ctx, sb)
+	}
+	r.status("closing the sandbox")
+	err := <-sb.closed
+	r.addPhase("close", sb.took)
+	if err != nil {
+		r.emit(Event{Kind: EventWarning, Text: "closing the sandbox: " + err.Error()})
+	}
+	return err
 }
 
 func (r *runner) closeSandbox(ctx context.Context, sb *sandboxed) error {
