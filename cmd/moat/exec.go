@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
@@ -141,7 +142,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		Repo: o.repo, Sandbox: provider, Command: command, Env: env,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
-		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", s) },
+		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
@@ -220,5 +221,6 @@ func lobbyHostKeyName(lobby string) string {
 // --keep.
 func keptSandboxHelp(h sandbox.Handle, spec string, ex exedev.Config) string {
 	a := keptSandboxAccess(h, spec, ex)
-	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", h.WorkDir(), a.reach, a.remove)
+	// The sandbox says where its work directory is: shown made safe.
+	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", safetext.String(h.WorkDir()), safetext.String(a.reach), safetext.String(a.remove))
 }
