@@ -42,9 +42,9 @@ func SecretKey(name string) bool {
 		strings.Contains(n, "PASSWORD") || strings.Contains(n, "CREDENTIAL")
 }
 
-// minSecret is the shortest value redaction hides: shorter ones are too
-// likely to be ordinary words.
-const minSecret = 6
+// MinSecret is the length in bytes of the shortest value redaction hides:
+// shorter ones are too likely to be ordinary words.
+const MinSecret = 6
 
 // sandboxEnv is the sandbox's environment: env, then secretEnv over it.
 // It is a new map; neither is changed.
@@ -66,12 +66,12 @@ func sandboxEnv(env, secretEnv map[string]string) map[string]string {
 // as MODE=delbase is shown as given. Output arrives line by line, so each
 // line of a multi-line value (a PEM key) is a secret too; longest first,
 // so no shorter value takes a bite out of a longer one. Values shorter
-// than minSecret bytes are left.
+// than MinSecret bytes are left.
 func secretsOf(env, secretEnv map[string]string, credentialKeys []string) []string {
 	var secrets []string
 	add := func(v string) {
 		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
-			if part = strings.TrimSpace(part); len(part) >= minSecret {
+			if part = strings.TrimSpace(part); len(part) >= MinSecret {
 				secrets = append(secrets, part)
 			}
 		}

@@ -82,7 +82,8 @@ type RunOptions struct {
 	// both), and its values are secrets: wherever they would appear in
 	// events, the log, the result or an error, they are replaced by
 	// "[redacted]", and so is each line of a multi-line value. Values
-	// shorter than 6 bytes are left, as too likely to be ordinary words.
+	// shorter than MinSecret bytes are left, as too likely to be ordinary
+	// words.
 	// Credentials go here, or in Env under a key SecretKey knows.
 	SecretEnv map[string]string
 	// Hooks run at fixed points of the run.
