@@ -76,8 +76,8 @@ Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
 repository). A config file that sets what acts on this computer (host
 hooks, env, secret_env, an ssh:// sandbox, the [exedev] lobby, key or
-known_hosts) is
-refused (exit 2) until you trust it: see 'moat trust', or --trust-config.
+known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
+--trust-config.
 
 Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
 config), emulator (the exe.dev emulator, in-process: no account, no
