@@ -2,6 +2,7 @@ package moat
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,17 +14,13 @@ import (
 	"github.com/moatdev/moat/internal/runlog"
 )
 
-// output is the runner's state behind its events and log: the run's id,
-// its log, and the secrets redaction looks for. A runner holds one
-// (runner.out); its zero value is ready.
+// output is the runner's state behind its events and log: the run's id
+// and its log. A runner holds one (runner.out); its zero value is ready.
 type output struct {
 	idOnce sync.Once
 	id     string
 
 	log *runlog.Log // nil when there is none; guarded by runner.mu
-
-	secretsOnce sync.Once
-	secrets     []string // what runner.secrets replaces
 }
 
 // runID returns the run's id ("20261207-103348-a1b2c3", see
@@ -34,19 +31,58 @@ func (r *runner) runID() string {
 	return r.out.id
 }
 
-// secretsOf lists the values of env (credentials) that output must not
-// show. Output arrives line by line, so each line of a multi-line value (a
-// PEM key) is a secret too; longest first, so no shorter value takes a
-// bite out of a longer one. Values shorter than 6 bytes are left: too
-// likely to be ordinary words.
-func secretsOf(env map[string]string) []string {
+// SecretKey reports whether an environment variable's name says it holds
+// a secret: it ends in _KEY, _TOKEN or _SECRET, or contains PASSWORD or
+// CREDENTIAL, in any case (OPENAI_API_KEY, GITHUB_TOKEN, AWS_SECRET,
+// DB_PASSWORD, GOOGLE_APPLICATION_CREDENTIALS). The values of such keys
+// in RunOptions.Env and ExecOptions.Env are redacted like SecretEnv.
+func SecretKey(name string) bool {
+	n := strings.ToUpper(name)
+	return strings.HasSuffix(n, "_KEY") || strings.HasSuffix(n, "_TOKEN") || strings.HasSuffix(n, "_SECRET") ||
+		strings.Contains(n, "PASSWORD") || strings.Contains(n, "CREDENTIAL")
+}
+
+// MinSecret is the length in bytes of the shortest value redaction hides:
+// shorter ones are too likely to be ordinary words.
+const MinSecret = 6
+
+// sandboxEnv is the sandbox's environment: env, then secretEnv over it.
+// It is a new map; neither is changed.
+func sandboxEnv(env, secretEnv map[string]string) map[string]string {
+	if len(secretEnv) == 0 {
+		return env
+	}
+	all := maps.Clone(env)
+	if all == nil {
+		all = map[string]string{}
+	}
+	maps.Copy(all, secretEnv)
+	return all
+}
+
+// secretsOf lists the values output must not show: every value of
+// secretEnv, and those of env whose key looks secret (SecretKey) or is one
+// of credentialKeys (the agent's). Nothing else: an ordinary value such
+// as MODE=delbase is shown as given. Output arrives line by line, so each
+// line of a multi-line value (a PEM key) is a secret too; longest first,
+// so no shorter value takes a bite out of a longer one. Values shorter
+// than MinSecret bytes are left.
+func secretsOf(env, secretEnv map[string]string, credentialKeys []string) []string {
 	var secrets []string
-	for _, v := range env {
+	add := func(v string) {
 		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
-			if part = strings.TrimSpace(part); len(part) >= 6 {
+			if part = strings.TrimSpace(part); len(part) >= MinSecret {
 				secrets = append(secrets, part)
 			}
 		}
+	}
+	for k, v := range env {
+		if _, over := secretEnv[k]; !over && (SecretKey(k) || slices.Contains(credentialKeys, k)) {
+			add(v)
+		}
+	}
+	for _, v := range secretEnv {
+		add(v)
 	}
 	slices.SortFunc(secrets, func(a, b string) int {
 		if d := len(b) - len(a); d != 0 {
@@ -57,25 +93,46 @@ func secretsOf(env map[string]string) []string {
 	return slices.Compact(secrets)
 }
 
-// secretReplacer replaces the values of env (credentials, see secretsOf)
-// by "[redacted]"; nil when there is nothing to hide.
-func secretReplacer(env map[string]string) *strings.Replacer {
-	var pairs []string
-	for _, v := range secretsOf(env) {
-		pairs = append(pairs, v, "[redacted]")
-	}
-	if len(pairs) == 0 {
-		return nil
-	}
-	return strings.NewReplacer(pairs...)
+// redactor replaces secrets by "[redacted]". A nil *redactor hides
+// nothing.
+type redactor struct {
+	secrets []string // longest first
+	rep     *strings.Replacer
 }
 
-// redactError hides the values secrets replaces in err's message.
-func redactError(err error, secrets *strings.Replacer) error {
-	if err == nil || secrets == nil {
+// newRedactor returns a redactor for secrets (see secretsOf), or nil when
+// there are none.
+func newRedactor(secrets []string) *redactor {
+	if len(secrets) == 0 {
+		return nil
+	}
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, v := range secrets {
+		pairs = append(pairs, v, "[redacted]")
+	}
+	return &redactor{secrets: secrets, rep: strings.NewReplacer(pairs...)}
+}
+
+// redact hides the secrets in s. It runs for every line the agent prints,
+// so it looks before it replaces.
+func (rd *redactor) redact(s string) string {
+	if rd == nil || s == "" {
+		return s
+	}
+	for _, v := range rd.secrets {
+		if strings.Contains(s, v) {
+			return rd.rep.Replace(s)
+		}
+	}
+	return s
+}
+
+// redactError hides the secrets in err's message.
+func (rd *redactor) redactError(err error) error {
+	if err == nil || rd == nil {
 		return err
 	}
-	if msg := secrets.Replace(err.Error()); msg != err.Error() {
+	if msg := rd.redact(err.Error()); msg != err.Error() {
 		return &redactedError{msg: msg, err: err}
 	}
 	return err
@@ -147,25 +204,12 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
-// redact hides the values of RunOptions.Env (credentials) in s: an agent
-// or hook that prints its environment must not put them in events, logs or
-// errors. Values shorter than 6 bytes are left: too likely to be ordinary
-// words. It runs for every line the agent prints, so it looks before it
-// replaces.
-func (r *runner) redact(s string) string {
-	if r.secrets == nil || s == "" {
-		return s
-	}
-	r.out.secretsOnce.Do(func() { r.out.secrets = secretsOf(r.opts.Env) })
-	for _, v := range r.out.secrets {
-		if strings.Contains(s, v) {
-			return r.secrets.Replace(s)
-		}
-	}
-	return s
-}
+// redact hides the secrets of the run (see secretsOf) in s: an agent or
+// hook that prints its environment must not put them in events, logs or
+// errors.
+func (r *runner) redact(s string) string { return r.secrets.redact(s) }
 
-// redactedError is err with the Env values hidden in its message.
+// redactedError is err with the secrets hidden in its message.
 type redactedError struct {
 	msg string
 	err error

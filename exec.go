@@ -25,8 +25,13 @@ type ExecOptions struct {
 	Sandbox sandbox.Provider
 	// Command is a shell command line, run in the synced repository.
 	Command string
-	// Env is set in the sandbox for every command.
+	// Env is set in the sandbox for every command. The values of keys that
+	// look secret (SecretKey) are hidden in Exec's errors like SecretEnv's.
 	Env map[string]string
+	// SecretEnv is set in the sandbox like Env (it wins for a key in both);
+	// its values never appear in Exec's errors (the command's own output is
+	// passed through untouched).
+	SecretEnv map[string]string
 	// Stdin, when set, is the command's standard input.
 	Stdin io.Reader
 	// Stdout and Stderr receive the command's output byte for byte as it
@@ -60,10 +65,12 @@ type ExecResult struct {
 // failed, sync-in failed, ctx ended); the command's own failure is only its
 // ExitCode.
 func Exec(ctx context.Context, o ExecOptions) (*ExecResult, error) {
+	secrets := newRedactor(secretsOf(o.Env, o.SecretEnv, nil))
+	o.Env, o.SecretEnv = sandboxEnv(o.Env, o.SecretEnv), nil
 	res, err := execute(ctx, o)
-	// As in Run: Env values never appear in an error (the command's own
+	// As in Run: secrets never appear in an error (the command's own
 	// output is passed through untouched).
-	return res, redactError(err, secretReplacer(o.Env))
+	return res, secrets.redactError(err)
 }
 
 func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {

@@ -71,8 +71,21 @@ type RunOptions struct {
 	// a clear error and the work kept in the sandbox.
 	MaxSyncBytes, MaxSyncObjects int64
 
-	// Env is set in the sandbox for every command (credentials go here).
+	// Env is set in the sandbox for every command. Its values are shown
+	// as given wherever they appear (events, the log, the result, errors),
+	// but for the keys that look secret (SecretKey: *_KEY, *_TOKEN,
+	// *_SECRET, *PASSWORD*, *CREDENTIAL*) and the agent's credential
+	// variables (Agent.CredentialEnv), whose values are redacted like
+	// SecretEnv's.
 	Env map[string]string
+	// SecretEnv is set in the sandbox like Env (it wins for a key in
+	// both), and its values are secrets: wherever they would appear in
+	// events, the log, the result or an error, they are replaced by
+	// "[redacted]", and so is each line of a multi-line value. Values
+	// shorter than MinSecret bytes are left, as too likely to be ordinary
+	// words.
+	// Credentials go here, or in Env under a key SecretKey knows.
+	SecretEnv map[string]string
 	// Hooks run at fixed points of the run.
 	Hooks Hooks
 	// CopyToWorktree lists paths, relative to the repository root, copied

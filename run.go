@@ -60,7 +60,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		}
 	}
 	if err != nil {
-		err = redactError(err, r.secrets)
+		err = r.secrets.redactError(err)
 		r.logf("run failed: %v", err)
 	}
 	return res, err
@@ -72,8 +72,8 @@ type runner struct {
 	mu      sync.Mutex // serialises events
 	iter    int
 	prompt  string
-	secrets *strings.Replacer // RunOptions.Env values → [redacted]
-	out     output            // the run's id and log (events.go)
+	secrets *redactor // nil when there are none (see secretsOf)
+	out     output    // the run's id and log (events.go)
 }
 
 func newRunner(o RunOptions) (*runner, error) {
@@ -113,7 +113,8 @@ func newRunner(o RunOptions) (*runner, error) {
 		}
 		o.Repo = wd
 	}
-	r := &runner{opts: o, res: &RunResult{}, secrets: secretReplacer(o.Env)}
+	r := &runner{opts: o, res: &RunResult{}, secrets: newRedactor(secretsOf(o.Env, o.SecretEnv, o.Agent.CredentialEnv()))}
+	r.opts.Env, r.opts.SecretEnv = sandboxEnv(o.Env, o.SecretEnv), nil
 	return r, nil
 }
 

@@ -499,7 +499,8 @@ func TestRunOptions(t *testing.T) {
 }
 
 // TestSecretsRedacted: an agent that prints its credentials does not put
-// them in events, the log file or the error.
+// them in events, the log file or the error: SecretEnv's values, and
+// those of Env under keys that look secret.
 func TestSecretsRedacted(t *testing.T) {
 	repo := newRepo(t)
 	const secret = "sk-very-secret-1234"
@@ -507,9 +508,10 @@ func TestSecretsRedacted(t *testing.T) {
 	o := moat.RunOptions{
 		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(),
 		LogFile: filepath.Join(t.TempDir(), "run.log"),
-		Env: map[string]string{"ANTHROPIC_API_KEY": secret, "SHORTER": "sk-very",
+		Env:     map[string]string{"ANTHROPIC_API_KEY": secret, "db_password_prod": "pw-for-the-db", "MY_CREDENTIALS": "cred-file-text"},
+		SecretEnv: map[string]string{"SHORTER": "sk-very", "DATABASE_URL": "postgres://u:hunter22@db/x",
 			"PEM": "-----BEGIN KEY-----\nline-one-of-the-key\nline-two-of-the-key\n-----END KEY-----"},
-		Prompt:  `say "my key is $ANTHROPIC_API_KEY"; tool "echo $ANTHROPIC_API_KEY"; echo "stderr $ANTHROPIC_API_KEY" >&2; printf '%s\n' "$PEM" >&2; exit 1`,
+		Prompt:  `say "my key is $ANTHROPIC_API_KEY"; tool "echo $ANTHROPIC_API_KEY $db_password_prod"; echo "stderr $ANTHROPIC_API_KEY $MY_CREDENTIALS $DATABASE_URL" >&2; printf '%s\n' "$PEM" >&2; exit 1`,
 		OnEvent: func(e moat.Event) { events.WriteString(e.Text + e.ToolArg + "\n") },
 	}
 	res, err := moat.Run(t.Context(), o)
@@ -518,17 +520,80 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	logged, _ := os.ReadFile(res.LogFile)
 	for what, text := range map[string]string{"events": events.String(), "log file": string(logged), "error": err.Error()} {
-		for _, leak := range []string{secret, "-secret-1234", "line-one-of-the-key", "line-two-of-the-key"} {
+		for _, leak := range []string{secret, "-secret-1234", "line-one-of-the-key", "line-two-of-the-key", "pw-for-the-db", "cred-file-text", "hunter22"} {
 			if strings.Contains(text, leak) {
 				t.Errorf("%q is in the %s:\n%s", leak, what, text)
 			}
 		}
 	}
-	if !strings.Contains(events.String(), "my key is [redacted]") {
-		t.Errorf("events do not show the redacted line:\n%s", events.String())
+	for _, want := range []string{"my key is [redacted]", "echo [redacted] [redacted]", "stderr [redacted] [redacted] [redacted]"} {
+		if !strings.Contains(events.String(), want) {
+			t.Errorf("events lack %q:\n%s", want, events.String())
+		}
 	}
 	if st, err := os.Stat(res.LogFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("log file mode %v, %v; want 0600", st.Mode(), err)
+	}
+}
+
+// TestOrdinaryEnvShown: the values of ordinary Env keys reach the sandbox
+// and are shown as given, in events, the log, the commit subjects and
+// errors, even when they are words of the output; a SecretEnv value in
+// the same run is still hidden.
+func TestOrdinaryEnvShown(t *testing.T) {
+	repo := newRepo(t)
+	var events strings.Builder
+	o := moat.RunOptions{
+		Repo: repo, Sandbox: local.New(local.Config{}), Agent: fakeAgent(),
+		LogFile:   filepath.Join(t.TempDir(), "run.log"),
+		Env:       map[string]string{"MODE": "delbase", "GOFLAGS": "-count=1", "SRC_DIR": "/home/user/project", "KEYBOARD": "dvorak-layout"},
+		SecretEnv: map[string]string{"MODE_TOKEN": "tok-abcdef-123"},
+		Prompt: `say "mode $MODE flags $GOFLAGS dir $SRC_DIR kb $KEYBOARD tok $MODE_TOKEN"; ` +
+			`tool "go test $GOFLAGS ./..."; echo x > x.txt; commit "after $MODE"`,
+		OnEvent: func(e moat.Event) { events.WriteString(e.Text + e.ToolArg + "\n") },
+	}
+	res, err := moat.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged, _ := os.ReadFile(res.LogFile)
+	const said = "mode delbase flags -count=1 dir /home/user/project kb dvorak-layout tok [redacted]"
+	for what, text := range map[string]string{"events": events.String(), "log file": string(logged)} {
+		for _, want := range []string{said, "go test -count=1 ./..."} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the %s lack %q:\n%s", what, want, text)
+			}
+		}
+		if strings.Contains(text, "tok-abcdef-123") {
+			t.Errorf("the SecretEnv value is in the %s:\n%s", what, text)
+		}
+	}
+	if len(res.Commits) != 1 || res.Commits[0].Subject != "after delbase" {
+		t.Errorf("commits %+v; want one, subject \"after delbase\"", res.Commits)
+	}
+	if got := git(t, repo, "log", "-1", "--format=%s"); got != "after delbase" {
+		t.Errorf("HEAD's subject is %q", got)
+	}
+
+	// An error quoting an ordinary value shows it too.
+	o.Prompt = `echo "failing in mode $MODE with $MODE_TOKEN" >&2; exit 4`
+	o.LogFile = "-"
+	_, err = moat.Run(t.Context(), o)
+	if err == nil || !strings.Contains(err.Error(), "failing in mode delbase with [redacted]") {
+		t.Errorf("Run = %v; want the error to quote the ordinary value and hide the secret", err)
+	}
+}
+
+// TestSecretKey: which names look secret.
+func TestSecretKey(t *testing.T) {
+	for name, want := range map[string]bool{
+		"OPENAI_API_KEY": true, "GITHUB_TOKEN": true, "aws_secret": true, "DB_PASSWORD": true, "password": true,
+		"MyPasswordFile": true, "GOOGLE_APPLICATION_CREDENTIALS": true, "credential": true, "Api_Key": true,
+		"MODE": false, "GOFLAGS": false, "KEYBOARD": false, "KEY": false, "TOKENS_PER_MINUTE": false, "SECRETARY": false, "PATH": false,
+	} {
+		if got := moat.SecretKey(name); got != want {
+			t.Errorf("SecretKey(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
@@ -23,6 +24,7 @@ type execOptions struct {
 	sandbox   string
 	network   string
 	env       []string
+	secretEnv []string
 	keep      bool
 	committed bool
 	quiet     bool
@@ -42,7 +44,12 @@ CMD's exit status; 125 when moat itself failed (CMD did not run, or its
 status is unknown), 130 when interrupted.
 
 One argument is run as a shell command line; several are quoted and run as
-one command. The sandbox gets the keys of .moat/.env and --env, like a run.
+one command. The sandbox gets the keys of .moat/.env, --env and
+--secret-env (KEY=VALUE, or KEY to take it from your environment), like a
+run. moat's own messages redact what a run redacts (.moat/.env,
+--secret-env and secret_env values, and those of --env keys that look
+secret: *_KEY, *_TOKEN, *_SECRET, *PASSWORD*, *CREDENTIAL*); CMD's output
+is passed through untouched, byte for byte: it is yours.
 With --keep the sandbox is left running and moat prints how to reach it.
 A .moat/config.toml that sets what acts on this computer must be trusted
 first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
@@ -62,6 +69,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
+	f.StringArrayVar(&o.secretEnv, "secret-env", nil, "like --env, and its value is a secret: redacted in moat's errors (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
 	f.BoolVar(&o.committed, "committed", false, "sync only committed state (HEAD), not your uncommitted changes")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the command's output and errors")
@@ -102,7 +110,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
-	env, warnings, err := sandboxEnv(p, o.env, nil)
+	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -138,10 +146,10 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	}
 	start := time.Now()
 	res, err := moat.Exec(ctx, moat.ExecOptions{
-		Repo: o.repo, Sandbox: provider, Command: command, Env: env,
+		Repo: o.repo, Sandbox: provider, Command: command, Env: env, SecretEnv: secretEnv,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
-		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", s) },
+		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
@@ -220,5 +228,6 @@ func lobbyHostKeyName(lobby string) string {
 // --keep.
 func keptSandboxHelp(h sandbox.Handle, spec string, ex exedev.Config) string {
 	a := keptSandboxAccess(h, spec, ex)
-	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", h.WorkDir(), a.reach, a.remove)
+	// The sandbox says where its work directory is: shown made safe.
+	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", safetext.String(h.WorkDir()), safetext.String(a.reach), safetext.String(a.remove))
 }

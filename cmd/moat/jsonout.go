@@ -93,6 +93,19 @@ func (c *timeCache) append(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
+// Masks for looking at 8 bytes at a time: one in every byte, and every
+// byte's high bit.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// word8 is the 8 bytes of s at i, little-endian (one load).
+func word8(s string, i int) uint64 {
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
 // appendJSONString appends s as a JSON string, escaped as encoding/json
 // does with SetEscapeHTML(false): quote, backslash and control characters;
 // invalid UTF-8 as \ufffd; U+2028 and U+2029.

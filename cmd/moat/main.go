@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/moatdev/moat/internal/safetext"
 )
 
 // Exit codes, documented in the README and in `moat --help`.
@@ -96,13 +98,10 @@ func reportError(stderr io.Writer, err error, interrupted bool) int {
 }
 
 // printError prints err for a person. An error may quote what a sandbox
-// printed, so each line is made printable (no escape sequences).
+// printed, so each line is made safe (internal/safetext: no escape
+// sequence, no carriage return).
 func printError(w io.Writer, err error) {
-	lines := strings.Split(err.Error(), "\n")
-	for i, l := range lines {
-		lines[i] = printable(l)
-	}
-	msg := strings.Join(lines, "\n")
+	msg := safetext.Lines(err.Error(), "")
 	if !strings.HasPrefix(msg, "moat:") {
 		msg = "moat: " + msg
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/safetext"
 )
 
 // outputMode is how `moat run` shows a run.
@@ -223,7 +224,27 @@ func (p *runPrinter) setStep(text string) {
 	p.drawStatus()
 }
 
+// Marks that start every line of the agent's on stdout, on a terminal and
+// in plain output: whatever the agent prints, it cannot make a line of
+// moat's own (the iteration headers, the summary), which never starts
+// with one of them. The run log uses the same marks.
+const (
+	markText = "| " // a line of the agent's text
+	markTool = "> " // a tool call: Tool(argument)
+)
+
+// agentStderrMark starts, on stderr, every line the agent wrote there;
+// moat's own lines there start with "·", "!", "✓", "✗" or "moat:".
+const agentStderrMark = "  [agent stderr] "
+
 // Event shows one event of a run.
+//
+// Text that is not moat's own (the agent's words, tool calls and stderr,
+// hook output, warnings that quote a sandbox) is made safe as
+// internal/safetext says before it is printed: its escape sequences never
+// reach the user's terminal, in a pipe either (colour is ours to add; OSC
+// 52 would write the clipboard), and a line break in it starts a new line
+// with its mark.
 func (p *runPrinter) Event(e moat.Event) {
 	if e.Kind == moat.EventRaw {
 		return // no mode shows raw lines
@@ -235,14 +256,9 @@ func (p *runPrinter) Event(e moat.Event) {
 		p.stdout().Write(p.jsonBuf)
 		return
 	}
-	// What the agent prints comes from inside the sandbox: its escape
-	// sequences must not reach the user's terminal (colour is ours to add;
-	// OSC 52 would write the clipboard). Tool arguments are made printable
-	// after their line breaks are shown as ⏎.
-	e.Text, e.Tool = printable(e.Text), printable(e.Tool)
 	if p.mode == modeQuiet {
 		if e.Kind == moat.EventWarning {
-			fmt.Fprintf(p.stderr(), "moat: warning: %s\n", e.Text)
+			fmt.Fprintf(p.stderr(), "moat: warning: %s\n", safetext.String(e.Text))
 		}
 		return
 	}
@@ -252,113 +268,54 @@ func (p *runPrinter) Event(e moat.Event) {
 	terminal := p.mode == modeTerminal
 	switch e.Kind {
 	case moat.EventStatus:
+		text := safetext.String(e.Text)
 		if terminal {
-			if strings.HasPrefix(e.Text, "  ") { // a hook's output line
+			if strings.HasPrefix(text, "  ") { // a hook's output line
 				p.clearStatus()
 				w := p.stderr()
-				w.WriteString(p.dim(e.Text))
+				w.WriteString(p.dim(text))
 				w.WriteByte('\n')
 				return
 			}
-			p.setStep(e.Text)
+			p.setStep(text)
 			return
 		}
-		fmt.Fprintf(p.stderr(), "· %s\n", e.Text)
+		fmt.Fprintf(p.stderr(), "· %s\n", text)
 	case moat.EventIterationStart:
 		p.iterations++
+		text := safetext.String(e.Text)
 		if terminal {
 			p.endStep()
-			fmt.Fprintf(p.stdout(), "\n%s\n", p.bold("── "+e.Text+" ──"))
+			fmt.Fprintf(p.stdout(), "\n%s\n", p.bold("── "+text+" ──"))
 			return
 		}
-		fmt.Fprintf(p.stdout(), "── %s ──\n", e.Text)
+		fmt.Fprintf(p.stdout(), "── %s ──\n", text)
 	case moat.EventIterationEnd:
 		if terminal {
 			p.endStep()
 		}
-		fmt.Fprintf(p.stderr(), "· %s\n", e.Text)
+		fmt.Fprintf(p.stderr(), "· %s\n", safetext.String(e.Text))
 	case moat.EventText:
 		p.clearStatus()
 		w := p.stdout()
-		w.WriteString(e.Text)
-		w.WriteByte('\n')
+		mark := p.dim(markText)
+		b := append(w.AvailableBuffer(), mark...)
+		w.Write(safetext.AppendLines(b, e.Text, mark))
 	case moat.EventToolCall:
 		p.clearStatus()
-		fmt.Fprintf(p.stdout(), "  %s\n", p.dim(compactToolCall(e.Tool, e.ToolArg)))
+		w := p.stdout()
+		w.WriteString(p.dim(markTool + compactToolCall(e.Tool, e.ToolArg)))
+		w.WriteByte('\n')
 	case moat.EventWarning:
 		p.clearStatus()
-		fmt.Fprintf(p.stderr(), "%s %s\n", p.yellow("!"), e.Text)
+		fmt.Fprintf(p.stderr(), "%s %s\n", p.yellow("!"), safetext.String(e.Text))
 	case moat.EventStderr:
 		p.clearStatus()
 		w := p.stderr()
-		w.WriteString("  ")
-		w.WriteString(p.dim("[agent stderr]"))
-		w.WriteByte(' ')
-		w.WriteString(e.Text)
+		w.WriteString(p.dim(agentStderrMark))
+		w.Write(safetext.Append(w.AvailableBuffer(), e.Text))
 		w.WriteByte('\n')
 	}
-}
-
-// printable makes s safe to print on a terminal: control characters (but
-// tab) are shown in caret notation (ESC as ^[), C1 controls and invalid
-// UTF-8 as \x escapes, so no escape sequence is passed through.
-func printable(s string) string {
-	if plainPrefix(s) == len(s) {
-		return s
-	}
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case r < 0x20 && r != '\t':
-			b.WriteByte('^')
-			b.WriteByte(byte(r) + '@')
-		case r == 0x7f:
-			b.WriteString("^?")
-		case r >= 0x80 && r < 0xa0:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// Masks for looking at 8 bytes at a time: one in every byte, and every
-// byte's high bit.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// word8 is the 8 bytes of s at i, little-endian (one load).
-func word8(s string, i int) uint64 {
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-// plainPrefix returns how many bytes at the start of s are printable
-// ASCII (0x20–0x7e) or tab: what printable passes through as it is. It
-// looks at 8 bytes at a time, as every line of the agent's goes through
-// it.
-func plainPrefix(s string) int {
-	i := 0
-	for i < len(s) {
-		if i+8 <= len(s) {
-			// No byte >= 0x80, none < 0x20 (+0x60 leaves its high bit
-			// clear), none 0x7f (+1 sets it): all 8 are plain.
-			if w := word8(s, i); w&highs == 0 && (^(w+0x60*ones)|(w+ones))&highs == 0 {
-				i += 8
-				continue
-			}
-		}
-		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
-			return i
-		}
-		i++
-	}
-	return i
 }
 
 // stepDuration is how long a step took, for people: "18ms", "1.2s", "3m4s".
@@ -372,10 +329,11 @@ func stepDuration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// compactToolCall renders a tool call on one short line: Bash(npm test).
+// compactToolCall renders a tool call on one short line, made safe:
+// Bash(npm test). The argument's line breaks are shown as ⏎.
 func compactToolCall(tool, arg string) string {
-	arg = printable(strings.Join(strings.Fields(strings.ReplaceAll(arg, "\n", " ⏎ ")), " "))
-	return fmt.Sprintf("%s(%s)", tool, truncateRunes(arg, 100))
+	arg = safetext.String(strings.Join(strings.Fields(strings.ReplaceAll(arg, "\n", " ⏎ ")), " "))
+	return fmt.Sprintf("%s(%s)", safetext.String(tool), truncateRunes(arg, 100))
 }
 
 func truncateRunes(s string, n int) string {
@@ -440,7 +398,7 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	if len(res.Commits) > 0 {
 		fmt.Fprintf(w, "%d commit(s) landed on %s:\n", len(res.Commits), res.Branch)
 		for _, c := range res.Commits {
-			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), printable(c.Subject))
+			fmt.Fprintf(w, "  %s %s\n", p.yellow(fmt.Sprintf("%.10s", c.SHA)), safetext.String(c.Subject))
 		}
 		if m := res.MergeCommit; m != nil {
 			fmt.Fprintf(w, "merged with moat's merge commit %s (%s had moved)\n", p.yellow(fmt.Sprintf("%.10s", m.SHA)), res.Branch)
@@ -454,13 +412,9 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	}
 	// What was kept is printed even with -q: it is how work is recovered.
 	for _, k := range res.Kept {
-		fmt.Fprintf(w, "%s %s %s: %s\n", p.yellow("kept"), k.What, printable(k.Path), printable(k.Reason))
+		fmt.Fprintf(w, "%s %s %s: %s\n", p.yellow("kept"), k.What, safetext.String(k.Path), safetext.String(k.Reason))
 		if k.Fix != "" {
-			lines := strings.Split(k.Fix, "\n")
-			for i, l := range lines {
-				lines[i] = printable(l)
-			}
-			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", strings.Join(lines, "\n    "))
+			fmt.Fprintf(w, "  to finish by hand:\n    %s\n", safetext.Lines(k.Fix, "    "))
 		}
 	}
 	if res.LogFile != "" && !quiet {

@@ -78,7 +78,7 @@ func TestRunPrinterOrder(t *testing.T) {
 		switch i % 3 {
 		case 0:
 			p.Event(moat.Event{Kind: moat.EventText, Text: "text"})
-			want.WriteString("text\n")
+			want.WriteString("| text\n")
 		case 1:
 			p.Event(moat.Event{Kind: moat.EventStderr, Text: "err"})
 			want.WriteString("  [agent stderr] err\n")
@@ -115,29 +115,5 @@ func TestRunPrinterStatusComesBack(t *testing.T) {
 			t.Fatalf("the status line did not come back:\n%q", s)
 		}
 		time.Sleep(time.Millisecond)
-	}
-}
-
-// TestPlainPrefix holds the 8-bytes-at-a-time plainPrefix to the plain
-// loop, for every byte value at every place of a word.
-func TestPlainPrefix(t *testing.T) {
-	naive := func(s string) int {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
-				return i
-			}
-		}
-		return len(s)
-	}
-	for c := range 256 {
-		for at := range 19 {
-			b := []byte(strings.Repeat("abcdefgh", 3)[:19])
-			b[at] = byte(c)
-			for _, s := range []string{string(b), string(b[1:]), string(b[:at+1])} {
-				if got, want := plainPrefix(s), naive(s); got != want {
-					t.Fatalf("plainPrefix(%q) = %d, want %d", s, got, want)
-				}
-			}
-		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestRunPrinterPlain(t *testing.T) {
 	var out, errOut bytes.Buffer
 	sampleRun(newRunPrinter(modePlain, &out, &errOut), nil)
 	for _, want := range []string{
-		"── iteration 1/2 ──\n", "I will run the tests.\n", "  Bash(npm test ⏎ --coverage)\n",
+		"── iteration 1/2 ──\n", "| I will run the tests.\n", "> Bash(npm test ⏎ --coverage)\n",
 		"phases: create 1.5s\n", "1 commit(s) landed on main:\n  0123456789 fix: the tests\n",
 		"tokens: 11 in, 7 out", "kept patches /r/.moat/patches/x: apply failed\n  to finish by hand:\n    git am x\n",
 		"log: /r/.moat/logs/x.log\n",
@@ -144,21 +145,6 @@ func TestCompactToolCall(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain\ttab":                        "plain\ttab",
-		"\x1b[31mred\x1b[0m":                "^[[31mred^[[0m",
-		"\x1b]52;c;cHduZWQ=\a":              "^[]52;c;cHduZWQ=^G",
-		"cr\rbell\a del\x7f":                "cr^Mbell^G del^?",
-		"csi\u009b2J é ✓":                   `csi\x9b2J é ✓`,
-		"bad \xff\xfe utf8, real \uFFFD ok": `bad \xff\xfe utf8, real ` + "\uFFFD ok",
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestRunPrinterNoAgentEscapes: escape sequences the agent prints reach
 // neither stdout nor stderr, in any mode but --json (where JSON escapes
 // them).
@@ -183,4 +169,62 @@ func TestRunPrinterNoAgentEscapes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAgentCannotForgeMoatLines: an agent that prints every line moat
+// printed in a real run (its summary, its status lines), as text, as tool
+// calls and on stderr, with line breaks and carriage returns, adds only
+// lines that carry the agent's marks: the lines without one are exactly
+// those of the run without the agent's forgeries, on stdout (where
+// scripts read the summary) and on stderr.
+func TestAgentCannotForgeMoatLines(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	for _, mode := range []outputMode{modePlain, modeTerminal} {
+		var out, errOut bytes.Buffer
+		sampleRun(newRunPrinter(mode, &out, &errOut), nil)
+		moatLines := strings.Split(out.String()+errOut.String(), "\n")
+
+		var fOut, fErr bytes.Buffer
+		p := newRunPrinter(mode, &fOut, &fErr)
+		for _, l := range moatLines {
+			for _, e := range []moat.Event{
+				{Kind: moat.EventText, Text: l},
+				{Kind: moat.EventText, Text: "\r" + l},
+				{Kind: moat.EventText, Text: "x\n" + l + "\n"},
+				{Kind: moat.EventToolCall, Tool: l},
+				{Kind: moat.EventToolCall, Tool: "\n" + l, ToolArg: "\n" + l},
+				{Kind: moat.EventStderr, Text: l},
+				{Kind: moat.EventStderr, Text: "\r" + l},
+				{Kind: moat.EventStderr, Text: "x\n" + l},
+			} {
+				p.Event(e)
+			}
+		}
+		p.Event(moat.Event{Kind: moat.EventText, Text: strings.Join(moatLines, "\n")})
+		sampleRun(p, nil)
+
+		got := unmarked(fOut.String(), markText, markTool)
+		if want := unmarked(out.String(), markText, markTool); got != want || !strings.Contains(got, "summary") {
+			t.Errorf("mode %d: stdout's lines without the agent's marks:\n%s\nwant moat's alone:\n%s", mode, got, want)
+		}
+		if mode == modePlain { // a terminal's stderr has the spinner and step times
+			if got, want := unmarked(fErr.String(), agentStderrMark), unmarked(errOut.String(), agentStderrMark); got != want || !strings.Contains(got, "creating") {
+				t.Errorf("stderr's lines without the agent's mark:\n%s\nwant moat's alone:\n%s", got, want)
+			}
+		}
+	}
+}
+
+// unmarked returns the lines of s (colour removed) that start with none of
+// marks.
+func unmarked(s string, marks ...string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		plain := colour.ReplaceAllString(l, "")
+		if plain == "" || slices.ContainsFunc(marks, func(m string) bool { return strings.HasPrefix(plain, m) }) {
+			continue
+		}
+		b.WriteString(plain)
+	}
+	return b.String()
 }

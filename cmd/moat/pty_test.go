@@ -176,3 +176,64 @@ func TestTerminalOutput(t *testing.T) {
 		})
 	}
 }
+
+// hostileAgent prints escape sequences (OSC 52 clipboard write, title
+// change, screen clear, cursor home), a carriage return and other control
+// bytes on stdout and stderr, and commits with them in its subject and
+// author.
+const hostileAgent = `cat >/dev/null
+printf 'clip \033]52;c;cHduZWQ=\007 title \033]0;pwned\007 clear \033[2J\033[H cr\rover bs\b bel\007 del\177 csi \233\062J rlo \342\200\256evil\n'
+printf 'err \033]0;pwned\007 \033[2J\rover\n' >&2
+sleep 0.3
+date +%s%N > stamp.txt
+git add stamp.txt
+git -c user.name="$(printf 'Evil\033]0;t\007')" commit -q -m "$(printf 'subject \033]52;c;eA==\007 \033[2J end')"
+`
+
+// terminalControl matches what a terminal would act on: C0 controls but
+// tab and newline, DEL, C1 controls, what is not UTF-8 (read as U+FFFD)
+// and the bidirectional controls.
+var terminalControl = regexp.MustCompile("[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f\ufffd\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+// TestTerminalHostileOutput runs the real binary with stdout and stderr
+// on colour terminals and an agent printing escape sequences: the only
+// control sequences that reach either terminal are moat's own (colour,
+// and the spinner's carriage return and erase); the agent's show as
+// visible escapes.
+func TestTerminalHostileOutput(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	os.WriteFile(repo+"/hostile.sh", []byte(hostileAgent), 0o644)
+	gitIn(t, repo, "add", "hostile.sh")
+	gitIn(t, repo, "commit", "-q", "-m", "the agent")
+	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", "sh hostile.sh", "-p", "go")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "TERM=xterm-256color", "NO_COLOR=")
+	outTTY, errTTY := openPTY(t), openPTY(t)
+	cmd.Stdout, cmd.Stderr = outTTY.term, errTTY.term
+	runErr := cmd.Run()
+	stdout, stderr := outTTY.output(t), errTTY.output(t)
+	if runErr != nil {
+		t.Fatalf("moat run: %v\nstdout:\n%q\nstderr:\n%q", runErr, stdout, stderr)
+	}
+	if !colour.MatchString(stdout) || !strings.Contains(stderr, "\r\x1b[K") {
+		t.Fatalf("not the terminal output mode (no colour or no spinner):\n%q\n%q", stdout, stderr)
+	}
+	moats := regexp.MustCompile("\x1b\\[[0-9;]*m|\r\x1b\\[K")
+	for name, s := range map[string]string{"stdout": stdout, "stderr": stderr} {
+		if m := terminalControl.FindString(moats.ReplaceAllString(s, "")); m != "" {
+			t.Errorf("%s: %q (not moat's colour or spinner) reached the terminal:\n%q", name, m, s)
+		}
+	}
+	plainOut, plainErr := colour.ReplaceAllString(stdout, ""), colour.ReplaceAllString(stderr, "")
+	for _, want := range []string{
+		`| clip ^[]52;c;cHduZWQ=^G title ^[]0;pwned^G clear ^[[2J^[[H cr^Mover bs^H bel^G del^? csi \x9b2J rlo \u202eevil` + "\n",
+		" subject ^[]52;c;eA==^G ^[[2J end\n",
+	} {
+		if !strings.Contains(plainOut, want) {
+			t.Errorf("stdout lacks %q:\n%q", want, plainOut)
+		}
+	}
+	if want := "  [agent stderr] err ^[]0;pwned^G ^[[2J^Mover\n"; !strings.Contains(plainErr, want) {
+		t.Errorf("stderr lacks %q:\n%q", want, plainErr)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ type runOptions struct {
 	promptFile        string
 	args              []string
 	env               []string
+	secretEnv         []string
 	maxIterations     int
 	branch            string
 	idleTimeout       time.Duration
@@ -73,8 +75,9 @@ holds the only copy, so it is kept and moat prints how to fetch the work.
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
 repository). A config file that sets what acts on this computer (host
-hooks, env, an ssh:// sandbox, the [exedev] lobby, key or known_hosts) is
-refused (exit 2) until you trust it: see 'moat trust', or --trust-config.
+hooks, env, secret_env, an ssh:// sandbox, the [exedev] lobby, key or
+known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
+--trust-config.
 
 Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
 config), emulator (the exe.dev emulator, in-process: no account, no
@@ -91,14 +94,30 @@ host shares this computer's network, all of it, and the status line says
 so. A config file's network = "host" must be trusted.
 
 Credentials: the keys in .moat/.env (an empty value takes your
-environment's) and the agent's usual variables (ANTHROPIC_API_KEY,
-CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY) reach the sandbox's environment
-over SSH stdin — never a command line, a log, --json or an error message.
+environment's), the agent's usual variables (ANTHROPIC_API_KEY,
+CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY), --env and --secret-env reach the
+sandbox's environment over SSH stdin, never a command line there. KEY
+alone takes the value from your environment, which keeps it off moat's own
+command line too.
+
+Redacted, as [redacted] in the output, the log, --json and error messages:
+the values of the agent's credential variables, of every key of
+.moat/.env, of --secret-env and secret_env keys, and of --env or env keys
+whose name looks secret (*_KEY, *_TOKEN, *_SECRET, *PASSWORD*,
+*CREDENTIAL*, in any case); each line of a multi-line value too; values
+shorter than 6 bytes are left. Nothing else: --env MODE=delbase is shown
+as given.
 
 Output: on a terminal, a status line and the agent's text and tool calls;
-in a pipe, the same as plain lines; --json, one JSON event per line on
-stdout ending with a "result" event (docs/json.md); -q, only what landed,
-what was kept, warnings and errors. A log is written to .moat/logs/.`,
+in a pipe, the same as plain lines. On stdout every line of the agent's
+starts with "| " (its text) or "> " (a tool call) and none of moat's own
+(iteration headers, the summary) does; on stderr the agent's lines start
+with "  [agent stderr] ". What the agent prints, commit subjects, file
+names and a sandbox's error text are shown with control characters
+escaped (ESC as ^[), so no escape sequence reaches your terminal, in a
+pipe or the log either. --json: one JSON event per line on stdout ending
+with a "result" event (docs/json.md); -q: only what landed, what was
+kept, warnings and errors. A log is written to .moat/logs/.`,
 		Example: `  # Offline, on the built-in exe.dev emulator, with a scripted agent:
   moat run --sandbox emulator --agent command --agent-cmd 'sh greeter.sh' -p 'say hello'
 
@@ -124,6 +143,7 @@ what was kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVarP(&o.promptFile, "prompt-file", "f", "", "a file holding the prompt ({{KEY}} replaced from --arg)")
 	f.StringArrayVar(&o.args, "arg", nil, "prompt argument KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
+	f.StringArrayVar(&o.secretEnv, "secret-env", nil, "like --env, and its value is a secret: redacted in output, log, --json and errors (repeatable)")
 	f.IntVar(&o.maxIterations, "max-iterations", 1, "most agent iterations")
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
@@ -226,7 +246,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if err != nil {
 		return nil, err
 	}
-	env, warnings, err := sandboxEnv(p, o.env, ag.CredentialEnv())
+	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, ag.CredentialEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +283,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		MaxIterations:     o.maxIterations,
 		Branch:            o.branch,
 		Env:               env,
+		SecretEnv:         secretEnv,
 		Hooks:             moat.Hooks{OnWorktreeReady: p.Config.Hooks.OnWorktreeReady, OnSandboxReady: p.Config.Hooks.OnSandboxReady},
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
@@ -336,44 +357,107 @@ func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
 	return nil, usageErrorf("unknown agent %q: use claude, codex or command", name)
 }
 
-// sandboxEnv is the sandbox's environment: the agent's credential
-// variables from the process environment, then the keys of .moat/.env,
-// then the config's env keys from the process environment, then --env
-// flags. Values are never printed; warnings name keys only.
-func sandboxEnv(p *project, flags []string, credentialKeys []string) (env map[string]string, warnings []string, err error) {
-	env = map[string]string{}
+// sandboxEnv is the sandbox's environment, in two parts: env, shown as
+// given unless its key looks secret (moat.SecretKey), and secret, always
+// redacted. In order, later ones winning: the agent's credential
+// variables from the process environment, the keys of .moat/.env, the
+// config's env and secret_env keys from the process environment, then
+// --env and --secret-env flags. Secret are the credential variables,
+// everything from .moat/.env and every key of secret_env and
+// --secret-env, wherever its value came from. Values are never printed;
+// warnings name keys only.
+func sandboxEnv(p *project, envFlags, secretFlags []string, credentialKeys []string) (env, secret map[string]string, warnings []string, err error) {
+	all := map[string]string{}
+	secretKeys := map[string]bool{}
 	for _, name := range credentialKeys {
 		if v := os.Getenv(name); v != "" {
-			env[name] = v
+			all[name] = v
+			secretKeys[name] = true
 		}
 	}
-	maps.Copy(env, p.Env.Values)
+	for k, v := range p.Env.Values {
+		all[k] = v
+		secretKeys[k] = true
+	}
 	for _, k := range p.Env.Missing {
 		warnings = append(warnings, fmt.Sprintf("%s is declared in .moat/.env with no value, and is not set in your environment; the sandbox will not have it", k))
 	}
-	for _, k := range p.Config.Env {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		} else {
-			warnings = append(warnings, fmt.Sprintf("%s (env in .moat/config.toml) is not set in your environment; the sandbox will not have it", k))
-		}
+	fromFlags, err := envFlagValues(envFlags, secretFlags, secretKeys)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	for _, e := range flags {
-		k, v, ok := strings.Cut(e, "=")
-		if k == "" {
-			// Not %q of e: what follows "=" may be a secret.
-			return nil, nil, usageErrorf("--env: an entry has no name before its =; want KEY=VALUE or KEY")
-		}
-		if !ok {
-			val, set := os.LookupEnv(k)
-			if !set {
-				return nil, nil, usageErrorf("--env %s: %s is not set in your environment (use --env %s=VALUE)", k, k, k)
+	for _, list := range []struct {
+		key    string
+		names  []string
+		secret bool
+	}{{"env", p.Config.Env, false}, {"secret_env", p.Config.SecretEnv, true}} {
+		for _, k := range list.names {
+			secretKeys[k] = secretKeys[k] || list.secret
+			if v, ok := os.LookupEnv(k); ok {
+				all[k] = v
+			} else if _, given := fromFlags[k]; !given {
+				warnings = append(warnings, fmt.Sprintf("%s (%s in .moat/config.toml) is not set in your environment; the sandbox will not have it", k, list.key))
 			}
-			v = val
 		}
-		env[k] = v
 	}
-	return env, warnings, nil
+	maps.Copy(all, fromFlags)
+	env, secret = map[string]string{}, map[string]string{}
+	for k, v := range all {
+		if secretKeys[k] {
+			secret[k] = v
+		} else {
+			env[k] = v
+		}
+	}
+	// A value marked secret that redaction would leave says so.
+	marked := append(slices.Clone(p.Config.SecretEnv), flagNames(secretFlags)...)
+	slices.Sort(marked)
+	for _, k := range slices.Compact(marked) {
+		if v, ok := secret[k]; ok && strings.TrimSpace(v) != "" && len(strings.TrimSpace(v)) < moat.MinSecret {
+			warnings = append(warnings, fmt.Sprintf("%s is a secret of fewer than %d bytes, too likely to be an ordinary word: it is not redacted", k, moat.MinSecret))
+		}
+	}
+	return env, secret, warnings, nil
+}
+
+// envFlagValues reads --env and then --secret-env flags (KEY=VALUE, or
+// KEY to take it from the process environment) and adds the keys of
+// --secret-env to secretKeys.
+func envFlagValues(envFlags, secretFlags []string, secretKeys map[string]bool) (map[string]string, error) {
+	values := map[string]string{}
+	for _, f := range []struct {
+		name  string
+		items []string
+	}{{"--env", envFlags}, {"--secret-env", secretFlags}} {
+		for _, e := range f.items {
+			k, v, ok := strings.Cut(e, "=")
+			if k == "" {
+				// Not %q of e: what follows "=" may be a secret.
+				return nil, usageErrorf("%s: an entry has no name before its =; want KEY=VALUE or KEY", f.name)
+			}
+			if !ok {
+				val, set := os.LookupEnv(k)
+				if !set {
+					return nil, usageErrorf("%s %s: %s is not set in your environment (use %s %s=VALUE)", f.name, k, k, f.name, k)
+				}
+				v = val
+			}
+			values[k] = v
+			if f.name == "--secret-env" {
+				secretKeys[k] = true
+			}
+		}
+	}
+	return values, nil
+}
+
+// flagNames returns the keys of KEY[=VALUE] flags.
+func flagNames(items []string) []string {
+	names := make([]string, len(items))
+	for i, e := range items {
+		names[i], _, _ = strings.Cut(e, "=")
+	}
+	return names
 }
 
 // pickSandbox returns the provider for spec and a func that releases what

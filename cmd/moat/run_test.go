@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moatdev/moat/internal/config"
 )
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -85,5 +88,43 @@ func TestRunCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("moat %s: error %v, want it to say %q", strings.Join(c.args[3:], " "), err, c.want)
 		}
+	}
+}
+
+// TestSandboxEnvSecrets: which keys go to the sandbox as secrets
+// (redacted) and which as ordinary values, and which source wins.
+func TestSandboxEnvSecrets(t *testing.T) {
+	t.Setenv("ANTHROPIC_API_KEY", "from-host-api")
+	t.Setenv("HOST_PLAIN", "plain-from-host")
+	t.Setenv("HOST_SECRET_VAR", "secret-from-host")
+	t.Setenv("FLAG_SECRET", "flag-from-host")
+	p := &project{
+		Env:    config.Env{Values: map[string]string{"DOTENV_VALUE": "in-dotenv", "MODE": "from-dotenv"}},
+		Config: config.Config{Env: []string{"HOST_PLAIN"}, SecretEnv: []string{"HOST_SECRET_VAR", "GIVEN_BY_FLAG"}},
+	}
+	env, secret, warnings, err := sandboxEnv(p,
+		[]string{"MODE=delbase", "GOFLAGS=-count=1", "GH_TOKEN=ghp-123456", "GIVEN_BY_FLAG=by-flag"},
+		[]string{"FLAG_SECRET", "INLINE=inline-secret", "PIN=123"},
+		[]string{"ANTHROPIC_API_KEY", "UNSET_CREDENTIAL_VAR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv := map[string]string{"GOFLAGS": "-count=1", "GH_TOKEN": "ghp-123456", "HOST_PLAIN": "plain-from-host"}
+	wantSecret := map[string]string{
+		"ANTHROPIC_API_KEY": "from-host-api", "DOTENV_VALUE": "in-dotenv",
+		"MODE":            "delbase", // a key of .moat/.env stays secret, whoever gives its value
+		"HOST_SECRET_VAR": "secret-from-host", "GIVEN_BY_FLAG": "by-flag",
+		"FLAG_SECRET": "flag-from-host", "INLINE": "inline-secret", "PIN": "123",
+	}
+	if !maps.Equal(env, wantEnv) {
+		t.Errorf("env = %v\nwant %v", env, wantEnv)
+	}
+	if !maps.Equal(secret, wantSecret) {
+		t.Errorf("secret = %v\nwant %v", secret, wantSecret)
+	}
+	// GIVEN_BY_FLAG is not in the host environment, but a flag gives it:
+	// no warning for it; PIN is too short to redact: one.
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "PIN is a secret of fewer than 6 bytes") {
+		t.Errorf("warnings = %q", warnings)
 	}
 }

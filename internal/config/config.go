@@ -38,6 +38,7 @@ type Config struct {
 	Branch            string   `toml:"branch"`             // "": merge into the checked-out branch
 	Copy              []string `toml:"copy"`               // CopyToWorktree paths
 	Env               []string `toml:"env"`                // keys passed from the process environment
+	SecretEnv         []string `toml:"secret_env"`         // the same, and their values are redacted
 	Hooks             Hooks    `toml:"hooks"`
 	ExeDev            ExeDev   `toml:"exedev"`
 }
@@ -230,6 +231,7 @@ var schema = []key{
 	{"branch", kString},
 	{"copy", kStrings},
 	{"env", kStrings},
+	{"secret_env", kStrings},
 	{"hooks", kTable},
 	{"hooks.on_worktree_ready", kStrings},
 	{"hooks.on_sandbox_ready", kStrings},
@@ -544,12 +546,17 @@ func (c *Config) validate(text string) error {
 			return fail(n.name, "%s is negative: want %s", n.name, n.hint)
 		}
 	}
-	for i, name := range c.Env {
-		if strings.Contains(name, "=") {
-			return fail("env", "env item %d is KEY=VALUE: env lists only names, taken from your environment; put values in %s", i+1, EnvFile)
-		}
-		if !dotenv.ValidKey(name) {
-			return fail("env", "env item %d = %s is not a variable name: use letters, digits and _, not starting with a digit, such as API_KEY", i+1, tomlString(name))
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"env", c.Env}, {"secret_env", c.SecretEnv}} {
+		for i, name := range list.names {
+			if strings.Contains(name, "=") {
+				return fail(list.key, "%s item %d is KEY=VALUE: %s lists only names, taken from your environment; put values in %s", list.key, i+1, list.key, EnvFile)
+			}
+			if !dotenv.ValidKey(name) {
+				return fail(list.key, "%s item %d = %s is not a variable name: use letters, digits and _, not starting with a digit, such as API_KEY", list.key, i+1, tomlString(name))
+			}
 		}
 	}
 	for _, h := range []struct {

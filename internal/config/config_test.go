@@ -46,6 +46,7 @@ completion_timeout = "1m30s"
 branch = "moat/work"
 copy = [".env.local", "node_modules"]
 env = ["GOFLAGS", "_X1"]
+secret_env = ["DATABASE_URL"]
 
 [hooks]
 on_worktree_ready = ["make gen"]
@@ -70,7 +71,8 @@ tags = ["ci", "moat"]
 		PromptFile: "p.md", MaxIterations: 7,
 		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second},
 		Branch: "moat/work", Copy: []string{".env.local", "node_modules"}, Env: []string{"GOFLAGS", "_X1"},
-		Hooks: Hooks{OnWorktreeReady: []string{"make gen"}, OnSandboxReady: []string{"npm ci", "go mod download"}},
+		SecretEnv: []string{"DATABASE_URL"},
+		Hooks:     Hooks{OnWorktreeReady: []string{"make gen"}, OnSandboxReady: []string{"npm ci", "go mod download"}},
 		ExeDev: ExeDev{Lobby: "localhost:2222", IdentityFile: "~/.ssh/id_test", KnownHostsFile: "/tmp/kh",
 			Image: "ubuntu:24.04", CPU: 4, Memory: "8GB", Disk: "40GB", Tags: []string{"ci", "moat"}},
 	}
@@ -90,7 +92,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unquoted string", "[exedev]\nimage = ubuntu\n", 2, "exedev.image", "; put the value of exedev.image in quotes"},
 		{"unquoted duration", "idle_timeout = 10m\n", 1, "", `; write durations in quotes, such as idle_timeout = "10m"`},
 		{"unknown key", "sandbox = \"local\"\nmax_iteration = 3\n", 2, "max_iteration",
-			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, copy, env, hooks, exedev)`},
+			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, copy, env, secret_env, hooks, exedev)`},
 		{"unknown dashed key", "idle-timeout = \"1m\"\n", 1, "idle-timeout", `did you mean "idle_timeout"?`},
 		{"unknown key far from any", "colour = \"blue\"\n", 1, "colour", `unknown key "colour" (known: sandbox,`},
 		{"unknown key in table", "[exedev]\nimage = \"x\"\ncpus = 2\n", 3, "exedev.cpus",
@@ -122,6 +124,8 @@ func TestLoadErrors(t *testing.T) {
 		{"negative cpu", "[exedev]\ncpu = -2\n", 2, "exedev.cpu", "exedev.cpu is negative"},
 		{"bad env name", "env = [\"OK\", \"NOT-OK\"]\n", 1, "env", `env item 2 = "NOT-OK" is not a variable name`},
 		{"env with value", "env = [\"TOKEN=s3cr3t\"]\n", 1, "env", "env item 1 is KEY=VALUE: env lists only names"},
+		{"secret_env with value", "secret_env = [\"DB_URL\", \"TOKEN=s3cr3t\"]\n", 1, "secret_env", "secret_env item 2 is KEY=VALUE: secret_env lists only names"},
+		{"bad secret_env name", "secret_env = [\"1X\"]\n", 1, "secret_env", `secret_env item 1 = "1X" is not a variable name`},
 		{"empty hook", "[hooks]\non_sandbox_ready = [\"npm ci\", \" \"]\n", 2, "hooks.on_sandbox_ready", "hooks.on_sandbox_ready item 2 is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,9 +21,9 @@ type Setting struct {
 func (s Setting) String() string { return s.Key + " = " + s.Value }
 
 // HostSettings returns the settings of c that act on the host or take from
-// it: host hooks, variables forwarded from the user's environment, the
-// [exedev] lobby, key and known_hosts file, an ssh:// sandbox, and a
-// local sandbox on the host network. These
+// it: host hooks, variables forwarded from the user's environment (env and
+// secret_env), the [exedev] lobby, key and known_hosts file, an ssh://
+// sandbox, and a local sandbox on the host network. These
 // take effect only when the file is trusted (moat trust). Everything else
 // (agent, model, iterations, timeouts, branch, sandbox-side hooks, exe.dev
 // VM sizes) only shapes the sandbox. prompt_file and copy are not here:
@@ -35,6 +35,9 @@ func (c Config) HostSettings() []Setting {
 	}
 	if len(c.Env) > 0 {
 		s = append(s, Setting{"env", tomlStrings(c.Env), "passes these variables from your environment into the sandbox"})
+	}
+	if len(c.SecretEnv) > 0 {
+		s = append(s, Setting{"secret_env", tomlStrings(c.SecretEnv), "passes these variables from your environment into the sandbox (as secrets: redacted in moat's output)"})
 	}
 	if strings.HasPrefix(c.Sandbox, "ssh://") {
 		s = append(s, Setting{"sandbox", tomlString(c.Sandbox), "sends your repository to this SSH host, signing in with your SSH keys"})
@@ -66,7 +69,7 @@ func (e ExeDev) HostSettings() []Setting {
 // removed: what an untrusted file may still decide.
 func (c Config) WithoutHostSettings() Config {
 	c.Hooks.OnWorktreeReady = nil
-	c.Env = nil
+	c.Env, c.SecretEnv = nil, nil
 	if strings.HasPrefix(c.Sandbox, "ssh://") {
 		c.Sandbox = ""
 	}

@@ -17,6 +17,7 @@ max_iterations = 3
 idle_timeout = "1m"
 branch = "b"
 env = ["GITHUB_TOKEN"]
+secret_env = ["DATABASE_URL"]
 [hooks]
 on_worktree_ready = ["make setup"]
 on_sandbox_ready = ["npm ci"]
@@ -34,7 +35,7 @@ image = "img"
 	for _, s := range cfg.HostSettings() {
 		keys = append(keys, s.String())
 	}
-	want := `hooks.on_worktree_ready = ["make setup"]|env = ["GITHUB_TOKEN"]|sandbox = "ssh://me@box"|exedev.lobby = "evil:22"|exedev.identity_file = "/k"|exedev.known_hosts_file = "/kh"`
+	want := `hooks.on_worktree_ready = ["make setup"]|env = ["GITHUB_TOKEN"]|secret_env = ["DATABASE_URL"]|sandbox = "ssh://me@box"|exedev.lobby = "evil:22"|exedev.identity_file = "/k"|exedev.known_hosts_file = "/kh"`
 	if got := strings.Join(keys, "|"); got != want {
 		t.Errorf("HostSettings:\n got %s\nwant %s", got, want)
 	}

@@ -31,9 +31,12 @@
 //     several such lines.
 //   - "--- moat: " lines mark where the log was cut (see below).
 //
-// Control characters (but tab) are written in caret notation (ESC as ^[),
-// C1 controls and bytes that are not UTF-8 as \x escapes, so a log is
-// safe to cat on a terminal.
+// Text that is not moat's own (the agent's output, commit subjects, file
+// names, errors that quote a sandbox) is made safe as internal/safetext
+// says: control characters (but tab) in caret notation (ESC as ^[), C1
+// controls and bytes that are not UTF-8 as \x escapes, bidirectional
+// controls as \u escapes. So a log is safe to cat on a terminal, and a line
+// break in the agent's text starts a new line with its mark.
 //
 // # Cap
 //
@@ -60,9 +63,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/moatdev/moat/internal/runid"
+	"github.com/moatdev/moat/internal/safetext"
 )
 
 const (
@@ -239,72 +242,11 @@ func (l *Log) Agent(t time.Time, mark byte, text string) {
 	l.wrote()
 }
 
-// appendText appends text and a newline to l.buf, made safe (control
-// characters escaped), its line breaks starting new lines that begin with
+// appendText appends text and a newline to l.buf, made safe (see
+// internal/safetext), its line breaks starting new lines that begin with
 // cont.
 func (l *Log) appendText(text, cont string) {
-	b := l.buf
-	for {
-		// Fast path: printable ASCII up to the next byte that needs a look.
-		i := plainPrefix(text)
-		b = append(b, text[:i]...)
-		text = text[i:]
-		if text == "" {
-			break
-		}
-		c := text[0]
-		switch {
-		case c == '\n':
-			b = append(b, '\n')
-			b = append(b, cont...)
-			text = text[1:]
-		case c < 0x20:
-			b = append(b, '^', c+'@')
-			text = text[1:]
-		case c == 0x7f:
-			b = append(b, '^', '?')
-			text = text[1:]
-		default:
-			r, n := utf8.DecodeRuneInString(text)
-			switch {
-			case r == utf8.RuneError && n == 1: // not UTF-8
-				b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
-			case r >= 0x80 && r < 0xa0: // a C1 control, shown as its code point
-				b = append(b, '\\', 'x', hexDigits[r>>4], hexDigits[r&15])
-			default:
-				b = append(b, text[:n]...)
-			}
-			text = text[n:]
-		}
-	}
-	l.buf = append(b, '\n')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// plainPrefix returns how many bytes at the start of s are printable
-// ASCII (0x20–0x7e) or tab, looking at 8 bytes at a time: every line the
-// agent prints goes through it.
-func plainPrefix(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for i < len(s) {
-		if i+8 <= len(s) {
-			w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-			// No byte >= 0x80, none < 0x20 (+0x60 leaves its high bit
-			// clear), none 0x7f (+1 sets it): all 8 are plain.
-			if w&highs == 0 && (^(w+0x60*ones)|(w+ones))&highs == 0 {
-				i += 8
-				continue
-			}
-		}
-		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
-			return i
-		}
-		i++
-	}
-	return i
+	l.buf = safetext.AppendLines(l.buf, text, cont)
 }
 
 func newBuf() []byte { return make([]byte, 0, flushBytes+4096) }

@@ -310,27 +310,3 @@ func TestPrune(t *testing.T) {
 		t.Errorf("Prune of a missing directory: %v", err)
 	}
 }
-
-// TestPlainPrefix holds the 8-bytes-at-a-time plainPrefix to the plain
-// loop, for every byte value at every place of a word.
-func TestPlainPrefix(t *testing.T) {
-	naive := func(s string) int {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
-				return i
-			}
-		}
-		return len(s)
-	}
-	for c := range 256 {
-		for at := range 19 {
-			b := []byte(strings.Repeat("abcdefgh", 3)[:19])
-			b[at] = byte(c)
-			for _, s := range []string{string(b), string(b[1:]), string(b[:at+1])} {
-				if got, want := plainPrefix(s), naive(s); got != want {
-					t.Fatalf("plainPrefix(%q) = %d, want %d", s, got, want)
-				}
-			}
-		}
-	}
-}
