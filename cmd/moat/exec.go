@@ -35,7 +35,7 @@ func newExecCmd() *cobra.Command {
 	var o execOptions
 	cmd := &cobra.Command{
 		Use:         "exec [flags] -- CMD [ARG...]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox"},
 		Short:       "Run a command in a fresh sandbox holding your repository",
 		Long: `Creates a fresh sandbox, syncs the repository into it (with your
 uncommitted changes and untracked files, unless --committed), runs CMD
@@ -121,7 +121,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, _, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return fail(err)
 	}

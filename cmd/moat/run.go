@@ -20,7 +20,6 @@ import (
 	"github.com/moatdev/moat/agent/codex"
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -63,7 +62,7 @@ func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:         "run [-p PROMPT | -f FILE] [flags]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox"},
 		Short:       "Run an agent in a fresh sandbox and bring its commits home",
 		Long: `Creates one sandbox, syncs the repository into it, runs the agent for up to
 --max-iterations iterations (stopping early when it prints the completion
@@ -267,11 +266,13 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
+	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
+	quitReportOf(ctx).set(left.text)
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
@@ -290,25 +291,17 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		CopyToWorktree:    o.copy,
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
+		Footprint:         left.fp,
 	})
 	if res != nil && res.Sandbox != nil {
-		// The sandbox holds the only copy of the agent's work: say how to
-		// reach it and remove it, next to how to fetch the work.
-		a := keptSandboxAccess(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev))
-		help := "# reach it: " + a.reach
-		if a.ssh != "" {
-			// ssh joins its arguments into one remote command line, which
-			// the remote shell splits again: quote the path twice.
-			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkBundle)) +
-				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkBundleHost))
-		}
-		help += "\n# remove it: " + a.remove
-		if o.sandbox == "emulator" {
-			help += "\n# (the emulator, and the VM with it, end when moat exits)"
+		if emu != nil {
+			// The emulator, and the VM with it, end when moat exits: move
+			// the only copy of the agent's work out first.
+			saveEmulatorWork(res, emu, p, notices)
 		}
 		for i, k := range res.Kept {
-			if k.What == "sandbox" {
-				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help
+			if k.What == "sandbox" && res.Sandbox != nil {
+				res.Kept[i].Fix = left.sandboxFix(res.Sandbox, k.Fix)
 			}
 		}
 	}
@@ -460,35 +453,36 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// pickSandbox returns the provider for spec and a func that releases what
-// it started (the in-process emulator). network is the local sandbox's
-// ("" is isolated); a local sandbox is probed here, so that containment
-// that is not available stops the command before anything runs.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
+// pickSandbox returns the provider for spec, the in-process emulator when
+// spec is "emulator" (else nil), and a func that releases what it started.
+// network is the local sandbox's ("" is isolated); a local sandbox is
+// probed here, so that containment that is not available stops the
+// command before anything runs.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, *exedevtest.Server, func(), error) {
 	switch {
 	case spec == "exedev":
-		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
+		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
 	case spec == "emulator":
 		srv, err := exedevtest.Start()
 		if err != nil {
-			return nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
 		}
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
-		return exedev.New(srv.Config()), func() { srv.Close() }, nil
+		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
 	case spec == "local":
 		lp := local.New(local.Config{Network: local.Network(network)})
 		if _, err := lp.Containment(ctx); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return lp, func() {}, nil
+		return lp, nil, func() {}, nil
 	case strings.HasPrefix(spec, "ssh://"):
 		user, hostPort, err := config.SplitSSH(spec)
 		if err != nil {
-			return nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
+			return nil, nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
 		}
-		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), func() {}, nil
+		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
 	}
-	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
+	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
 }
 
 // addNetworkFlag defines --network, the local sandbox's network.
