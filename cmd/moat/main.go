@@ -258,7 +258,14 @@ the exe.dev lobby or key) only once you trust it: see 'moat trust'.
 
 Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
 config, or an untrusted config), 130 interrupted; moat exec returns its
-command's status, or 125 when moat itself failed.`,
+command's status, or 125 when moat itself failed.
+
+Signals: the first SIGINT or SIGTERM stops cleanly (a run brings the
+agent's work home and deletes its sandbox) within 25s, or
+$MOAT_SHUTDOWN_TIMEOUT; signals within a second of it count as the same
+one (timeout, a terminal, a supervisor). A second Ctrl-C a second or more
+later, or the end of that time, quits at once, printing what is left and
+the commands to recover or remove it.`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

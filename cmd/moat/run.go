@@ -71,6 +71,12 @@ into your checked-out branch (or keeps them on --branch). The sandbox is
 deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
 
+Ctrl-C or SIGTERM stops the agent, brings its commits home (on their
+moat/<run-id> branch, or --branch) and deletes the sandbox, within 25s
+($MOAT_SHUTDOWN_TIMEOUT); signals within a second of the first count as
+one. A second Ctrl-C, a second or more later, or the end of that time
+quits at once and prints what is left and how to recover or remove it.
+
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
 repository). A config file that sets what acts on this computer (host
