@@ -30,23 +30,32 @@ type leftovers struct {
 // text is the report printed on quitting at once; safe to call while the
 // run goes on in another goroutine.
 func (l *leftovers) text() string {
-	items := l.fp.Leftovers()
+	items := l.kept()
 	if len(items) == 0 {
 		return "moat: nothing of the run is left behind\n"
 	}
-	h := l.fp.Sandbox()
 	var b strings.Builder
 	b.WriteString("moat: left behind, as they are now (the log of the run is in .moat/logs/):\n")
 	for _, k := range items {
-		if k.What == "sandbox" && h != nil {
-			k.Fix = l.sandboxFix(h, k.Fix)
-		}
 		fmt.Fprintf(&b, "  %s %s: %s\n", k.What, safetext.String(k.Path), safetext.String(k.Reason))
 		if k.Fix != "" {
 			fmt.Fprintf(&b, "    %s\n", safetext.Lines(k.Fix, "    "))
 		}
 	}
 	return b.String()
+}
+
+// kept lists what the run leaves behind now, each with how to recover or
+// remove it.
+func (l *leftovers) kept() []moat.Kept {
+	items := l.fp.Leftovers()
+	h := l.fp.Sandbox()
+	for i, k := range items {
+		if k.What == "sandbox" && h != nil {
+			items[i].Fix = l.sandboxFix(h, k.Fix)
+		}
+	}
+	return items
 }
 
 // sandboxFix says how to bring the agent's work out of the sandbox h and

@@ -67,7 +67,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return
 		}
 		fmt.Fprintf(stderr, "\nmoat: %s: quitting at once, without cleaning up\n", why)
-		if text := quit.text(); text != "" {
+		if text := quit.text(why); text != "" {
 			fmt.Fprint(stderr, text)
 		}
 		os.Exit(exitInterrupted)
@@ -148,25 +148,26 @@ func awaitQuit(sigs <-chan os.Signal, finished <-chan struct{}, bound time.Durat
 // command sets it, the signal handler prints it.
 type quitReport struct {
 	mu     sync.Mutex
-	report func() string
+	report func(why string) string
 }
 
-// set makes f say what is left; f must be safe to call from another
-// goroutine while the command runs.
-func (q *quitReport) set(f func() string) {
+// set makes f say what is left when moat quits at once for the reason
+// why; f must be safe to call from another goroutine while the command
+// runs.
+func (q *quitReport) set(f func(why string) string) {
 	q.mu.Lock()
 	q.report = f
 	q.mu.Unlock()
 }
 
-func (q *quitReport) text() string {
+func (q *quitReport) text(why string) string {
 	q.mu.Lock()
 	f := q.report
 	q.mu.Unlock()
 	if f == nil {
 		return ""
 	}
-	return f()
+	return f(why)
 }
 
 type quitReportKey struct{}

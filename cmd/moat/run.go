@@ -202,7 +202,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 	// From here on, --json ends with a result event whatever happens.
 	start := time.Now()
 	printer := newRunPrinter(pickMode(o.jsonOut, o.quiet, out, errOut), out, errOut)
-	res, err := startRun(cmd, o, printer)
+	res, err := startRun(cmd, o, printer, start)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}
@@ -211,7 +211,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 }
 
 // startRun checks the options, applies the config and runs.
-func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunResult, error) {
+func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.Time) (*moat.RunResult, error) {
 	ctx := cmd.Context()
 	errOut := cmd.ErrOrStderr()
 	if o.jsonOut && o.quiet {
@@ -278,7 +278,11 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	}
 	defer stop()
 	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
-	quitReportOf(ctx).set(left.text)
+	quitReportOf(ctx).set(func(why string) string {
+		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
+			fmt.Errorf("%w: %s: quit at once, without cleaning up", errInterrupted, why))
+		return left.text()
+	})
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,

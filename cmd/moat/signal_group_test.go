@@ -31,13 +31,14 @@ type sigRun struct {
 
 // startSigRun starts moat run on repo with an agent that commits, then
 // runs setup (if any), prints ready and sleeps.
-func startSigRun(t *testing.T, bin, repo, sandboxKind, setup string, env ...string) *sigRun {
+func startSigRun(t *testing.T, bin, repo, sandboxKind, setup string, args []string, env ...string) *sigRun {
 	t.Helper()
 	r := &sigRun{t: t, tmp: t.TempDir(), done: make(chan error, 1), out: &execout.Capped{N: 1 << 20}}
 	secs := 100000 + rand.IntN(800000)
 	r.sleeper = fmt.Sprintf("sleep\x00%d\x00", secs)
 	agentCmd := `echo "$$" > work.txt && git add work.txt && git commit -qm "the agent's work" && ` + setup + ` echo ready && exec sleep ` + fmt.Sprint(secs)
 	r.cmd = exec.Command(bin, "run", "--repo", repo, "--sandbox", sandboxKind, "--agent", "command", "--agent-cmd", agentCmd, "-p", "go", "--log-file", "-")
+	r.cmd.Args = append(r.cmd.Args, args...)
 	r.cmd.Env = append(os.Environ(), append([]string{"TMPDIR=" + r.tmp}, env...)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -46,7 +47,8 @@ func startSigRun(t *testing.T, bin, repo, sandboxKind, setup string, env ...stri
 	}
 	go func() { r.done <- r.cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(r.out.String(), "| ready") {
+	ready := func() bool { o := r.out.String(); return strings.Contains(o, "| ready") || strings.Contains(o, `"text":"ready"`) }
+	for !ready() {
 		if time.Now().After(deadline) {
 			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 			t.Fatalf("the agent never started:\n%s", r.out.String())
@@ -111,7 +113,7 @@ func TestTimeoutKeepsWork(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			repo := scratchRepo(t)
 			for i := range n {
-				r := startSigRun(t, bin, repo, kind, "")
+				r := startSigRun(t, bin, repo, kind, "", nil)
 				pid := r.cmd.Process.Pid
 				syscall.Kill(pid, syscall.SIGTERM)
 				syscall.Kill(-pid, syscall.SIGTERM)
@@ -158,7 +160,7 @@ func TestTimeoutKeepsWork(t *testing.T) {
 func TestSupervisorSignalsCountAsOne(t *testing.T) {
 	bin := moatBinary(t)
 	repo := scratchRepo(t)
-	r := startSigRun(t, bin, repo, "local", "")
+	r := startSigRun(t, bin, repo, "local", "", nil)
 	r.cmd.Process.Signal(syscall.SIGINT)
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
@@ -191,7 +193,7 @@ func TestSecondInterruptSaysWhatIsLeft(t *testing.T) {
 	for _, kind := range []string{"local", "emulator"} {
 		t.Run(kind, func(t *testing.T) {
 			repo := scratchRepo(t)
-			r := startSigRun(t, bin, repo, kind, slowSyncOut)
+			r := startSigRun(t, bin, repo, kind, slowSyncOut, nil)
 			r.cmd.Process.Signal(syscall.SIGINT)
 			time.Sleep(1200 * time.Millisecond)
 			r.cmd.Process.Signal(syscall.SIGINT)
@@ -212,11 +214,12 @@ func TestSecondInterruptSaysWhatIsLeft(t *testing.T) {
 }
 
 // TestShutdownBound: a shutdown longer than MOAT_SHUTDOWN_TIMEOUT ends
-// like a second interrupt, saying what is left.
+// like a second interrupt, saying what is left (with --json, in the
+// result event too).
 func TestShutdownBound(t *testing.T) {
 	bin := moatBinary(t)
 	repo := scratchRepo(t)
-	r := startSigRun(t, bin, repo, "local", slowSyncOut, shutdownBoundEnv+"=1s")
+	r := startSigRun(t, bin, repo, "local", slowSyncOut, []string{"--json"}, shutdownBoundEnv+"=1s")
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	start := time.Now()
 	if code := r.wait(); code != exitInterrupted {
@@ -228,6 +231,10 @@ func TestShutdownBound(t *testing.T) {
 	text := r.out.String()
 	if !strings.Contains(text, "still not done 1s after the interrupt") {
 		t.Fatalf("the bound did not end the shutdown:\n%s", text)
+	}
+	// --json still ends with the result, listing what is left.
+	if !regexp.MustCompile(`(?m)^\{"type":"result",.*"exit_code":130,.*"error_kind":"interrupted".*"kept":\[.*"what":"sandbox"`).MatchString(text) {
+		t.Errorf("no result event listing the sandbox left:\n%s", text)
 	}
 	checkLeftoverReport(t, repo, r, text)
 }
