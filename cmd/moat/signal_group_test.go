@@ -47,7 +47,10 @@ func startSigRun(t *testing.T, bin, repo, sandboxKind, setup string, args []stri
 	}
 	go func() { r.done <- r.cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
-	ready := func() bool { o := r.out.String(); return strings.Contains(o, "| ready") || strings.Contains(o, `"text":"ready"`) }
+	ready := func() bool {
+		o := r.out.String()
+		return strings.Contains(o, "| ready") || strings.Contains(o, `"text":"ready"`)
+	}
 	for !ready() {
 		if time.Now().After(deadline) {
 			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
