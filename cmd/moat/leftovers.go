@@ -25,6 +25,9 @@ type leftovers struct {
 	spec string // the --sandbox value
 	p    *project
 	emu  *exedevtest.Server // the in-process emulator; nil for other kinds
+	// noWork says the sandbox holds nothing to bring home (moat exec):
+	// only how to remove it is said.
+	noWork bool
 }
 
 // text is the report printed on quitting at once; safe to call while the
@@ -35,7 +38,11 @@ func (l *leftovers) text() string {
 		return "moat: nothing of the run is left behind\n"
 	}
 	var b strings.Builder
-	b.WriteString("moat: left behind, as they are now (the log of the run is in .moat/logs/):\n")
+	if l.noWork {
+		b.WriteString("moat: left behind, as they are now:\n")
+	} else {
+		b.WriteString("moat: left behind, as they are now (the run's log is in .moat/logs/):\n")
+	}
 	for _, k := range items {
 		fmt.Fprintf(&b, "  %s %s: %s\n", k.What, safetext.String(k.Path), safetext.String(k.Reason))
 		if k.Fix != "" {
@@ -51,7 +58,12 @@ func (l *leftovers) kept() []moat.Kept {
 	items := l.fp.Leftovers()
 	h := l.fp.Sandbox()
 	for i, k := range items {
-		if k.What == "sandbox" && h != nil {
+		switch {
+		case k.What != "sandbox" || h == nil:
+		case l.noWork:
+			items[i].Reason = "the command's sandbox"
+			items[i].Fix = "# remove it: " + l.removal(h)
+		default:
 			items[i].Fix = l.sandboxFix(h, k.Fix)
 		}
 	}
@@ -92,6 +104,14 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 	}
 	help += "\n# remove it: " + a.remove
 	return strings.TrimRight(fix, "\n") + "\n" + help
+}
+
+// removal is the command that removes the sandbox h.
+func (l *leftovers) removal(h sandbox.Handle) string {
+	if _, dir, ok := l.onThisComputer(h); ok {
+		return "rm -rf -- " + shell.Quote(dir)
+	}
+	return keptSandboxAccess(h, l.spec, exedevConfig(l.p.Config.ExeDev)).remove
 }
 
 // onThisComputer returns, for a sandbox whose files are on this computer,

@@ -280,3 +280,49 @@ func checkLeftoverReport(t *testing.T, repo string, r *sigRun, text string) {
 		t.Errorf("the agent's processes outlived moat: %v", s)
 	}
 }
+
+// TestExecQuitAtOnceSaysWhatIsLeft: moat exec quitting at once (here at
+// once after the first signal, with a shutdown bound of 1ns) prints the
+// sandbox and temporary files it leaves, and the printed commands remove
+// them.
+func TestExecQuitAtOnceSaysWhatIsLeft(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	tmp := t.TempDir()
+	out := &execout.Capped{N: 1 << 20}
+	cmd := exec.Command(bin, "exec", "--repo", repo, "--sandbox", "local", "--", "echo ready; exec sleep 3600")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, shutdownBoundEnv+"=1ns")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the command never started:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	text := out.String()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("moat exec exited %d (%v); want %d:\n%s", code, err, exitInterrupted, text)
+	}
+	if !strings.Contains(text, "quitting at once") || !strings.Contains(text, "moat: left behind") {
+		t.Fatalf("no report of what is left:\n%s", text)
+	}
+	t.Logf("moat said:\n%s", text)
+	if !strings.Contains(text, "sandbox ") {
+		t.Errorf("the report does not list the sandbox:\n%s", text)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:# remove it: )?(rm -rf -- .*)$`).FindAllStringSubmatch(text, -1) {
+		if out, err := exec.Command("sh", "-c", m[1]).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", m[1], err, out)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left in TMPDIR after the printed removals: %v\n%s", left, text)
+	}
+}
