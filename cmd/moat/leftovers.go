@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,7 +136,7 @@ func (l *leftovers) onThisComputer(h sandbox.Handle) (work, dir string, ok bool)
 // which ends with moat, to .moat/kept/<run-id>/ and makes res's "sandbox"
 // entry say how to fetch the work from there. When that fails the entry
 // says where the VM's files are and that they go with the emulator.
-func saveEmulatorWork(res *moat.RunResult, emu *exedevtest.Server, p *project, notices io.Writer) {
+func saveEmulatorWork(res *moat.RunResult, emu *exedevtest.Server, p *project) {
 	h, ok := res.Sandbox.(*exedev.Handle)
 	if !ok {
 		return
@@ -165,7 +164,6 @@ func saveEmulatorWork(res *moat.RunResult, emu *exedevtest.Server, p *project, n
 	}
 	if err == nil {
 		res.Sandbox = nil
-		fmt.Fprintf(notices, "moat: moved the emulator VM's repository, with the agent's work, to %s\n", safetext.String(dst))
 	}
 }
 

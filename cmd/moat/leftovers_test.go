@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,16 +36,12 @@ func TestKeptEmulatorWorkMovedOut(t *testing.T) {
 	repo := scratchRepo(t)
 	res := &moat.RunResult{RunID: "20261207-000000-abcdef", Sandbox: h,
 		Kept: []moat.Kept{{What: "sandbox", Path: "vm:" + h.WorkDir(), Reason: "the agent's work could not be brought out of it", Fix: "# 1. in the sandbox ..."}}}
-	var notices bytes.Buffer
-	saveEmulatorWork(res, srv, &project{Root: repo}, &notices)
+	saveEmulatorWork(res, srv, &project{Root: repo})
 	srv.Close() // as moat's exit does
 
 	dst := filepath.Join(repo, ".moat", "kept", res.RunID)
 	if res.Sandbox != nil || len(res.Kept) != 1 || res.Kept[0].What != "directory" || res.Kept[0].Path != dst {
 		t.Fatalf("the result does not point at the moved work: sandbox %v, kept %+v", res.Sandbox, res.Kept)
-	}
-	if !strings.Contains(notices.String(), dst) {
-		t.Errorf("the notice does not say where the work went: %q", notices.String())
 	}
 	if b, err := os.ReadFile(filepath.Join(dst, "uncommitted.txt")); err != nil || string(b) != "left\n" {
 		t.Errorf("the uncommitted file did not come along: %q, %v", b, err)
@@ -88,5 +83,44 @@ func TestMoveTreeAcrossFileSystems(t *testing.T) {
 	}
 	if _, err := os.Lstat(src); !os.IsNotExist(err) {
 		t.Errorf("the source is still there: %v", err)
+	}
+}
+
+// TestKeptEmulatorRunMovesWorkOut runs moat with the in-process emulator
+// and an agent whose file is over --max-file-size: the work cannot come
+// home, so the VM would be kept, but the emulator ends with moat. Its
+// repository is moved to .moat/kept/<run-id>/ (hidden from git status),
+// and the printed command fetches the agent's commit from there.
+func TestKeptEmulatorRunMovesWorkOut(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "emulator", "--agent", "command", "--max-file-size", "100KiB", "--log-file", "-",
+		"--agent-cmd", `head -c 200000 /dev/urandom > big.bin && git add big.bin && git commit -qm "the agent's work"`, "-p", "go")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if cmd.ProcessState.ExitCode() != exitFailure {
+		t.Fatalf("moat exited %v; want %d:\n%s", err, exitFailure, text)
+	}
+	t.Logf("moat said:\n%s", text)
+	kept := regexp.MustCompile(`(?m)^kept directory (\S+/\.moat/kept/\S+): `).FindStringSubmatch(text)
+	if kept == nil || strings.Contains(text, "kept sandbox") {
+		t.Fatalf("the output does not point at the moved work:\n%s", text)
+	}
+	if _, err := os.Stat(filepath.Join(kept[1], "big.bin")); err != nil {
+		t.Errorf("the work is not in %s: %v", kept[1], err)
+	}
+	if st := gitIn(t, repo, "status", "--porcelain"); st != "" {
+		t.Errorf("git status shows moat's files: %s", st)
+	}
+	fetch := regexp.MustCompile(`(?m)git -C \S+ fetch --no-tags .*$`).FindString(text)
+	if fetch == "" {
+		t.Fatalf("no fetch command:\n%s", text)
+	}
+	if out, err := exec.Command("sh", "-c", fetch).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", fetch, err, out)
+	}
+	if got := gitIn(t, repo, "log", "-1", "--format=%s", "--branches=moat/recovered-*"); got != "the agent's work" {
+		t.Errorf("the printed command brought %q:\n%s", got, text)
 	}
 }

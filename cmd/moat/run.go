@@ -313,7 +313,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		if emu != nil {
 			// The emulator, and the VM with it, end when moat exits: move
 			// the only copy of the agent's work out first.
-			saveEmulatorWork(res, emu, p, notices)
+			saveEmulatorWork(res, emu, p)
 		}
 		for i, k := range res.Kept {
 			if k.What == "sandbox" && res.Sandbox != nil {
