@@ -326,3 +326,38 @@ func TestExecQuitAtOnceSaysWhatIsLeft(t *testing.T) {
 		t.Errorf("left in TMPDIR after the printed removals: %v\n%s", left, text)
 	}
 }
+
+// TestCoreutilsTimeout runs `timeout 8 moat run …` itself, once per kind,
+// on an agent that commits and sleeps: what TestTimeoutKeepsWork sends by
+// hand, from the real thing.
+func TestCoreutilsTimeout(t *testing.T) {
+	timeoutBin, err := exec.LookPath("timeout")
+	if err != nil {
+		t.Skip("no coreutils timeout")
+	}
+	bin := moatBinary(t)
+	for _, kind := range []string{"local", "emulator"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			repo := scratchRepo(t)
+			tmp := t.TempDir()
+			cmd := exec.Command(timeoutBin, "8", bin, "run", "--repo", repo, "--sandbox", kind, "--agent", "command", "--log-file", "-", "-p", "go",
+				"--agent-cmd", `echo x > work.txt && git add work.txt && git commit -qm "the agent's work" && echo ready && exec sleep 3600`)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			out, _ := cmd.CombinedOutput()
+			text := string(out)
+			if code := cmd.ProcessState.ExitCode(); code != 124 || !strings.Contains(text, "| ready") {
+				t.Fatalf("timeout exited %d (want 124, the time up while the agent slept):\n%s", code, text)
+			}
+			if strings.Contains(text, "quitting at once") {
+				t.Fatalf("timeout's signals were taken as two interrupts:\n%s", text)
+			}
+			if got := gitIn(t, repo, "log", "-1", "--format=%s", "--branches=moat/*"); got != "the agent's work" {
+				t.Errorf("the agent's commit is not on the kept branch: %q\n%s", got, text)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("left in TMPDIR: %v", left)
+			}
+		})
+	}
+}
