@@ -56,6 +56,12 @@ func (l *leftovers) text() string {
 func (l *leftovers) kept() []moat.Kept {
 	items := l.fp.Leftovers()
 	h := l.fp.Sandbox()
+	if l.emu != nil && h == nil {
+		// The emulator's files outlive a moat that quits at once; with a
+		// sandbox, its entry says to remove them.
+		items = append(items, moat.Kept{What: "directory", Path: l.emu.Dir(), Reason: "the exe.dev emulator's files",
+			Fix: "rm -rf -- " + shell.Quote(l.emu.Dir())})
+	}
 	for i, k := range items {
 		switch {
 		case k.What != "sandbox" || h == nil:
