@@ -118,6 +118,12 @@ type RunOptions struct {
 	// hour are spared). 0 means 50; a negative value, never remove. Only
 	// the default location is pruned.
 	LogKeep int
+
+	// Footprint, when set, is kept up to date with what the run has made
+	// and not yet removed (temporary files, refs, a worktree, the
+	// sandbox, a merge under way), so that a process that must quit at
+	// once can say what it leaves behind and how to recover or remove it.
+	Footprint *Footprint
 }
 
 // Hooks are shell commands run at fixed points; a failing hook fails the run.

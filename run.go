@@ -120,6 +120,7 @@ func newRunner(o RunOptions) (*runner, error) {
 	}
 	r := &runner{opts: o, res: &RunResult{}, secrets: newRedactor(secretsOf(o.Env, o.SecretEnv, o.Agent.CredentialEnv()))}
 	r.opts.Env, r.opts.SecretEnv = sandboxEnv(o.Env, o.SecretEnv), nil
+	o.Footprint.setRedact(r.redact)
 	return r, nil
 }
 

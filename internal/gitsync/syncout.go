@@ -33,6 +33,9 @@ type Out struct {
 	Label string
 	// Limits bound the bundle.
 	Limits Limits
+	// TempDir holds the bundle while it is checked, in a directory of
+	// its own removed before SyncOut returns; "" is os.TempDir().
+	TempDir string
 }
 
 // DefaultLabel is Out.Label's default.
@@ -163,7 +166,7 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	if label == "" {
 		label = DefaultLabel
 	}
-	tmp, err := os.MkdirTemp("", "moat-out-")
+	tmp, err := os.MkdirTemp(o.TempDir, "moat-out-")
 	if err != nil {
 		return res, err
 	}
