@@ -151,3 +151,11 @@ const (
 
 // ErrClosed is wrapped by errors from a Handle that has been closed.
 var ErrClosed = errors.New("sandbox is closed")
+
+// ErrStillRunning is wrapped by an Exec error when the command's outcome
+// is unknown (the connection to the sandbox was lost, or ctx ended) and
+// the command's processes could not be confirmed stopped: they may still
+// be running and changing the sandbox. A caller that was about to read
+// the sandbox's files (to bring an agent's work out, say) should treat
+// the sandbox as lost rather than read a tree that may still change.
+var ErrStillRunning = errors.New("the command's processes may still be running in the sandbox")

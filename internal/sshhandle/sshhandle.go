@@ -303,10 +303,13 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		// Closing first frees this session's slot for that new session.
 		sess.Signal(ssh.SIGKILL)
 		sess.Close()
-		h.kill(pid, opts.Sudo)
+		stopErr := h.stopAfterLoss(pid, opts.Sudo)
 		select {
 		case <-waited:
 		case <-time.After(5 * time.Second):
+		}
+		if stopErr != nil {
+			return -1, fmt.Errorf("command cancelled: %w; %w", ctx.Err(), stopErr)
 		}
 		return -1, fmt.Errorf("command cancelled: %w", ctx.Err())
 	}
@@ -329,48 +332,30 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 	default:
 		// The outcome is unknown, and sshd may leave a command without a
 		// terminal running after its connection died: stop it (over a new
-		// connection) so that nothing keeps changing the sandbox behind the
-		// caller's back, e.g. an agent while its work is synced out. (No
-		// PID: the wrapper never started, nothing to stop.)
+		// connection) and wait until it is gone, so that nothing keeps
+		// changing the sandbox behind the caller's back, e.g. an agent
+		// while its work is synced out. When that cannot be made sure, the
+		// error says so (sandbox.ErrStillRunning). (No PID: the wrapper
+		// never started, nothing to stop.)
+		var stopErr error
 		if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
 			select {
 			case <-pid.found:
-				h.kill(pid, opts.Sudo)
+				stopErr = h.stopAfterLoss(pid, opts.Sudo)
 			default:
 			}
 		}
 		var missing *ssh.ExitMissingError
 		if errors.As(err, &missing) {
-			return -1, fmt.Errorf("the connection to the sandbox ended before the command reported its exit status: %w", err)
+			err = fmt.Errorf("the connection to the sandbox ended before the command reported its exit status: %w", err)
+		} else {
+			err = fmt.Errorf("remote command: %w", err)
 		}
-		return -1, fmt.Errorf("remote command: %w", err)
+		if stopErr != nil {
+			return -1, fmt.Errorf("%w; %w", err, stopErr)
+		}
+		return -1, err
 	}
-}
-
-// kill ends the process group of a cancelled command from a new session.
-// sshd made the wrapper a session leader, so its PID is the group's ID.
-// The command may have ended meanwhile and its PID gone to another
-// process (PIDs wrap quickly: 32768 on many systems), so the group is
-// killed only while its leader still carries this handle's
-// MOAT_SANDBOX_ID (where /proc exists to tell): in the wrapper's command
-// line, or in its environment once the command exec'd another
-// program in its place (exec in the command, sudo, CopyIn's tar).
-func (h *Handle) kill(pid *pidCatcher, sudo bool) {
-	select {
-	case <-pid.found:
-	case <-time.After(2 * time.Second):
-		return // the wrapper never started; closing the session is enough
-	}
-	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stoppingKey{}, true), 10*time.Second)
-	defer cancel()
-	// kill returns once the signal is queued, before the processes have
-	// exited; the loop waits (up to 3s) for the group to be gone, so that
-	// what the caller does next (sync out) sees nothing still running.
-	k := fmt.Sprintf(`if [ ! -d /proc/self ] || cat /proc/%[1]d/cmdline /proc/%[1]d/environ 2>/dev/null | tr '\0' '\n' | grep -q 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; i=0; while [ $i -lt 60 ] && kill -0 -- -%[1]d 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; fi; true`, pid.pid, h.id)
-	if sudo {
-		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
-	}
-	h.run(ctx, k, sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
 }
 
 // stoppingKey marks the context of kill's own command.
