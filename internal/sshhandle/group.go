@@ -96,7 +96,7 @@ func (h *Handle) stopGroup(pgid int, sudo bool) (groupStopped, error) {
 else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
 	}
 	out := &execout.Capped{N: 64 << 10}
-	code, err := h.run(ctx, k, sandbox.ExecOptions{Dir: "/"}, out, io.Discard)
+	code, _, err := h.run(ctx, k, sandbox.ExecOptions{Dir: "/"}, out, io.Discard)
 	if err != nil {
 		return groupStopped{}, err
 	}
@@ -106,7 +106,9 @@ else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
 		line = strings.TrimRight(line, "\n")
 		switch {
 		case strings.HasPrefix(line, "proc "):
-			st.Killed = append(st.Killed, strings.TrimSpace(strings.TrimPrefix(line, "proc ")))
+			if d := describeProc(strings.TrimPrefix(line, "proc ")); d != "" {
+				st.Killed = append(st.Killed, d)
+			}
 		case line == "gone":
 			st.Gone, ended = true, true
 		case line == "alive":
@@ -139,4 +141,39 @@ func (h *Handle) stopAfterLoss(pid *pidCatcher, sudo bool) error {
 		return fmt.Errorf("%w: %w: still running after SIGKILL: %s", sandbox.ErrStillRunning, errGroupLeft, strings.Join(st.Killed, "; "))
 	}
 	return nil
+}
+
+// stopLeft kills what is left of the group of a command whose own
+// process has exited, and returns what it killed. An error wraps
+// sandbox.ErrStillRunning.
+func (h *Handle) stopLeft(pid *pidCatcher, sudo bool) ([]string, error) {
+	select {
+	case <-pid.found:
+	default:
+		return nil, nil // the wrapper never reported: it never ran the command
+	}
+	st, err := h.stopGroup(pid.pid, sudo)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: the command exited, but %w (%v)", sandbox.ErrStillRunning, errGroupLeft, err)
+	case !st.Gone:
+		return st.Killed, fmt.Errorf("%w: the command exited, but %w: still running after SIGKILL: %s", sandbox.ErrStillRunning, errGroupLeft, strings.Join(st.Killed, "; "))
+	}
+	return st.Killed, nil
+}
+
+// describeProc turns "PID ARGS" into what a warning shows: the PID and
+// the start of the command line. A subshell the command forked carries
+// the wrapper's command line, which says nothing: it is named as such.
+// A process with no command line left was already ending: "".
+func describeProc(line string) string {
+	pid, args, _ := strings.Cut(strings.TrimSpace(line), " ")
+	args = strings.TrimSpace(args)
+	switch {
+	case args == "":
+		return ""
+	case strings.Contains(args, pidReport):
+		return pid + " sh (a subshell of the command)"
+	}
+	return pid + " " + sandbox.ShortCommand(args)
 }
