@@ -35,6 +35,7 @@ type Config struct {
 	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
 	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
 	CompletionTimeout Duration `toml:"completion_timeout"` // e.g. "60s"
+	ExitGrace         Duration `toml:"exit_grace"`         // e.g. "5s"
 	Branch            string   `toml:"branch"`             // "": merge into the checked-out branch
 	Copy              []string `toml:"copy"`               // CopyToWorktree paths
 	Env               []string `toml:"env"`                // keys passed from the process environment
@@ -228,6 +229,7 @@ var schema = []key{
 	{"max_iterations", kInt},
 	{"idle_timeout", kDuration},
 	{"completion_timeout", kDuration},
+	{"exit_grace", kDuration},
 	{"branch", kString},
 	{"copy", kStrings},
 	{"env", kStrings},
@@ -539,6 +541,7 @@ func (c *Config) validate(text string) error {
 		{"max_iterations", int64(c.MaxIterations), "a whole number such as 5 (0 means the default)"},
 		{"idle_timeout", int64(c.IdleTimeout.Duration), durationHint},
 		{"completion_timeout", int64(c.CompletionTimeout.Duration), durationHint},
+		{"exit_grace", int64(c.ExitGrace.Duration), durationHint},
 		{"exedev.cpu", int64(c.ExeDev.CPU), "a number of CPUs such as 2 (0 means exe.dev's default)"},
 		{"exedev.ready_timeout", int64(c.ExeDev.ReadyTimeout.Duration), durationHint},
 	} {
