@@ -46,6 +46,7 @@ type runOptions struct {
 	completionTimeout time.Duration
 	exitGrace         time.Duration
 	copy              []string
+	limits            syncLimits
 	jsonOut           bool
 	quiet             bool
 	logFile           string
@@ -151,6 +152,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
 	f.DurationVar(&o.exitGrace, "exit-grace", moat.DefaultExitGrace, "once the agent has exited, how long its output may take to end before what it left running is stopped")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
+	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
 	f.BoolVar(&o.trustConfig, "trust-config", false, "trust .moat/config.toml for this run only, as 'moat trust' would (for CI)")
@@ -194,6 +196,7 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	if !set("copy") {
 		o.copy = c.Copy
 	}
+	o.limits.resolve(set, c)
 }
 
 func runRun(cmd *cobra.Command, o runOptions) error {
@@ -294,6 +297,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		CompletionTimeout: o.completionTimeout,
 		ExitGrace:         o.exitGrace,
 		CopyToWorktree:    o.copy,
+		MaxFileBytes:      o.limits.fileBytes.n,
+		MaxSyncBytes:      o.limits.syncBytes.n,
+		MaxSyncFiles:      o.limits.files,
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
 	})
@@ -335,6 +341,9 @@ func (o *runOptions) check() error {
 		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
 	}
 	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
+		return err
+	}
+	if err := o.limits.check(); err != nil {
 		return err
 	}
 	switch {

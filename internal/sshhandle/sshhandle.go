@@ -384,7 +384,7 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 	return -1, nil, err
 }
 
-// stoppingKey marks the context of kill's own command.
+// stoppingKey marks the context of stopGroup's own command.
 type stoppingKey struct{}
 
 // pidCatcher passes stderr through, minus the wrapper's "moat-pid:N SHELL"
