@@ -2,7 +2,6 @@ package sshhandle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -121,24 +120,39 @@ else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
 	return st, nil
 }
 
-// errGroupLeft is the cause when a command's processes may outlive Exec.
-var errGroupLeft = errors.New("its processes could not be confirmed stopped")
+// How long stopAfterLoss keeps trying to reach the sandbox (a network
+// that is down for a while) before it gives up: after a lost connection,
+// and, shorter, after a cancel (the caller is on its way out).
+var (
+	lossWindow   = 30 * time.Second
+	cancelWindow = 5 * time.Second
+)
 
 // stopAfterLoss stops the group of a command whose outcome is unknown (a
 // cancel, a lost connection). It returns nil when the group is gone,
-// else an error that wraps sandbox.ErrStillRunning.
-func (h *Handle) stopAfterLoss(pid *pidCatcher, sudo bool) error {
+// else an error that wraps sandbox.ErrStillRunning. While the sandbox
+// cannot be reached it tries again, for up to window: a network that
+// comes back soon should not cost the sandbox.
+func (h *Handle) stopAfterLoss(pid *pidCatcher, sudo bool, window time.Duration) error {
 	select {
 	case <-pid.found:
 	case <-time.After(2 * time.Second):
 		return nil // the wrapper never started; closing the session is enough
 	}
-	st, err := h.stopGroup(pid.pid, sudo)
+	deadline := time.Now().Add(window)
+	var st groupStopped
+	var err error
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		if st, err = h.stopGroup(pid.pid, sudo); err == nil || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		time.Sleep(wait)
+	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %w (%v)", sandbox.ErrStillRunning, errGroupLeft, err)
+		return fmt.Errorf("%w: moat could not reach the sandbox to stop them (%v)", sandbox.ErrStillRunning, err)
 	case !st.Gone:
-		return fmt.Errorf("%w: %w: still running after SIGKILL: %s", sandbox.ErrStillRunning, errGroupLeft, strings.Join(st.Killed, "; "))
+		return fmt.Errorf("%w: they outlived SIGKILL: %s", sandbox.ErrStillRunning, strings.Join(st.Killed, "; "))
 	}
 	return nil
 }
@@ -155,9 +169,9 @@ func (h *Handle) stopLeft(pid *pidCatcher, sudo bool) ([]string, error) {
 	st, err := h.stopGroup(pid.pid, sudo)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: the command exited, but %w (%v)", sandbox.ErrStillRunning, errGroupLeft, err)
+		return nil, fmt.Errorf("%w: the command exited, and moat could not reach the sandbox to stop what it left running (%v)", sandbox.ErrStillRunning, err)
 	case !st.Gone:
-		return st.Killed, fmt.Errorf("%w: the command exited, but %w: still running after SIGKILL: %s", sandbox.ErrStillRunning, errGroupLeft, strings.Join(st.Killed, "; "))
+		return st.Killed, fmt.Errorf("%w: the command exited, and what it left running outlived SIGKILL: %s", sandbox.ErrStillRunning, strings.Join(st.Killed, "; "))
 	}
 	return st.Killed, nil
 }

@@ -332,7 +332,7 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 			// session.
 			ch.Signal(ssh.SIGKILL)
 			ch.Close()
-			stopErr := h.stopAfterLoss(pid, opts.Sudo)
+			stopErr := h.stopAfterLoss(pid, opts.Sudo, cancelWindow)
 			drain()
 			if stopErr != nil {
 				return -1, nil, fmt.Errorf("command cancelled: %w; %w", ctx.Err(), stopErr)
@@ -375,7 +375,7 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 	if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
 		select {
 		case <-pid.found:
-			if stopErr := h.stopAfterLoss(pid, opts.Sudo); stopErr != nil {
+			if stopErr := h.stopAfterLoss(pid, opts.Sudo, lossWindow); stopErr != nil {
 				return -1, nil, fmt.Errorf("%w; %w", err, stopErr)
 			}
 		default:
