@@ -1,6 +1,7 @@
 package moat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
@@ -204,4 +206,57 @@ func TestKeptSandboxRecovery(t *testing.T) {
 	if got := git(t, repo, "show", recovered+":README.md"); !strings.HasSuffix(got, "more") {
 		t.Errorf("README.md on %s: %q", recovered, got)
 	}
+}
+
+// TestStillRunningKeepsSandbox: when the sandbox cannot confirm that the
+// agent's processes stopped (its Exec error wraps
+// sandbox.ErrStillRunning: the network went away for good, say, which
+// internal/sshhandle's tests bring about), Run does not read the tree the
+// agent may still be writing: no sync out, and the sandbox is kept with
+// the work in it. The fault is injected in front of a real local sandbox.
+func TestStillRunningKeepsSandbox(t *testing.T) {
+	repo := newRepo(t)
+	o := runOpts(target{provider: stillRunning{local.New(local.Config{})}}, repo, `echo work > work.txt; commit "agent work"`)
+	synced := false
+	o.OnEvent = func(e moat.Event) {
+		if e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out") {
+			synced = true
+		}
+	}
+	res, err := moat.Run(t.Context(), o)
+	if !errors.Is(err, sandbox.ErrStillRunning) {
+		t.Fatalf("Run = %v; want an error wrapping sandbox.ErrStillRunning", err)
+	}
+	if res == nil || res.Sandbox == nil || keptPath(res, "sandbox") == "" {
+		t.Fatalf("the sandbox is not kept: %+v", res)
+	}
+	defer res.Sandbox.Close(t.Context())
+	if synced {
+		t.Error("sync out started while the agent's processes may still run")
+	}
+	if r, err := res.Sandbox.Exec(t.Context(), "git log -1 --format=%s", sandbox.ExecOptions{}); err != nil || strings.TrimSpace(r.Stdout) != "agent work" {
+		t.Errorf("the kept sandbox does not hold the agent's commit: %q %v", r.Stdout, err)
+	}
+}
+
+// stillRunning makes sandboxes whose agent command (the fake Claude)
+// runs, then reports that its processes may still run.
+type stillRunning struct{ sandbox.Provider }
+
+func (p stillRunning) Create(ctx context.Context, opts sandbox.CreateOptions) (sandbox.Handle, error) {
+	h, err := p.Provider.Create(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return stillRunningHandle{h}, nil
+}
+
+type stillRunningHandle struct{ sandbox.Handle }
+
+func (h stillRunningHandle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+	r, err := h.Handle.Exec(ctx, cmd, opts)
+	if err == nil && strings.Contains(cmd, "fakeclaude.sh") && !strings.Contains(cmd, "--version") {
+		err = fmt.Errorf("the connection to the sandbox ended: %w: injected", sandbox.ErrStillRunning)
+	}
+	return r, err
 }

@@ -374,6 +374,14 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		it, signal, ierr := r.iteration(ctx, h)
 		end()
 		r.res.Iterations = append(r.res.Iterations, it)
+		if errors.Is(ierr, sandbox.ErrStillRunning) {
+			// The agent may still be writing to the tree: what a sync out
+			// read now could be half made. The sandbox holds the work.
+			lr.lost = true
+			lr.err = fmt.Errorf("%w; the sandbox is kept, with the agent's work in it", ierr)
+			r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: its work was not brought out", i, o.MaxIterations)})
+			break
+		}
 
 		r.status("syncing the agent's work out of the sandbox")
 		end = r.phase("sync out")

@@ -111,6 +111,9 @@ func newRunner(o RunOptions) (*runner, error) {
 	if o.CompletionTimeout <= 0 {
 		o.CompletionTimeout = 60 * time.Second
 	}
+	if o.ExitGrace <= 0 {
+		o.ExitGrace = DefaultExitGrace
+	}
 	if o.Repo == "" {
 		wd, err := os.Getwd()
 		if err != nil {

@@ -43,6 +43,7 @@ type runOptions struct {
 	branch            string
 	idleTimeout       time.Duration
 	completionTimeout time.Duration
+	exitGrace         time.Duration
 	copy              []string
 	limits            syncLimits
 	jsonOut           bool
@@ -154,6 +155,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
+	f.DurationVar(&o.exitGrace, "exit-grace", moat.DefaultExitGrace, "once the agent has exited, how long its output may take to end before what it left running is stopped")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
 	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
@@ -192,6 +194,9 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	}
 	if !set("completion-timeout") && c.CompletionTimeout.Duration > 0 {
 		o.completionTimeout = c.CompletionTimeout.Duration
+	}
+	if !set("exit-grace") && c.ExitGrace.Duration > 0 {
+		o.exitGrace = c.ExitGrace.Duration
 	}
 	if !set("copy") {
 		o.copy = c.Copy
@@ -301,6 +306,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		Hooks:             moat.Hooks{OnWorktreeReady: p.Config.Hooks.OnWorktreeReady, OnSandboxReady: p.Config.Hooks.OnSandboxReady},
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
+		ExitGrace:         o.exitGrace,
 		CopyToWorktree:    o.copy,
 		MaxFileBytes:      o.limits.fileBytes.n,
 		MaxSyncBytes:      o.limits.syncBytes.n,
@@ -350,6 +356,8 @@ func (o *runOptions) check() error {
 		return usageErrorf("--idle-timeout %s: want a positive duration such as 10m", o.idleTimeout)
 	case o.completionTimeout <= 0:
 		return usageErrorf("--completion-timeout %s: want a positive duration such as 60s", o.completionTimeout)
+	case o.exitGrace <= 0:
+		return usageErrorf("--exit-grace %s: want a positive duration such as 5s", o.exitGrace)
 	}
 	return nil
 }

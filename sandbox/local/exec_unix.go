@@ -13,6 +13,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/moatdev/moat/internal/execout"
 	"github.com/moatdev/moat/internal/procgroup"
+	"github.com/moatdev/moat/internal/procstat"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -302,6 +305,22 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	h.mu.Lock()
 	delete(h.procs, pr)
 	h.mu.Unlock()
+	outputDone := make(chan struct{})
+	go func() { readers.Wait(); close(outputDone) }()
+	// With ExitGrace, the output still in flight gets that long to
+	// arrive before the group is killed (under bwrap, the pid namespace
+	// has mostly died with the command already).
+	waitOut := ioGrace
+	if opts.ExitGrace > 0 {
+		waitOut = opts.ExitGrace
+		t := time.NewTimer(opts.ExitGrace)
+		select {
+		case <-outputDone:
+		case <-t.C:
+		}
+		t.Stop()
+		res.Stray = groupMembers(pr.pid)
+	}
 	// Whatever the command left running in its group ends with it (as it
 	// does under bwrap, where the pid namespace dies with the command).
 	// On Linux the leader is not reaped yet, so its pid (the group's id)
@@ -313,11 +332,10 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	werr := reap()
 
 	// Output: normally both pipes are already at EOF. If a process that
-	// left the group still holds them, stop waiting after ioGrace; closing
-	// our ends unblocks the readers, so no callback runs after we return.
-	outputDone := make(chan struct{})
-	go func() { readers.Wait(); close(outputDone) }()
-	grace := time.NewTimer(ioGrace)
+	// left the group still holds them, stop waiting after ioGrace (or
+	// ExitGrace); closing our ends unblocks the readers, so no callback
+	// runs after we return.
+	grace := time.NewTimer(waitOut)
 	defer grace.Stop()
 	select {
 	case <-outputDone:
@@ -365,4 +383,27 @@ func exitCode(ps *os.ProcessState) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// groupMembers describes ("PID command line", cut short) the live
+// processes of process group pgid other than its leader, where /proc
+// tells (Linux); elsewhere it returns nil.
+func groupMembers(pgid int) []string {
+	all, err := procstat.All()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range all {
+		if p.PGRP != pgid || p.PID == pgid || !p.Live() {
+			continue
+		}
+		args, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+		line := strings.TrimSpace(strings.ReplaceAll(string(args), "\x00", " "))
+		if line == "" {
+			continue // already ending
+		}
+		out = append(out, strconv.Itoa(p.PID)+" "+sandbox.ShortCommand(line))
+	}
+	return out
 }
