@@ -387,3 +387,16 @@ func CheckOptionValue(cli, field, v string) error {
 	}
 	return nil
 }
+
+// Pinned returns the version to install for a configured version v: def
+// (the version the agent package pins) when v is empty, "" (npm's latest)
+// when v is "latest", else v.
+func Pinned(v, def string) string {
+	switch v {
+	case "":
+		return def
+	case "latest":
+		return ""
+	}
+	return v
+}
