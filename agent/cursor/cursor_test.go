@@ -9,6 +9,7 @@ import (
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/agenttest"
+	"github.com/moatdev/moat/sandbox"
 )
 
 func TestGolden(t *testing.T) {
@@ -162,7 +163,7 @@ func TestIdentity(t *testing.T) {
 // mirror makes, in the sandbox, a download tree holding version v of a
 // fake Cursor CLI package for the sandbox's system, laid out as Cursor's
 // download server lays it out, and returns its file:// URL.
-func mirror(t *testing.T, h interface{ WorkDir() string }, run func(string) string, v string) string {
+func mirror(t *testing.T, h sandbox.Handle, run func(string) string, v string) string {
 	t.Helper()
 	run(`set -e
 case "$(uname -m)" in x86_64|amd64) arch=x64 ;; *) arch=arm64 ;; esac

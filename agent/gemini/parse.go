@@ -34,8 +34,11 @@ const MaxText = 1 << 20
 //   - error (warnings and errors gemini carries on after): EventError with
 //     its message.
 //
-// Anything else (tool results, lines that are not JSON objects) gives no
-// events. A Parser is for one invocation; it is not safe for concurrent
+// Held text is said late: it goes out with the next tool call
+// or the result, which gemini prints right after its last message (a
+// gemini that hangs before it would leave the text unsaid until it is
+// stopped). Anything else (tool results, lines that are not JSON objects)
+// gives no events. A Parser is for one invocation; it is not safe for concurrent
 // use.
 type Parser struct {
 	text strings.Builder // assistant text since the last flush

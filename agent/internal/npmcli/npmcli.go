@@ -1,5 +1,7 @@
 // Package npmcli makes sure an agent CLI that is distributed on npm (Claude
-// Code, Codex) is installed in a sandbox, and installs it when it is not.
+// Code, Codex, pi, OpenCode, Copilot, Gemini CLI) is installed in a
+// sandbox, and installs it when it is not; a CLI installed otherwise (the
+// Cursor CLI) uses it with its own install command.
 //
 // moat installs with "npm install -g --prefix $HOME/.local", a prefix the
 // sandbox user owns, so installing needs no root and works on any image with
