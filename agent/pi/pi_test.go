@@ -223,3 +223,14 @@ func TestEnsureWithoutNPM(t *testing.T) {
 		t.Errorf("Ensure: %v", err)
 	}
 }
+
+// With the registry out of reach, the real npm fails, and the error says
+// so, naming the package and the pinned version.
+func TestEnsureRegistryUnreachable(t *testing.T) {
+	t.Parallel()
+	h := agenttest.Sandbox(t)
+	err := New(Config{Binary: "moat-test-pi", NPM: agenttest.UnreachableNPM(t, h)}).Ensure(agenttest.Context(t), h, nil)
+	if want := "installing pi failed: npm could not reach its registry to fetch " + Package + "@" + Version; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Ensure: %v\nwant an error starting %q", err, want)
+	}
+}
