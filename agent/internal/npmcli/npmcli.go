@@ -1,5 +1,7 @@
 // Package npmcli makes sure an agent CLI that is distributed on npm (Claude
-// Code, Codex) is installed in a sandbox, and installs it when it is not.
+// Code, Codex, pi, OpenCode, Copilot, Gemini CLI) is installed in a
+// sandbox, and installs it when it is not; a CLI installed otherwise (the
+// Cursor CLI) uses it with its own install command.
 //
 // moat installs with "npm install -g --prefix $HOME/.local", a prefix the
 // sandbox user owns, so installing needs no root and works on any image with
@@ -34,6 +36,10 @@ type Tool struct {
 	Binary  string // the command, e.g. "claude"; a path works too
 	Package string // the npm package, e.g. "@anthropic-ai/claude-code"
 
+	// Version, when set, is the version of Package npm installs (npm's
+	// package@version); "" lets npm pick its latest.
+	Version string
+
 	// NPM is the npm command; "" means "npm".
 	NPM string
 
@@ -42,6 +48,10 @@ type Tool struct {
 	// in the work directory with $HOME/.local/bin on PATH; afterwards Binary
 	// must be found on PATH or in $HOME/.local/bin.
 	Install string
+
+	// InstallName, when set, names Install in progress lines and errors
+	// ("Cursor's official installer") instead of the command itself.
+	InstallName string
 
 	// Native, when set, is the vendor's own installer (a shell command), used
 	// when the sandbox has no npm but has curl: a fresh exe.dev VM has git,
@@ -61,7 +71,15 @@ func (t Tool) InstallCommand() string {
 	if t.Install != "" {
 		return t.Install
 	}
-	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit ` + shell.Quote(t.Package)
+	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit ` + shell.Quote(t.spec())
+}
+
+// spec is the package as npm install takes it: package[@version].
+func (t Tool) spec() string {
+	if t.Version == "" {
+		return t.Package
+	}
+	return t.Package + "@" + t.Version
 }
 
 // shortInstallCommand returns the install command for messages: the npm
@@ -69,6 +87,9 @@ func (t Tool) InstallCommand() string {
 // of it.
 func (t Tool) shortInstallCommand() string {
 	cmd := t.InstallCommand()
+	if t.Install != "" && t.InstallName != "" {
+		return t.InstallName
+	}
 	if t.Install != "" && (strings.ContainsAny(cmd, "\n\r") || len(cmd) > 120) {
 		return "the configured install command"
 	}
@@ -146,7 +167,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		return nil
 	}
 
-	var nodeNPM string // "node v20.1.0, npm 10.2.0", for error messages
+	var nodeNPM string // "node v20.1.0, npm 10.2.0", for error messages; "" unless npm installs
 	shown, install, failedCmd := t.shortInstallCommand(), t.InstallCommand(), t.shortInstallCommand()
 	if t.Install == "" {
 		env, err := t.probe(ctx, h)
@@ -156,7 +177,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		switch {
 		case env.npm:
 			nodeNPM = env.String()
-			shown = "npm install -g " + t.Package + ", into $HOME/.local"
+			shown = "npm install -g " + t.spec() + ", into $HOME/.local"
 		case t.Native != "" && env.curl:
 			// No npm: the vendor's own installer, which needs only curl.
 			shown, install, failedCmd = "its official installer, as the sandbox has no npm", t.Native, t.Native
@@ -187,6 +208,14 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		if strings.TrimSpace(out) == "" {
 			out = res.Stdout
 		}
+		if nodeNPM != "" {
+			if code := networkError(res.Stdout + res.Stderr); code != "" {
+				return fmt.Errorf("installing %s failed: npm could not reach its registry to fetch %s (%s): "+
+					"give the sandbox network access to the registry, point npm at a mirror (NPM_CONFIG_REGISTRY), "+
+					"or use an image with %s already installed%s",
+					t.Product, t.spec(), code, t.Binary, tailBlock(out))
+			}
+		}
 		return fmt.Errorf("installing %s failed: %s exited with code %d%s%s",
 			t.Product, failedCmd, res.ExitCode, ctxNote, tailBlock(out))
 	}
@@ -201,6 +230,20 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 	}
 	progress(found.describe("installed " + t.Product))
 	return nil
+}
+
+// networkErrors are the codes npm prints when it cannot reach its registry.
+var networkErrors = []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT"}
+
+// networkError returns the first of networkErrors that npm's output holds,
+// or "".
+func networkError(out string) string {
+	for _, code := range networkErrors {
+		if strings.Contains(out, code) {
+			return code
+		}
+	}
+	return ""
 }
 
 // found is where the CLI is and what its --version said.
@@ -345,4 +388,17 @@ func CheckOptionValue(cli, field, v string) error {
 		return fmt.Errorf("%s: %s contains a NUL byte or a line break", cli, field)
 	}
 	return nil
+}
+
+// Pinned returns the version to install for a configured version v: def
+// (the version the agent package pins) when v is empty, "" (npm's latest)
+// when v is "latest", else v.
+func Pinned(v, def string) string {
+	switch v {
+	case "":
+		return def
+	case "latest":
+		return ""
+	}
+	return v
 }

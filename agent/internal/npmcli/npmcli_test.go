@@ -208,6 +208,44 @@ exit 1`)
 	}
 }
 
+// An unreachable registry is said in so many words, naming the package and
+// the version.
+func TestNPMRegistryUnreachable(t *testing.T) {
+	t.Parallel()
+	h := agenttest.Sandbox(t)
+	npm := fakeNPM(t, h, `echo "npm error code ENOTFOUND" >&2
+echo "npm error request to https://registry.npmjs.org/@moat%2ffake failed, reason: getaddrinfo ENOTFOUND registry.npmjs.org" >&2
+exit 1`)
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Package: "@moat/fake", Version: "1.2.3", NPM: npm}
+	var log progressLog
+	err := tool.Ensure(agenttest.Context(t), h, log.add)
+	if err == nil {
+		t.Fatal("Ensure succeeded")
+	}
+	want := "installing Fake CLI failed: npm could not reach its registry to fetch @moat/fake@1.2.3 (ENOTFOUND): give the sandbox network access"
+	if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "\n  npm error request to https://registry.npmjs.org/") {
+		t.Errorf("error:\n%v\nwant one starting\n%s", err, want)
+	}
+	if !strings.HasPrefix(log.String(), "installing Fake CLI (npm install -g @moat/fake@1.2.3, into $HOME/.local)…") {
+		t.Errorf("progress:\n%s", log.String())
+	}
+}
+
+// InstallName stands for the install command in progress and errors.
+func TestInstallName(t *testing.T) {
+	t.Parallel()
+	h := agenttest.Sandbox(t)
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Install: "echo cannot fetch >&2; exit 7", InstallName: "its official installer"}
+	var log progressLog
+	err := tool.Ensure(agenttest.Context(t), h, log.add)
+	if err == nil || err.Error() != "installing Fake CLI failed: its official installer exited with code 7:\n  cannot fetch" {
+		t.Errorf("Ensure: %v", err)
+	}
+	if !strings.HasPrefix(log.String(), "installing Fake CLI (its official installer)…") {
+		t.Errorf("progress:\n%s", log.String())
+	}
+}
+
 func TestNPMInstallsButNothingFound(t *testing.T) {
 	t.Parallel()
 	h := agenttest.Sandbox(t)
@@ -254,6 +292,7 @@ func TestInstallCommand(t *testing.T) {
 		{Tool{Package: "@anthropic-ai/claude-code"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @anthropic-ai/claude-code`},
 		{Tool{Package: "@openai/codex", NPM: "/opt/node 22/bin/npm"}, `'/opt/node 22/bin/npm' install -g --prefix "$HOME/.local" --no-fund --no-audit @openai/codex`},
 		{Tool{Package: "@openai/codex", Install: "curl -fsSL https://example.com/i.sh | sh"}, "curl -fsSL https://example.com/i.sh | sh"},
+		{Tool{Package: "@google/gemini-cli", Version: "0.61.0"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli@0.61.0`},
 	} {
 		if got := tc.tool.InstallCommand(); got != tc.want {
 			t.Errorf("InstallCommand() = %s, want %s", got, tc.want)
