@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox/exedev"
@@ -69,7 +70,7 @@ own key. --offline skips the network check.`,
 	f.BoolVar(&o.offline, "offline", false, "skip the checks that need the network (the exe.dev lobby)")
 	f.StringVar(&o.sandbox, "sandbox", "", "check for this sandbox: exedev, emulator, local or ssh://[user@]host[:port] (default: the config's, else exedev)")
 	f.StringVar(&o.network, "network", "", "check the local sandbox with this network: isolated, none or host (default: the config's, else isolated)")
-	f.StringVar(&o.agent, "agent", "", "check the credentials of this agent: claude, codex or command (default: the config's, else claude)")
+	f.StringVar(&o.agent, "agent", "", "check the credentials of this agent: "+agentChoices()+" (default: the config's, else "+registry.DefaultAgent()+")")
 	f.DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the exe.dev lobby")
 	registerCompletions(cmd)
 	return cmd
@@ -125,7 +126,7 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 		}
 	}
 	if o.agent != "" {
-		if err := checkInitAgent(o.agent); err != nil {
+		if err := checkAgentName(o.agent); err != nil {
 			return usageErrorf("--agent %q: %w", o.agent, err)
 		}
 	}
@@ -137,7 +138,7 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 		cfg = proj.Config
 	}
 	sandboxSpec := firstSet(o.sandbox, cfg.Sandbox, "exedev")
-	agentName := firstSet(o.agent, cfg.Agent, "claude")
+	agentName := firstSet(o.agent, cfg.Agent, registry.DefaultAgent())
 	configBroken := inRepo && proj == nil
 	// The config names the sandbox and the agent; when it cannot be read,
 	// checking the defaults' needs could report failures that do not apply.
@@ -544,20 +545,14 @@ func (d *doctor) checkContainment(ctx context.Context, network string, needed bo
 // checkCredentials: the agent's credential variables have a value in
 // .moat/.env or the environment. Values are never printed.
 func (d *doctor) checkCredentials(agentName string, proj *project, inRepo bool) {
-	var keys []string
-	switch agentName {
-	case "command":
-		d.report(stSkip, "credentials", "agent command: it gets what you pass with --env or .moat/.env")
-	case "claude", "codex":
-		ag, err := pickAgent(agentName, "", "")
-		if err != nil {
-			d.report(stFail, "credentials", err.Error())
-			return
-		}
-		keys = ag.CredentialEnv()
-	default:
+	kind, known := registry.Agents.Lookup(agentName)
+	keys := kind.Credentials
+	switch {
+	case !known:
 		d.report(stFail, "agent", fmt.Sprintf("unknown agent %q", agentName),
-			"fix: use claude, codex or command (--agent, or agent in .moat/config.toml)")
+			"fix: use "+agentChoices()+" (--agent, or agent in .moat/config.toml)")
+	case len(keys) == 0:
+		d.report(stSkip, "credentials", "agent "+agentName+": it gets what you pass with --env or .moat/.env")
 	}
 
 	var envFile string

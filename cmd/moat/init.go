@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
@@ -64,9 +65,9 @@ of .moat/ (logs, worktrees) is never touched.`,
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "the repository (default: the one holding the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
-	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
-	f.StringVar(&o.model, "model", "", `model for claude or codex ("": the agent's default)`)
-	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (it reads the prompt on stdin)")
+	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
+	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
+	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (it reads the prompt on stdin)")
 	f.BoolVar(&o.force, "force", false, "overwrite the files if they exist")
 	f.BoolVarP(&o.yes, "yes", "y", false, "ask nothing: take the defaults for what the flags do not set")
 	registerCompletions(cmd)
@@ -95,21 +96,28 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	if err := config.CheckSandbox(o.sandbox); err != nil {
 		return usageErrorf("--sandbox %q: %v", o.sandbox, err)
 	}
-	if err := checkInitAgent(o.agent); err != nil {
+	if err := checkAgentName(o.agent); err != nil {
 		return usageErrorf("--agent %q: %v", o.agent, err)
 	}
+	takesCmd := func() bool { k, _ := registry.Agents.Lookup(o.agent); return k.TakesCommand }
 	interactive := !o.yes && o.isTerminal != nil && o.isTerminal(cmd.InOrStdin(), out)
 	if changed("agent-cmd") && strings.TrimSpace(o.agentCmd) == "" {
 		return usageErrorf("--agent-cmd is empty: give the program to run, such as --agent-cmd 'sh agent.sh'")
 	}
-	if o.agentCmd != "" && changed("agent") && o.agent != "command" {
-		return usageErrorf("--agent-cmd is for --agent command, not --agent %s", o.agent)
+	if o.agentCmd != "" && changed("agent") && !takesCmd() {
+		return usageErrorf("--agent-cmd is for --agent %s, not --agent %s", agentsThat(takesCommand), o.agent)
 	}
 	if o.agentCmd != "" && !changed("agent") {
-		o.agent = "command" // --agent-cmd alone says which agent
+		// --agent-cmd alone says which agent: the one that runs a command.
+		for _, k := range registry.Agents.Kinds() {
+			if k.TakesCommand {
+				o.agent = k.Name
+				break
+			}
+		}
 	}
-	if o.agent == "command" && o.agentCmd == "" && !interactive {
-		return usageErrorf("--agent command needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'")
+	if takesCmd() && o.agentCmd == "" && !interactive {
+		return usageErrorf("--agent %s needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'", o.agent)
 	}
 
 	dir := o.repo
@@ -159,11 +167,15 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 			}
 		}
 		if !changed("agent") && o.agentCmd == "" {
-			if o.agent, err = a.ask("Agent (claude, codex, command)", o.agent, checkInitAgent); err != nil {
+			fmt.Fprintln(out, "Agents:")
+			for _, k := range registry.Agents.Kinds() {
+				fmt.Fprintf(out, "  %-9s %s\n", k.Name, k.Summary)
+			}
+			if o.agent, err = a.ask("Agent ("+strings.Join(registry.Agents.Names(), ", ")+")", o.agent, checkAgentName); err != nil {
 				return err
 			}
 		}
-		if o.agent == "command" && o.agentCmd == "" {
+		if takesCmd() && o.agentCmd == "" {
 			nonEmpty := func(s string) error {
 				if s == "" {
 					return errors.New("the agent command is needed, such as sh agent.sh")
@@ -174,7 +186,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 				return err
 			}
 		}
-		if o.agent != "command" && !changed("model") {
+		if k, _ := registry.Agents.Lookup(o.agent); k.TakesModel && !changed("model") {
 			if o.model, err = a.ask("Model (empty for the agent's default)", o.model, nil); err != nil {
 				return err
 			}
@@ -212,14 +224,6 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	printInitDone(out, root, o, existing)
 	return nil
-}
-
-func checkInitAgent(s string) error {
-	switch s {
-	case "claude", "codex", "command":
-		return nil
-	}
-	return errors.New(`want "claude", "codex" or "command"`)
 }
 
 // asker asks questions on a terminal.
@@ -308,8 +312,9 @@ func printInitDone(out io.Writer, root string, o initOptions, overwritten []stri
 	if len(overwritten) > 0 {
 		verb = "Wrote (overwriting " + strings.Join(overwritten, ", ") + ")"
 	}
+	kind, _ := registry.Agents.Lookup(o.agent)
 	what := "agent " + o.agent
-	if o.model != "" && o.agent != "command" {
+	if o.model != "" && kind.TakesModel {
 		what += ", model " + o.model
 	}
 	fmt.Fprintf(out, "%s in %s:\n", verb, root)
@@ -322,13 +327,13 @@ func printInitDone(out io.Writer, root string, o initOptions, overwritten []stri
 	fmt.Fprintln(out, "  1. Describe the task in .moat/prompt.md.")
 	fmt.Fprintln(out, "  2. Give the agent its credentials:")
 	fmt.Fprintln(out, "       cp .moat/.env.example .moat/.env && chmod 600 .moat/.env")
-	switch o.agent {
-	case "claude":
-		fmt.Fprintln(out, "     and fill in CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or ANTHROPIC_API_KEY.")
-	case "codex":
-		fmt.Fprintln(out, "     and fill in OPENAI_API_KEY.")
-	default:
+	switch c := kind.Credentials; len(c) {
+	case 0:
 		fmt.Fprintln(out, "     and list what your agent command needs.")
+	case 1:
+		fmt.Fprintf(out, "     and fill in %s.\n", c[0])
+	default:
+		fmt.Fprintf(out, "     and fill in %s (or another of the keys listed there).\n", c[0])
 	}
 	fmt.Fprintln(out, "  3. Check the setup: moat doctor")
 	fmt.Fprintln(out, "  4. Try moat offline, on the built-in exe.dev emulator with a stand-in agent")
@@ -369,9 +374,10 @@ print exactly this line, and only then:
 <promise>COMPLETE</promise>
 `
 
-// envExample is .moat/.env.example with agent's credentials first and
-// uncommented (with empty values), the others commented out.
-func envExample(agent string) string {
+// envExample is .moat/.env.example with the credentials of the agent
+// called name, the first uncommented (with an empty value) and the others
+// commented out; for an agent without credentials, an example to fill in.
+func envExample(name string) string {
 	var b strings.Builder
 	b.WriteString(`# Credentials for the sandbox. Copy this file to .moat/.env and fill it in:
 #
@@ -384,35 +390,25 @@ func envExample(agent string) string {
 # when moat runs. Values reach the sandbox over SSH, never on a command
 # line, in a log or in git.
 `)
-	claude := `
-# Claude Code: a long-lived token from ` + "`claude setup-token`" + ` (for a Claude
-# subscription), or instead an API key from console.anthropic.com.
-CLAUDE_CODE_OAUTH_TOKEN=
-# ANTHROPIC_API_KEY=
-`
-	codex := `
-# Codex: an API key from platform.openai.com.
-OPENAI_API_KEY=
-`
-	comment := func(s string) string {
-		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-		for i, l := range lines {
-			if l != "" && !strings.HasPrefix(l, "#") {
-				lines[i] = "# " + l
-			}
-		}
-		return strings.Join(lines, "\n") + "\n"
-	}
-	switch agent {
-	case "claude":
-		b.WriteString(claude + comment(codex))
-	case "codex":
-		b.WriteString(codex + comment(claude))
-	default:
+	kind, _ := registry.Agents.Lookup(name)
+	if len(kind.Credentials) == 0 {
 		b.WriteString(`
 # What your agent command needs, for example:
 # MY_AGENT_TOKEN=
-` + comment(claude) + comment(codex))
+`)
+	} else {
+		b.WriteString("\n")
+		help := strings.Split(strings.TrimSpace(kind.CredentialHelp), "\n")
+		help[0] = kind.Summary + ": " + help[0]
+		for _, l := range help {
+			b.WriteString("# " + l + "\n")
+		}
+		for i, k := range kind.Credentials {
+			if i > 0 {
+				b.WriteString("# ")
+			}
+			b.WriteString(k + "=\n")
+		}
 	}
 	b.WriteString(`
 # Anything else the agent or your tests need in the sandbox, for example:

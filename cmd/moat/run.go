@@ -15,11 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatdev/moat"
-	"github.com/moatdev/moat/agent"
-	"github.com/moatdev/moat/agent/claude"
-	"github.com/moatdev/moat/agent/codex"
-	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -101,11 +98,10 @@ host shares this computer's network, all of it, and the status line says
 so. A config file's network = "host" must be trusted.
 
 Credentials: the keys in .moat/.env (an empty value takes your
-environment's), the agent's usual variables (ANTHROPIC_API_KEY,
-CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY), --env and --secret-env reach the
-sandbox's environment over SSH stdin, never a command line there. KEY
-alone takes the value from your environment, which keeps it off moat's own
-command line too.
+environment's), the agent's usual variables ('moat doctor' names them),
+--env and --secret-env reach the sandbox's environment over SSH stdin,
+never a command line there. KEY alone takes the value from your
+environment, which keeps it off moat's own command line too.
 
 Redacted, as [redacted] in the output, the log, --json and error messages:
 the values of the agent's credential variables, of every key of
@@ -143,9 +139,9 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
-	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
-	f.StringVar(&o.model, "model", "", "model for claude or codex")
-	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (prompt on stdin)")
+	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
+	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
+	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (prompt on stdin)")
 	f.StringVarP(&o.prompt, "prompt", "p", "", "the prompt")
 	f.StringVarP(&o.promptFile, "prompt-file", "f", "", "a file holding the prompt ({{KEY}} replaced from --arg)")
 	f.StringArrayVar(&o.args, "arg", nil, "prompt argument KEY=VALUE (repeatable)")
@@ -362,21 +358,6 @@ func (o *runOptions) check() error {
 	return nil
 }
 
-func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
-	switch name {
-	case "claude":
-		return claude.New(claude.Config{Model: model}), nil
-	case "codex":
-		return codex.New(codex.Config{Model: model}), nil
-	case "command":
-		if agentCmd == "" {
-			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
-		}
-		return command.New(command.Config{Command: agentCmd}), nil
-	}
-	return nil, usageErrorf("unknown agent %q: use claude, codex or command", name)
-}
-
 // sandboxEnv is the sandbox's environment, in two parts: env, shown as
 // given unless its key looks secret (moat.SecretKey), and secret, always
 // redacted. In order, later ones winning: the agent's credential
@@ -546,8 +527,5 @@ func registerCompletions(cmd *cobra.Command) {
 		cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions(
 			[]string{"isolated\tits own network, out through slirp4netns (default)", "none\tno network", "host\tthis computer's network"}, cobra.ShellCompDirectiveNoFileComp))
 	}
-	if cmd.Flags().Lookup("agent") != nil {
-		cmd.RegisterFlagCompletionFunc("agent", cobra.FixedCompletions(
-			[]string{"claude\tClaude Code", "codex\tOpenAI Codex CLI", "command\tany program (--agent-cmd)"}, cobra.ShellCompDirectiveNoFileComp))
-	}
+	registerAgentCompletion(cmd)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/moatdev/moat/internal/dotenv"
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // File is the path of the config file, relative to the repository root.
@@ -29,9 +30,9 @@ const EnvFile = ".moat/.env"
 type Config struct {
 	Sandbox           string   `toml:"sandbox"`            // exedev, emulator, local, ssh://[user@]host[:port]
 	Network           string   `toml:"network"`            // the local sandbox's: isolated, none, host
-	Agent             string   `toml:"agent"`              // claude, codex, command
-	Model             string   `toml:"model"`              // for claude and codex
-	AgentCmd          string   `toml:"agent_cmd"`          // for agent = "command"
+	Agent             string   `toml:"agent"`              // a name in registry.Agents
+	Model             string   `toml:"model"`              // for the agents that take a model
+	AgentCmd          string   `toml:"agent_cmd"`          // for an agent that runs a command
 	PromptFile        string   `toml:"prompt_file"`        // relative to the repository root
 	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
 	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
@@ -602,14 +603,14 @@ func (c *Config) validate(text string) error {
 			return fail("network", "network = %s: %v", tomlString(c.Network), err)
 		}
 	}
-	switch c.Agent {
-	case "", "claude", "codex":
-	case "command":
-		if strings.TrimSpace(c.AgentCmd) == "" {
-			return fail("agent", `agent = "command" needs agent_cmd, the program to run (it reads the prompt on stdin), such as agent_cmd = "sh agent.sh"`)
+	if c.Agent != "" {
+		k, ok := registry.Agents.Lookup(c.Agent)
+		switch {
+		case !ok:
+			return fail("agent", "agent = %s: %v", tomlString(c.Agent), registry.Agents.Check(c.Agent))
+		case k.TakesCommand && strings.TrimSpace(c.AgentCmd) == "":
+			return fail("agent", `agent = %s needs agent_cmd, the program to run (it reads the prompt on stdin), such as agent_cmd = "sh agent.sh"`, tomlString(c.Agent))
 		}
-	default:
-		return fail("agent", `agent = %s: want "claude", "codex" or "command"`, tomlString(c.Agent))
 	}
 	for _, n := range []struct {
 		name string

@@ -119,7 +119,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad sandbox", "sandbox = \"docker\"\n", 1, "sandbox", `sandbox = "docker": want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`},
 		{"ssh without host", "sandbox = \"ssh://me@\"\n", 1, "sandbox", `sandbox = "ssh://me@": no host`},
 		{"ssh bad port", "sandbox = \"ssh://h:x\"\n", 1, "sandbox", "the port is not a number"},
-		{"bad agent", "agent = \"gpt\"\n", 1, "agent", `agent = "gpt": want "claude", "codex" or "command"`},
+		{"bad agent", "agent = \"gpt\"\n", 1, "agent", `agent = "gpt": want "claude", "codex", "command", "pi", "opencode", "copilot", "cursor" or "gemini"`},
 		{"bad network", "sandbox = \"local\"\nnetwork = \"bridge\"\n", 2, "network", `network = "bridge": want "isolated" (its own network, out through slirp4netns), "none" (no network) or "host" (this computer's network)`},
 		{"command without agent_cmd", "sandbox = \"local\"\nagent = \"command\"\n", 2, "agent", `agent = "command" needs agent_cmd`},
 		{"negative iterations", "max_iterations = -1\n", 1, "max_iterations", "max_iterations is negative"},

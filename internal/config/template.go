@@ -3,14 +3,17 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // TemplateOptions are the choices `moat init` writes into the config file.
 type TemplateOptions struct {
 	Sandbox  string // "" is exedev
-	Agent    string // "" is claude
+	Agent    string // "" is registry.DefaultAgent
 	Model    string // "": the agent's default (the key is left commented out)
-	AgentCmd string // for Agent "command"
+	AgentCmd string // for an agent that runs a command (agent.Kind.TakesCommand)
 }
 
 // DefaultMaxIterations is the max_iterations Template writes: a prompt that
@@ -31,8 +34,9 @@ func Template(o TemplateOptions) string {
 		o.Sandbox = "exedev"
 	}
 	if o.Agent == "" {
-		o.Agent = "claude"
+		o.Agent = registry.DefaultAgent()
 	}
+	kind, _ := registry.Agents.Lookup(o.Agent)
 	set := func(name, value string) string { return name + " = " + value }
 	unset := func(name, value string) string { return "# " + name + " = " + value }
 
@@ -41,7 +45,7 @@ func Template(o TemplateOptions) string {
 		model = set("model", tomlString(o.Model))
 	}
 	agentCmd := unset("agent_cmd", `"sh agent.sh"`)
-	if o.Agent == "command" || o.AgentCmd != "" {
+	if kind.TakesCommand || o.AgentCmd != "" {
 		agentCmd = set("agent_cmd", tomlString(o.AgentCmd))
 	}
 
@@ -69,13 +73,18 @@ func Template(o TemplateOptions) string {
 		"# computer's network, all of it; takes effect once you trust this file).",
 		unset("network", `"isolated"`),
 		"",
-		"# The agent: claude (Claude Code), codex (OpenAI Codex) or command (agent_cmd).",
+		"# The agent:",
+	)
+	for _, k := range registry.Agents.Kinds() {
+		w("#   " + k.Name + " (" + k.Summary + ")")
+	}
+	w(
 		set("agent", tomlString(o.Agent)),
 		"",
-		`# The model for claude or codex; "" is the agent's own default.`,
+		`# The model, for the agents that take one; "" is the agent's own default.`,
 		model,
 		"",
-		`# The program run for agent = "command"; it reads the prompt on stdin.`,
+		`# The program run by ` + agentsThat(func(k agent.Kind) bool { return k.TakesCommand }) + `; it reads the prompt on stdin.`,
 		agentCmd,
 		"",
 		"# The prompt, relative to the repository root. {{TARGET_BRANCH}} in it becomes",
@@ -146,4 +155,16 @@ func Template(o TemplateOptions) string {
 		unset("ready_timeout", `"90s"`),
 	)
 	return b.String()
+}
+
+// agentsThat names, as prose, the registered agents for which f is true:
+// agent = "command".
+func agentsThat(f func(agent.Kind) bool) string {
+	var names []string
+	for _, k := range registry.Agents.Kinds() {
+		if f(k) {
+			names = append(names, "agent = "+tomlString(k.Name))
+		}
+	}
+	return agent.OneOf(names)
 }
