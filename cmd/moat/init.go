@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/trust"
@@ -397,22 +398,37 @@ func envExample(name string) string {
 # MY_AGENT_TOKEN=
 `)
 	} else {
-		b.WriteString("\n")
-		help := strings.Split(strings.TrimSpace(kind.CredentialHelp), "\n")
-		help[0] = kind.Summary + ": " + help[0]
-		for _, l := range help {
-			b.WriteString("# " + l + "\n")
-		}
-		for i, k := range kind.Credentials {
-			if i > 0 {
-				b.WriteString("# ")
-			}
-			b.WriteString(k + "=\n")
+		b.WriteString(credentialBlock(kind, false))
+	}
+	// The other agents' keys, commented out, for a switch later.
+	for _, k := range registry.Agents.Kinds() {
+		if k.Name != kind.Name && len(k.Credentials) > 0 {
+			b.WriteString(credentialBlock(k, true))
 		}
 	}
 	b.WriteString(`
 # Anything else the agent or your tests need in the sandbox, for example:
 # GITHUB_TOKEN=
 `)
+	return b.String()
+}
+
+// credentialBlock is kind's part of .moat/.env.example: where its
+// credentials come from, then its first key with an empty value and the
+// others commented out; all commented out when commented.
+func credentialBlock(kind agent.Kind, commented bool) string {
+	var b strings.Builder
+	b.WriteString("\n")
+	help := strings.Split(strings.TrimSpace(kind.CredentialHelp), "\n")
+	help[0] = kind.Summary + " (agent " + kind.Name + "): " + help[0]
+	for _, l := range help {
+		b.WriteString("# " + l + "\n")
+	}
+	for i, k := range kind.Credentials {
+		if i > 0 || commented {
+			b.WriteString("# ")
+		}
+		b.WriteString(k + "=\n")
+	}
 	return b.String()
 }

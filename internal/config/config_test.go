@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // repoWith returns a directory holding .moat/<name> with the given content.
@@ -215,14 +217,14 @@ func TestSplitSSH(t *testing.T) {
 	}
 }
 
-// templateCases are every sandbox and agent, with and without a model.
+// templateCases are every sandbox and registered agent, with and without a model.
 func templateCases() []TemplateOptions {
 	var cases []TemplateOptions
 	for _, sb := range []string{"exedev", "emulator", "local", "ssh://me@build.example.com:2222"} {
-		for _, ag := range []string{"claude", "codex", "command"} {
+		for _, k := range registry.Agents.Kinds() {
 			for _, model := range []string{"", `opus "4" \ ü`} {
-				o := TemplateOptions{Sandbox: sb, Agent: ag, Model: model}
-				if ag == "command" {
+				o := TemplateOptions{Sandbox: sb, Agent: k.Name, Model: model}
+				if k.TakesCommand {
 					o.AgentCmd = `sh -c 'echo "hi"'`
 				}
 				cases = append(cases, o)

@@ -84,7 +84,7 @@ func Template(o TemplateOptions) string {
 		`# The model, for the agents that take one; "" is the agent's own default.`,
 		model,
 		"",
-		`# The program run by ` + agentsThat(func(k agent.Kind) bool { return k.TakesCommand }) + `; it reads the prompt on stdin.`,
+		`# The program run by `+agentsThat(func(k agent.Kind) bool { return k.TakesCommand })+`; it reads the prompt on stdin.`,
 		agentCmd,
 		"",
 		"# The prompt, relative to the repository root. {{TARGET_BRANCH}} in it becomes",
