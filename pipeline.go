@@ -167,8 +167,8 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 	p := &plan{repo: repo, runID: runID}
 	p.refPrefix = "refs/moat/runs/" + p.runID
 	p.keep = "moat/" + p.runID
-	if p.base, _ = hostgit.Line(ctx, 0, repo.TopLevel, "rev-parse", "-q", "--verify", "HEAD^{commit}"); p.base == "" {
-		return nil, fmt.Errorf("moat: the repository %s has no commits yet, so there is nothing to start from; make one first:\n  git commit --allow-empty -m init", repo.TopLevel)
+	if p.base, err = hostgit.Head(ctx, 0, repo.TopLevel); err != nil {
+		return nil, fmt.Errorf("moat: %w", err)
 	}
 	if err := hostgit.EnsureExcluded(repo.CommonDir); err != nil {
 		return nil, fmt.Errorf("moat: %w", err)

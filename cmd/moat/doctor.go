@@ -248,7 +248,13 @@ func (d *doctor) checkRepoAndConfig(ctx context.Context, gitOK bool) (*project, 
 		d.report(stInfo, "config", "not in a repository: the defaults and MOAT_* variables apply")
 		return nil, false
 	}
-	d.report(stOK, "repository", repo.TopLevel)
+	var noCommits *hostgit.NoCommitsError
+	if _, err := hostgit.Head(ctx, 30*time.Second, repo.TopLevel); errors.As(err, &noCommits) {
+		d.report(stWarn, "repository", repo.TopLevel+" has no commits yet, and a run starts from one",
+			"fix: git commit --allow-empty -m init")
+	} else {
+		d.report(stOK, "repository", repo.TopLevel)
+	}
 	p, err := loadProject(ctx, wd)
 	if err != nil {
 		d.report(stFail, "config", err.Error())

@@ -114,6 +114,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
+	if err := p.requireCommit(ctx); err != nil {
+		return fail(err)
+	}
 	notices := errOut
 	if o.quiet {
 		notices = io.Discard

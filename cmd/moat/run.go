@@ -264,6 +264,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if printer.mode == modeQuiet {
 		notices = io.Discard
 	}
+	if err := p.requireCommit(ctx); err != nil {
+		return nil, err
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
