@@ -94,7 +94,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 		promptText = string(b)
 	}
 	// A prompt that cannot be expanded fails before anything is made.
-	if _, err := expandPrompt(promptText, o.PromptArgs, map[string]string{"SOURCE_BRANCH": "", "TARGET_BRANCH": ""}); err != nil {
+	if err := CheckPrompt(promptText, o.PromptArgs); err != nil {
 		return nil, err
 	}
 	defer r.phase("prepare")()

@@ -226,6 +226,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	}
 	o.networkSet = cmd.Flags().Changed("network")
 	o.resolve(cmd, p)
+	if err := o.checkAgentCmd(cmd.Flags().Changed, p.Config); err != nil {
+		return nil, err
+	}
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -250,6 +253,14 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if err != nil {
 		return nil, err
 	}
+	// An agent without its credentials would fail in the sandbox, after
+	// its install: stop now, with what moat doctor says.
+	if keys := ag.CredentialEnv(); len(keys) > 0 && !slices.ContainsFunc(keys, func(k string) bool {
+		return strings.TrimSpace(env[k]) != "" || strings.TrimSpace(secretEnv[k]) != ""
+	}) {
+		msg, fix := missingCredentials(ag.Name(), keys, p, true)
+		return nil, usageErrorf("%s\n  %s (or pass one with --secret-env KEY)", msg, fix)
+	}
 	promptArgs := map[string]string{}
 	for _, a := range o.args {
 		k, v, ok := strings.Cut(a, "=")
@@ -257,6 +268,19 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 			return nil, usageErrorf("--arg %q: want KEY=VALUE", a)
 		}
 		promptArgs[k] = v
+	}
+	// A placeholder with no value is bad input: refused before anything
+	// starts, as the run itself would refuse it later.
+	promptText := o.prompt
+	if o.promptFile != "" {
+		data, err := os.ReadFile(o.promptFile)
+		if err != nil {
+			return nil, usageErrorf("prompt file: %w", err)
+		}
+		promptText = string(data)
+	}
+	if err := moat.CheckPrompt(promptText, promptArgs); err != nil {
+		return nil, &usageError{err}
 	}
 	// With --json, stdout carries only the event stream; notices go to
 	// stderr (and vanish with -q).
@@ -316,6 +340,21 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		}
 	}
 	return res, err
+}
+
+// checkAgentCmd decides what --agent-cmd means: alone it chooses the
+// command agent (as in moat init); with another --agent, or in a config
+// whose agent is not command, it is refused.
+func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error {
+	switch {
+	case set("agent-cmd") && !set("agent"):
+		o.agent = "command"
+	case set("agent-cmd") && o.agent != "command":
+		return usageErrorf("--agent-cmd is for --agent command, not --agent %s: drop one of them", o.agent)
+	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && c.Agent != "command":
+		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
+	}
+	return nil
 }
 
 // check refuses option values that cannot work, before anything starts.
@@ -437,6 +476,9 @@ func envFlagValues(envFlags, secretFlags []string, secretKeys map[string]bool) (
 			if k == "" {
 				// Not %q of e: what follows "=" may be a secret.
 				return nil, usageErrorf("%s: an entry has no name before its =; want KEY=VALUE or KEY", f.name)
+			}
+			if !shell.ValidName(k) {
+				return nil, usageErrorf("%s %q: not a valid variable name; use letters, digits and underscores, not starting with a digit", f.name, k)
 			}
 			if !ok {
 				val, set := os.LookupEnv(k)
