@@ -301,7 +301,10 @@ func (r *runner) setup(ctx context.Context, p *plan, h sandbox.Handle) error {
 			return fmt.Errorf("moat: sandbox hook %q: %w", hook, err)
 		}
 		if hr.ExitCode != 0 {
-			return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, lastLinesOf(hr.Stderr, 10))
+			if tail := strings.TrimSpace(lastLinesOf(hr.Stderr, 10)); tail != "" {
+				return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, tail)
+			}
+			return fmt.Errorf("moat: sandbox hook %q exited %d and printed nothing on stderr", hook, hr.ExitCode)
 		}
 	}
 	if len(o.CopyToWorktree) > 0 || len(o.Hooks.OnSandboxReady) > 0 {

@@ -124,7 +124,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}

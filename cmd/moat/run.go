@@ -294,7 +294,10 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	// A provider's warnings are the run's: printed like moat's own (and
+	// in --json as warning events).
+	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
+	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -508,8 +511,9 @@ func flagNames(items []string) []string {
 // pickSandbox returns the provider for spec and a func that releases what
 // it started (the in-process emulator). network is the local sandbox's
 // ("" is isolated); a local sandbox is probed here, so that containment
-// that is not available stops the command before anything runs.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
+// that is not available stops the command before anything runs. The
+// provider's warnings go to warn.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, func(), error) {
 	switch {
 	case spec == "exedev":
 		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
@@ -521,7 +525,7 @@ func pickSandbox(ctx context.Context, spec, network string, p *project, notices 
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), func() { srv.Close() }, nil
 	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(network)})
+		lp := local.New(local.Config{Network: local.Network(network), Logger: newWarnLogger(warn)})
 		if _, err := lp.Containment(ctx); err != nil {
 			return nil, nil, err
 		}
