@@ -474,11 +474,9 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	switch {
 	case errors.As(ld.err, &nl):
 		res.Kept = append(res.Kept, Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
-		if nl.Conflict {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
-		} else {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %s", nl.Error()))
-		}
+		// A conflict or a refusal: either way the commits wait on their
+		// branch for the user.
+		runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
 	case ld.err != nil:
 		runErr = errors.Join(runErr, fmt.Errorf("moat: %w", ld.err))
 	case runErr != nil && lr.head != p.base && !ld.landed:
