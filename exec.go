@@ -47,6 +47,9 @@ type ExecOptions struct {
 	// OnStatus, when set, receives what Exec is doing ("creating the
 	// sandbox", ...).
 	OnStatus func(string)
+	// OnWarning, when set, receives what the command will lack (the
+	// submodules arrive empty, say).
+	OnWarning func(string)
 }
 
 // ExecResult is what Exec did.
@@ -96,8 +99,11 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	// The same phases as a run: a plan, a sandbox created while HEAD is
 	// bundled, synced in, and closed at the end.
 	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, OnEvent: func(e Event) {
-		if e.Kind == EventStatus && o.OnStatus != nil {
+		switch {
+		case e.Kind == EventStatus && o.OnStatus != nil:
 			o.OnStatus(e.Text)
+		case e.Kind == EventWarning && o.OnWarning != nil:
+			o.OnWarning(e.Text)
 		}
 	}}, res: &RunResult{}}
 	defer func() {

@@ -153,6 +153,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err := p.recordBase(ctx); err != nil {
 		return nil, err
 	}
+	r.noteUncommitted(ctx, p)
 	ok = true
 	return p, nil
 }
@@ -242,6 +243,7 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 		end()
 		bch <- packed{b, err}
 	}()
+	r.noteSubmodules(ctx, p)
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})

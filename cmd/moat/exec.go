@@ -152,7 +152,8 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		Repo: o.repo, Sandbox: provider, Command: command, Env: env, SecretEnv: secretEnv,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
-		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		OnStatus:  func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		OnWarning: writerWarnings(errOut),
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
