@@ -396,8 +396,7 @@ func printInitDone(ctx context.Context, out io.Writer, root string, o initOption
 	next("Run the agent: moat run")
 }
 
-// tryCommand is the offline try init suggests, which the README and
-// 'moat run --help' show first: it works in any repository with a commit.
+// tryCommand is tryExample, the offline try, cut in two lines.
 const tryCommand = `moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try \
          --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`
 

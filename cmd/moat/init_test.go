@@ -490,3 +490,26 @@ func (w *cancelAtPrompt) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestTryExample: the offline try is the same in 'moat init's next steps,
+// the first example of 'moat run --help' (run as pasted by the
+// first_run_example script) and the README.
+func TestTryExample(t *testing.T) {
+	if got := strings.Join(strings.Fields(strings.ReplaceAll(tryCommand, "\\\n", " ")), " "); got != tryExample {
+		t.Errorf("moat init's try:\n  %s\nis not moat run --help's first example:\n  %s", got, tryExample)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ""
+	for l := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(l, "moat run ") {
+			first = strings.TrimSpace(l)
+			break
+		}
+	}
+	if first != tryExample {
+		t.Errorf("the README's first moat run example is\n  %s\nnot moat run --help's first:\n  %s", first, tryExample)
+	}
+}

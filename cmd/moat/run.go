@@ -56,6 +56,11 @@ type runOptions struct {
 	promptFromConfig bool
 }
 
+// tryExample is the first example of 'moat run --help' and of the README:
+// a run that works as pasted in any repository with a commit, with no
+// account, no network and no file of moat's.
+const tryExample = `moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`
+
 // errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
 var errInterrupted = errors.New("interrupted")
 
@@ -118,8 +123,9 @@ escaped (ESC as ^[), so no escape sequence reaches your terminal, in a
 pipe or the log either. --json: one JSON event per line on stdout ending
 with a "result" event (docs/json.md); -q: only what landed, what was
 kept, warnings and errors. A log is written to .moat/logs/.`,
-		Example: `  # Offline, on the built-in exe.dev emulator, with a scripted agent:
-  moat run --sandbox emulator --agent command --agent-cmd 'sh greeter.sh' -p 'say hello'
+		Example: `  # Offline, on the built-in exe.dev emulator, with a stand-in agent (in any
+  # repository with a commit; the agent's commit lands on the branch moat/try):
+  ` + tryExample + `
 
   # Claude Code on exe.dev, the prompt from .moat/prompt.md, up to 5 iterations:
   moat run --max-iterations 5
