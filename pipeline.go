@@ -370,7 +370,7 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)})
 		if serr != nil {
 			lr.lost = true
-			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
+			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the agent's work is kept (see what was kept, and how to fetch it)", serr))
 			break
 		}
 		if ierr != nil {
@@ -588,6 +588,7 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 	r.res.Kept = append(r.res.Kept, Kept{What: "sandbox", Path: path,
 		Reason: "the agent's work could not be brought out of it, so it was not deleted",
 		Fix:    keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)})
+	r.res.keptSave, r.res.keptRepo = keptSaveCommand(h.WorkDir(), known, p.identity), p.repo.TopLevel
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
 	if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
@@ -612,17 +613,32 @@ const KeptWorkBundleHost = "moat-work.bundle"
 // then everything beyond known, the commit the host has, as one bundle,
 // fetched into a new branch.
 func keptSandboxFix(workDir, repo, known, bundle string, id hostgit.Identity) string {
+	save := keptSaveCommand(workDir, known, id)
+	fetch, branch := keptFetchCommand(repo, bundle)
+	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
+		save + "\n" +
+		"# 2. copy " + shell.Quote(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + shell.Quote(bundle) + ", then:\n" +
+		fetch + "\n" +
+		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+}
+
+// keptSaveCommand is the shell command that, in a kept sandbox, commits
+// what is left and writes the work beyond known to KeptWorkBundle.
+func keptSaveCommand(workDir, known string, id hostgit.Identity) string {
 	q := shell.Quote
-	branch := "moat/recovered-" + time.Now().Format("20060102-150405")
 	git := "git -c core.hooksPath=/dev/null -c commit.gpgSign=false"
 	if !id.Configured {
 		git += " -c user.name=" + q(id.Name) + " -c user.email=" + q(id.Email)
 	}
-	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
-		"cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known + "\n" +
-		"# 2. copy " + q(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + q(bundle) + ", then:\n" +
-		"cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch + "\n" +
-		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+	return "cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known
+}
+
+// keptFetchCommand is the host command that fetches the work in bundle
+// into a new branch of repo, which it returns too.
+func keptFetchCommand(repo, bundle string) (cmd, branch string) {
+	q := shell.Quote
+	branch = "moat/recovered-" + time.Now().Format("20060102-150405")
+	return "cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch, branch
 }
 
 func toCommits(cs []land.Commit) []Commit {

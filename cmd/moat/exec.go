@@ -213,7 +213,12 @@ func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxA
 		ssh := "ssh " + noForwarding + " " + q(spec)
 		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}
 	}
-	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf " + q(h.WorkDir())}
+	if d, ok := h.(interface{ Dir() string }); ok {
+		// A local sandbox: all of its directory, also what the agent made
+		// read-only.
+		return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "chmod -R u+w -- " + q(d.Dir()) + " && rm -rf -- " + q(d.Dir())}
+	}
+	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf -- " + q(h.WorkDir())}
 }
 
 // lobbyHostKeyName is the lobby's name in known_hosts: "exe.dev", or

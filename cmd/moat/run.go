@@ -327,6 +327,11 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
 	})
+	if res != nil && res.Sandbox != nil && o.sandbox == "emulator" {
+		// The emulator ends with moat, and its VM with it: no sandbox can
+		// be kept, so the work is copied out of it now.
+		saveEmulatorWork(ctx, res, p.Root, warn)
+	}
 	if res != nil && res.Sandbox != nil {
 		// The sandbox holds the only copy of the agent's work: say how to
 		// reach it and remove it, next to how to fetch the work.
@@ -339,9 +344,6 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkBundleHost))
 		}
 		help += "\n# remove it: " + a.remove
-		if o.sandbox == "emulator" {
-			help += "\n# (the emulator, and the VM with it, end when moat exits)"
-		}
 		for i, k := range res.Kept {
 			if k.What == "sandbox" {
 				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help
@@ -364,6 +366,22 @@ func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error
 		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
 	}
 	return nil
+}
+
+// saveEmulatorWork copies the work out of a sandbox of the in-process
+// emulator that the run kept, into a bundle in the repository: the
+// sandbox ends when moat exits, so no "kept sandbox" can be offered.
+// When that fails the work is lost, and a warning says so.
+func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, warn func(string)) {
+	dst := filepath.Join(root, "moat-work-"+res.RunID+".bundle")
+	if err := res.SaveKeptWork(ctx, dst); err == nil {
+		warn("the emulator's VM ends with moat, so the agent's work was copied out of it to " + dst)
+	} else {
+		warn(fmt.Sprintf("the agent's work is lost: the emulator's VM ends with moat, and %v", err))
+		res.Sandbox.Close(context.WithoutCancel(ctx))
+		res.Sandbox = nil
+		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
+	}
 }
 
 // check refuses option values that cannot work, before anything starts.
