@@ -43,6 +43,7 @@ type runOptions struct {
 	maxIterations     int
 	branch            string
 	idleTimeout       time.Duration
+	installTimeout    time.Duration
 	completionTimeout time.Duration
 	copy              []string
 	jsonOut           bool
@@ -153,6 +154,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.IntVar(&o.maxIterations, "max-iterations", 1, "most agent iterations")
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
+	f.DurationVar(&o.installTimeout, "install-timeout", 5*time.Minute, "give up installing the agent's CLI in the sandbox (when it is missing) after this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
@@ -251,7 +253,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		}
 		o.prompt, o.promptFile = string(data), ""
 	}
-	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
+	ag, err := pickAgentWith(o.agent, o.model, o.agentCmd, o.installTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +407,8 @@ func (o *runOptions) check() error {
 		return usageErrorf("--max-iterations %d: want 1 or more", o.maxIterations)
 	case o.idleTimeout <= 0:
 		return usageErrorf("--idle-timeout %s: want a positive duration such as 10m", o.idleTimeout)
+	case o.installTimeout <= 0:
+		return usageErrorf("--install-timeout %s: want a positive duration such as 5m", o.installTimeout)
 	case o.completionTimeout <= 0:
 		return usageErrorf("--completion-timeout %s: want a positive duration such as 60s", o.completionTimeout)
 	}
@@ -412,11 +416,17 @@ func (o *runOptions) check() error {
 }
 
 func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
+	return pickAgentWith(name, model, agentCmd, 0)
+}
+
+// pickAgentWith is pickAgent, with a bound on installing the agent's CLI
+// (0: the agent's default).
+func pickAgentWith(name, model, agentCmd string, installTimeout time.Duration) (agent.Agent, error) {
 	switch name {
 	case "claude":
-		return claude.New(claude.Config{Model: model}), nil
+		return claude.New(claude.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "codex":
-		return codex.New(codex.Config{Model: model}), nil
+		return codex.New(codex.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "command":
 		if agentCmd == "" {
 			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
