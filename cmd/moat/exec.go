@@ -110,6 +110,10 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
+	if o.keep && o.sandbox == "emulator" {
+		// Nothing to keep: the in-process emulator, and its VM, end with moat.
+		return fail(usageErrorf("--keep with --sandbox emulator: the emulator runs inside moat and its VM ends when moat exits, so none can be kept; run 'moat dev exedev' and use --sandbox exedev to keep one"))
+	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
 		return fail(err)
@@ -129,9 +133,6 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		return fail(err)
 	}
 	defer stop()
-	if o.keep && o.sandbox == "emulator" {
-		fmt.Fprintln(notices, "moat: warning: --keep with --sandbox emulator: the emulator stops when moat exits, and the VM with it; use 'moat dev exedev' and --sandbox exedev to keep one")
-	}
 
 	command := args[0]
 	if len(args) > 1 {
