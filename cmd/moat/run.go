@@ -78,6 +78,12 @@ into your checked-out branch (or keeps them on --branch). The sandbox is
 deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
 
+A run starts from your last commit: changes you have not committed are not
+part of it, and moat says so in one line (moat exec includes them).
+Submodules arrive empty, and moat names them. An agent whose credentials
+are missing stops the run before a sandbox is made (exit 2), with what
+'moat doctor' says.
+
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
 repository). A config file that sets what acts on this computer (host
