@@ -367,7 +367,11 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 				r.emit(Event{Kind: EventWarning, Text: "the agent left uncommitted work; moat committed it as \"" + gitsync.DefaultLabel + "\""})
 			}
 		}
-		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)})
+		done := fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)
+		if serr != nil {
+			done = fmt.Sprintf("iteration %d/%d: the agent's work could not be brought out", i, o.MaxIterations)
+		}
+		r.emit(Event{Kind: EventIterationEnd, Text: done})
 		if serr != nil {
 			lr.lost = true
 			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the agent's work is kept (see what was kept, and how to fetch it)", serr))
@@ -415,7 +419,7 @@ func (r *runner) syncOut(ctx context.Context, p *plan, h sandbox.Handle, known s
 	var out gitsync.OutResult
 	err := r.retry(sctx, "syncing the agent's work out", func() error {
 		var err error
-		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: gitsync.Limits{BundleBytes: r.opts.MaxSyncBytes, Objects: r.opts.MaxSyncObjects}}, gitsync.Options{Logf: r.logf})
+		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: r.opts.syncLimits()}, gitsync.Options{Logf: r.logf})
 		var le *gitsync.LimitError
 		if errors.As(err, &le) || errors.Is(err, gitsync.ErrHostileBundle) {
 			return permanent{err}
@@ -647,4 +651,9 @@ func toCommits(cs []land.Commit) []Commit {
 		out = append(out, Commit{SHA: c.SHA, Subject: c.Subject})
 	}
 	return out
+}
+
+// syncLimits are the run's bounds on what one sync out brings home.
+func (o RunOptions) syncLimits() gitsync.Limits {
+	return gitsync.Limits{FileBytes: o.MaxFileBytes, BundleBytes: o.MaxSyncBytes, Files: o.MaxSyncFiles, Objects: o.MaxSyncObjects}
 }

@@ -96,6 +96,11 @@ func newRunner(o RunOptions) (*runner, error) {
 	if o.MaxIterations == 0 {
 		o.MaxIterations = 1
 	}
+	for name, v := range map[string]int64{"MaxFileBytes": o.MaxFileBytes, "MaxSyncBytes": o.MaxSyncBytes, "MaxSyncFiles": o.MaxSyncFiles, "MaxSyncObjects": o.MaxSyncObjects} {
+		if v < 0 {
+			return nil, fmt.Errorf("moat: %s is %d; a limit must be positive (0 means its default)", name, v)
+		}
+	}
 	if len(o.CompletionSignals) == 0 {
 		o.CompletionSignals = []string{DefaultCompletionSignal}
 	}

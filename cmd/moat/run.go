@@ -46,6 +46,7 @@ type runOptions struct {
 	installTimeout    time.Duration
 	completionTimeout time.Duration
 	copy              []string
+	limits            syncLimits
 	jsonOut           bool
 	quiet             bool
 	logFile           string
@@ -163,6 +164,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.DurationVar(&o.installTimeout, "install-timeout", 5*time.Minute, "give up installing the agent's CLI in the sandbox (when it is missing) after this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
+	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
 	f.BoolVar(&o.trustConfig, "trust-config", false, "trust .moat/config.toml for this run only, as 'moat trust' would (for CI)")
@@ -203,6 +205,7 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	if !set("copy") {
 		o.copy = c.Copy
 	}
+	o.limits.resolve(set, c)
 }
 
 func runRun(cmd *cobra.Command, o runOptions) error {
@@ -332,6 +335,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
 		CopyToWorktree:    o.copy,
+		MaxFileBytes:      o.limits.fileBytes.n,
+		MaxSyncBytes:      o.limits.syncBytes.n,
+		MaxSyncFiles:      o.limits.files,
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
 	})
@@ -406,6 +412,9 @@ func (o *runOptions) check() error {
 		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
 	}
 	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
+		return err
+	}
+	if err := o.limits.check(); err != nil {
 		return err
 	}
 	switch {
