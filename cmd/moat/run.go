@@ -21,6 +21,7 @@ import (
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -305,6 +306,11 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	if printer.mode == modeQuiet {
 		notices = io.Discard
 	}
+	if o.branch != "" {
+		if err := hostgit.CheckBranchName(ctx, p.Root, o.branch); err != nil {
+			return nil, usageErrorf("--branch: %w", err)
+		}
+	}
 	if err := p.requireCommit(ctx); err != nil {
 		return nil, err
 	}
@@ -416,6 +422,11 @@ func (o *runOptions) check() error {
 	}
 	if err := o.limits.check(); err != nil {
 		return err
+	}
+	for _, rel := range o.copy {
+		if !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
+		}
 	}
 	switch {
 	case o.maxIterations < 1:
