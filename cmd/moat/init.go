@@ -149,14 +149,15 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		return nil
 	}
 	if skip[config.File] {
-		// The questions are the config's; the existing config answers
-		// them (its agent decides .env.example).
-		cfg, _, err := config.Load(root)
-		if err != nil {
-			return usageErrorf("%w (moat init --force writes a new one)", err)
-		}
-		if cfg.Agent != "" {
+		// The questions are the config's: the existing config answers
+		// them (its agent decides .env.example), and flags for it say so.
+		if cfg, _, err := config.Load(root); err == nil && cfg.Agent != "" {
 			o.agent = cfg.Agent
+		}
+		for _, f := range []string{"sandbox", "agent", "model", "agent-cmd"} {
+			if changed(f) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: --%s is a setting of %s, which exists and is left as it is (moat init --force writes it anew)\n", f, config.File)
+			}
 		}
 		interactive = false
 	}
@@ -217,13 +218,9 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		}
 		written = append(written, f.rel)
 	}
-	// What init writes is trusted as written; a later change to it needs
-	// 'moat trust'. A config it did not write is not its to trust.
-	if skip[config.File] {
-	} else if store, err := trust.Default(); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
-	} else if err := store.Trust(root, trust.Hash([]byte(files[0].content))); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	// A config init did not write is not its to trust.
+	if !skip[config.File] {
+		trustWritten(cmd.ErrOrStderr(), root, files[0].content)
 	}
 	if interactive {
 		fmt.Fprintln(out)
@@ -238,6 +235,16 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	printInitDone(ctx, out, root, o, initReport{written: written, skipped: skipped, overwritten: overwritten})
 	return nil
+}
+
+// trustWritten trusts the config init wrote, as written; a later change
+// to it needs 'moat trust'.
+func trustWritten(errOut io.Writer, root, content string) {
+	if store, err := trust.Default(); err != nil {
+		fmt.Fprintf(errOut, "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	} else if err := store.Trust(root, trust.Hash([]byte(content))); err != nil {
+		fmt.Fprintf(errOut, "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	}
 }
 
 // initReport is what init did with each file.
