@@ -14,7 +14,8 @@ import (
 // changes or untracked files: a run starts from a commit, so they are not
 // part of it (moat exec syncs them).
 func (r *runner) noteUncommitted(ctx context.Context, p *plan) {
-	out, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "status", "--porcelain", "-z", "--ignore-submodules=all")
+	// --no-renames: one record per path, so that they can be counted.
+	out, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "status", "--porcelain", "-z", "--no-renames", "--ignore-submodules=all")
 	if err != nil {
 		r.logf("git status, to see what is left uncommitted: %v", err)
 		return
@@ -23,7 +24,6 @@ func (r *runner) noteUncommitted(ctx context.Context, p *plan) {
 	if n == 0 {
 		return
 	}
-	// A rename's record has a second path: close enough for a count.
 	r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("%d uncommitted change(s) in your working tree are not part of this run, which starts from commit %.10s (commit them first to include them; moat exec includes them)", n, p.base)})
 }
 
