@@ -401,6 +401,11 @@ func (h *handle) init() error {
 
 func (h *handle) WorkDir() string { return h.work }
 
+// Dir is the sandbox's directory on this computer: everything of the
+// sandbox (its home, work directory and temporary files) is in it, and
+// Close removes it.
+func (h *handle) Dir() string { return h.dir }
+
 // begin registers a running operation; it fails once Close has started.
 func (h *handle) begin(op string) error {
 	h.mu.Lock()
