@@ -134,4 +134,3 @@ func (l *leftovers) onThisComputer(h sandbox.Handle) (work, dir string, ok bool)
 	}
 	return work, work, true
 }
-
