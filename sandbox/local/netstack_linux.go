@@ -15,10 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/moatdev/moat/internal/execout"
+	"github.com/moatdev/moat/internal/procgroup"
 )
 
 const (
@@ -31,6 +33,9 @@ const (
 	slirpDNS = "10.0.2.3"
 	// maxResolvConf caps what is read of the host's resolv.conf.
 	maxResolvConf = 16 << 10
+	// helperWaitDelay bounds the wait for a helper's stderr to end after
+	// the helper has: a process it left behind may hold the pipe.
+	helperWaitDelay = time.Second
 )
 
 // netns is the network of one sandbox under bwrap with NetworkIsolated or
@@ -55,11 +60,14 @@ type netns struct {
 
 // newNetns makes the network of a sandbox: network is NetworkIsolated (with
 // stack, the slirp4netns binary) or NetworkNone.
-func newNetns(ctx context.Context, bwrap, nsenter string, network Network, stack string) (*netns, error) {
-	ctx, cancel := context.WithTimeout(ctx, netTimeout)
+func newNetns(parent context.Context, bwrap, nsenter string, network Network, stack string) (*netns, error) {
+	ctx, cancel := context.WithTimeout(parent, netTimeout)
 	defer cancel()
 	user, net, err := makeNamespaces(ctx, bwrap)
 	if err != nil {
+		if perr := parent.Err(); perr != nil {
+			return nil, perr
+		}
 		return nil, fmt.Errorf("making its namespaces: %w", err)
 	}
 	// nsenter opens the namespaces through moat's descriptors, which it
@@ -79,6 +87,9 @@ func newNetns(ctx context.Context, bwrap, nsenter string, network Network, stack
 	}
 	if n.stack, err = startStack(ctx, stack, net, user); err != nil {
 		n.close()
+		if perr := parent.Err(); perr != nil {
+			return nil, perr
+		}
 		return nil, fmt.Errorf("%s: %w", filepath.Base(stack), err)
 	}
 	// Names resolve through slirp4netns, which forwards to the host's
@@ -114,6 +125,7 @@ func makeNamespaces(ctx context.Context, bwrap string) (user, net *os.File, err 
 	c.ExtraFiles = []*os.File{infoW, blockR}
 	c.Env = []string{"PATH=" + hostPath()}
 	c.Stderr = stderr
+	c.WaitDelay = helperWaitDelay
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = c.Start()
 	infoW.Close()
@@ -125,7 +137,7 @@ func makeNamespaces(ctx context.Context, bwrap string) (user, net *os.File, err 
 	defer func() {
 		blockW.Close() // lets bwrap's command run, and end
 		if err != nil {
-			_ = c.Process.Kill() // --die-with-parent ends its command
+			killGroup(c)
 		}
 		werr := waitCtx(ctx, c)
 		if err == nil && werr != nil {
@@ -163,11 +175,30 @@ func makeNamespaces(ctx context.Context, bwrap string) (user, net *os.File, err 
 	return user, net, nil
 }
 
-// waitCtx waits for c, killing it when ctx ends first.
+// killGroup kills c's process group, which c (started with Setsid) leads:
+// bwrap and, also before it is set to die with bwrap, its child.
+func killGroup(c *exec.Cmd) {
+	_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+}
+
+// waitCtx waits for c, started with Setsid, killing its process group when
+// ctx ends first (never after c is reaped, when its pid may be reused).
 func waitCtx(ctx context.Context, c *exec.Cmd) error {
-	stop := context.AfterFunc(ctx, func() { _ = c.Process.Kill() })
-	defer stop()
-	err := c.Wait()
+	var mu sync.Mutex
+	exited := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !exited {
+			killGroup(c)
+		}
+	})
+	reap := procgroup.WaitExited(c)
+	mu.Lock()
+	exited = true
+	mu.Unlock()
+	stop()
+	err := reap()
 	if ctx.Err() != nil && err != nil {
 		return ctx.Err()
 	}
@@ -230,6 +261,7 @@ func startStack(ctx context.Context, bin string, net, user *os.File) (*stack, er
 	// fd 3: ready, 4: exit, 5: net namespace, 6: user namespace.
 	c.ExtraFiles = []*os.File{readyW, exitR, net, user}
 	c.Stderr = s.stderr
+	c.WaitDelay = helperWaitDelay
 	c.Env = []string{"PATH=" + hostPath()}
 	// Its own process group, apart from the commands', which Exec kills
 	// as a whole. It ends when exitW closes: in stop, or when moat ends,
@@ -259,9 +291,6 @@ func startStack(ctx context.Context, bin string, net, user *os.File) (*stack, er
 			return nil, fmt.Errorf("not ready (%v): %s", c.ProcessState, lastLines(msg, 3))
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, ctx.Err()
-			}
 			return nil, fmt.Errorf("not ready after %s", netTimeout)
 		}
 		return nil, fmt.Errorf("not ready (%v)", c.ProcessState)
@@ -459,6 +488,7 @@ func probeNet(ctx context.Context, bwrap, nsenter string, network Network, stack
 	c.ExtraFiles = nw.files
 	out := &execout.Capped{N: 4 << 10}
 	c.Stdout, c.Stderr = out, out
+	c.WaitDelay = helperWaitDelay
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = c.Start()
 	nw.close()
