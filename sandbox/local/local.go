@@ -13,16 +13,21 @@
 // Under bwrap a command sees the host's system directories read-only (see
 // hostMounts), a fresh /dev and /proc, its sandbox's tmp directory at /tmp,
 // and its sandbox directory read-write at the same path as on the host. It
-// runs in new user, pid, ipc, uts, cgroup and network namespaces, in a new
-// session, and it dies with the process that started it. When the command
-// exits, everything it started dies with its pid namespace.
+// runs in new user, pid, ipc, uts, cgroup and mount namespaces and in its
+// sandbox's network namespace, in a new session, and it dies with the
+// process that started it. When the command exits, everything it started
+// dies with its pid namespace.
 //
-// Network (Config.Network): by default (NetworkIsolated) each command's
-// network namespace reaches out only through its own slirp4netns, started
-// for the command and killed when it ends (and when moat ends, however it
-// ends): outbound connections and DNS work, the host's loopback services
-// and abstract Unix sockets do not. NetworkNone leaves only loopback;
-// NetworkHost, which must be asked for, shares the host's network.
+// Network (Config.Network): by default (NetworkIsolated) a sandbox has a
+// network namespace of its own, made by Create and shared by all its
+// commands as the processes of one machine share its network (a server
+// one command runs on loopback answers the sandbox's other commands, and
+// nothing else), whose only way out is one slirp4netns, started by Create
+// and ended by Close (and when moat ends, however it ends): outbound
+// connections and DNS work, the host's loopback services and abstract Unix
+// sockets do not. NetworkNone is such a namespace with only loopback in
+// it; NetworkHost, which must be asked for, shares the host's network.
+// Commands enter their sandbox's namespace with nsenter (util-linux).
 //
 // Without bwrap (not installed, not working, Config.Bwrap "off", or not
 // Linux) commands are plain processes in their own session and process
