@@ -10,39 +10,75 @@ import (
 	"github.com/moatdev/moat/sandbox"
 )
 
+var benchNetworks = []Network{NetworkHost, NetworkIsolated, NetworkNone}
+
 // BenchmarkExecNetwork times one Exec of "true" under bwrap for each
-// network, side by side in the same run, and logs the ratio of isolated
-// (and none) to host, with -v: what the network costs per command.
+// network: host, isolated and none one after the other, and then
+// interleaved, where each round runs one Exec in a sandbox of each network,
+// so that all three see the same load. interleaved reports each network's
+// time per Exec (host-ms, isolated-ms, none-ms) and their ratios to host:
+// what the network costs per command. (-v also logs the ratios of the
+// sequential runs.)
 func BenchmarkExecNetwork(b *testing.B) {
 	requireBwrap(b)
 	perExec := map[Network]time.Duration{}
-	for _, n := range []Network{NetworkHost, NetworkIsolated, NetworkNone} {
+	for _, n := range benchNetworks {
 		b.Run(string(n), func(b *testing.B) {
-			p := New(Config{Root: b.TempDir(), Logger: quiet, Network: n})
-			h, err := p.Create(b.Context(), sandbox.CreateOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.Close(context.Background())
-			if r, err := h.Exec(b.Context(), "true", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
-				b.Fatalf("warm-up: %v %+v", err, r)
-			}
+			h := benchSandbox(b, n)
 			b.ResetTimer()
 			start := time.Now()
 			for range b.N {
-				if r, err := h.Exec(b.Context(), "true", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
-					b.Fatalf("%v %+v", err, r)
-				}
+				benchTrue(b, h)
 			}
 			perExec[n] = time.Since(start) / time.Duration(b.N)
 		})
 	}
-	host := perExec[NetworkHost]
-	if host == 0 {
-		return
+	if host := perExec[NetworkHost]; host > 0 {
+		b.Logf("sequential, per Exec of true: host %v, isolated %v (%.2fx host), none %v (%.2fx host)",
+			host, perExec[NetworkIsolated], float64(perExec[NetworkIsolated])/float64(host),
+			perExec[NetworkNone], float64(perExec[NetworkNone])/float64(host))
 	}
-	b.Logf("per Exec of true: host %v, isolated %v (%.2fx host, +%v), none %v (%.2fx host, +%v)",
-		host,
-		perExec[NetworkIsolated], float64(perExec[NetworkIsolated])/float64(host), perExec[NetworkIsolated]-host,
-		perExec[NetworkNone], float64(perExec[NetworkNone])/float64(host), perExec[NetworkNone]-host)
+	b.Run("interleaved", func(b *testing.B) {
+		hs := map[Network]sandbox.Handle{}
+		for _, n := range benchNetworks {
+			hs[n] = benchSandbox(b, n)
+		}
+		total := map[Network]time.Duration{}
+		b.ResetTimer()
+		for i := range b.N {
+			// Rotate the order, so that no network always goes first.
+			for k := range benchNetworks {
+				n := benchNetworks[(i+k)%len(benchNetworks)]
+				start := time.Now()
+				benchTrue(b, hs[n])
+				total[n] += time.Since(start)
+			}
+		}
+		ms := func(n Network) float64 { return float64(total[n]) / float64(b.N) / 1e6 }
+		for _, n := range benchNetworks {
+			b.ReportMetric(ms(n), string(n)+"-ms")
+		}
+		b.ReportMetric(ms(NetworkIsolated)/ms(NetworkHost), "isolated/host")
+		b.ReportMetric(ms(NetworkNone)/ms(NetworkHost), "none/host")
+		b.ReportMetric(0, "ns/op")
+	})
+}
+
+// benchSandbox is a sandbox with network n that has run one command.
+func benchSandbox(b *testing.B, n Network) sandbox.Handle {
+	b.Helper()
+	p := New(Config{Root: b.TempDir(), Logger: quiet, Network: n})
+	h, err := p.Create(b.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close(context.Background()) })
+	benchTrue(b, h) // warm-up
+	return h
+}
+
+func benchTrue(b *testing.B, h sandbox.Handle) {
+	if r, err := h.Exec(b.Context(), "true", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+		b.Fatalf("true: %v %+v", err, r)
+	}
 }
