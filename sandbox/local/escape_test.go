@@ -158,8 +158,15 @@ type prober struct {
 
 func newProber(t *testing.T, network Network) *prober {
 	t.Helper()
+	return newProberWith(t, Config{Network: network})
+}
+
+// newProberWith is newProber for a sandbox of cfg (Root and Logger set).
+func newProberWith(t *testing.T, cfg Config) *prober {
+	t.Helper()
 	requireStack(t)
-	h := create(t, New(Config{Root: t.TempDir(), Logger: quiet, Network: network}))
+	cfg.Root, cfg.Logger = t.TempDir(), quiet
+	h := create(t, New(cfg))
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -395,10 +402,11 @@ func TestNetworkReach(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []Network{NetworkIsolated, NetworkNone, NetworkHost} {
-		t.Run(string(n), func(t *testing.T) {
+	for _, v := range networkVariants() {
+		n := v.cfg.Network
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			p := newProber(t, n)
+			p := newProberWith(t, v.cfg)
 			for _, tg := range targets {
 				if tg.name == "loopback as 10.0.2.2" && n != NetworkIsolated {
 					continue // only slirp4netns has the alias
@@ -416,6 +424,34 @@ func TestNetworkReach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// networkVariants are the networks, and for isolated and none also both
+// ways of joining the sandbox's namespace when this process (root) may do
+// it itself: it does, and nsenter does, as it does for other users.
+func networkVariants() []struct {
+	name string
+	cfg  Config
+} {
+	vs := []struct {
+		name string
+		cfg  Config
+	}{
+		{"isolated", Config{Network: NetworkIsolated}},
+		{"none", Config{Network: NetworkNone}},
+		{"host", Config{Network: NetworkHost}},
+	}
+	if joinFromThread() {
+		vs = append(vs, struct {
+			name string
+			cfg  Config
+		}{"isolated-nsenter", Config{Network: NetworkIsolated, viaNsenter: true}},
+			struct {
+				name string
+				cfg  Config
+			}{"none-nsenter", Config{Network: NetworkNone, viaNsenter: true}})
+	}
+	return vs
 }
 
 // outboundIP is a non-loopback IPv4 address of this machine, or nil.

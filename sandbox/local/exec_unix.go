@@ -113,7 +113,7 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 		if nw, err = newNetPlan(h.p.network(), h.net); err != nil {
 			return sandbox.ExecResult{}, fmt.Errorf("local: exec: network: %w", err)
 		}
-		// nsenter, for a network of the sandbox's own, then bwrap.
+		// nsenter (or nothing), for a network of the sandbox's own, then bwrap.
 		argv = append(nw.prefix, h.bwrap)
 		argv = append(argv, bwrapArgs(opts.Sudo)...)
 		argv = append(argv, hostMounts()...)
@@ -238,9 +238,12 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	if nw != nil {
 		c.ExtraFiles = nw.files
 	}
-	startErr := c.Start()
+	var startErr error
 	if nw != nil {
+		startErr = nw.start(c)
 		nw.close()
+	} else {
+		startErr = c.Start()
 	}
 	outW.Close()
 	errW.Close()

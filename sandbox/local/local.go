@@ -105,6 +105,10 @@ type Config struct {
 	// NetStack is the slirp4netns binary that gives NetworkIsolated its
 	// outbound connectivity. Empty means "slirp4netns" found on PATH.
 	NetStack string
+
+	// viaNsenter makes commands join their sandbox's network through
+	// nsenter even where moat could do without (as root): for tests.
+	viaNsenter bool
 }
 
 // Provider makes local sandboxes. Create a Provider with New.
@@ -116,7 +120,7 @@ type Provider struct {
 	probed   bool
 	bwrap    string // path of a working bwrap; "" for plain processes
 	stack    string // path of a working slirp4netns, for NetworkIsolated
-	nsenter  string // path of nsenter, for NetworkIsolated and NetworkNone
+	nsenter  string // nsenter, for NetworkIsolated and NetworkNone; "" as root
 	probeErr error  // the containment asked for is not available
 }
 
@@ -260,8 +264,12 @@ func (p *Provider) decideNetwork(ctx context.Context, bwrap, why string) (stack,
 			return "", "", fmt.Errorf("local: network isolated needs slirp4netns (%w): install it (Debian/Ubuntu: apt install slirp4netns), or %s", err, otherNetworks)
 		}
 	}
-	if nsenter, err = exec.LookPath("nsenter"); err != nil {
-		return "", "", fmt.Errorf("local: network %s needs nsenter (%w): install util-linux, or ask for network host", n, err)
+	// Root may put commands in the network namespace itself; others go
+	// through nsenter, which joins the namespace's user namespace first.
+	if p.cfg.viaNsenter || !joinFromThread() {
+		if nsenter, err = exec.LookPath("nsenter"); err != nil {
+			return "", "", fmt.Errorf("local: network %s needs nsenter (%w): install util-linux, or ask for network host", n, err)
+		}
 	}
 	if err := probeNet(ctx, bwrap, nsenter, n, stack); err != nil {
 		if n == NetworkIsolated {

@@ -54,11 +54,15 @@ func (p *prober) serveInside(text string) int {
 // on loopback answers another command of the sandbox, and neither the
 // host nor another sandbox reaches it.
 func TestNetworkSharedWithinSandbox(t *testing.T) {
-	for _, n := range []Network{NetworkIsolated, NetworkNone} {
-		t.Run(string(n), func(t *testing.T) {
+	for _, v := range networkVariants() {
+		n := v.cfg.Network
+		if n == NetworkHost {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			s := secret(t)
-			a := newProber(t, n)
+			a := newProberWith(t, v.cfg)
 			port := a.serveInside(s)
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			if ok, out := a.inside("tcp", addr); !ok || out != s {
@@ -67,7 +71,7 @@ func TestNetworkSharedWithinSandbox(t *testing.T) {
 			if ok, out := a.inside("tcp", addr); !ok || out != s {
 				t.Errorf("a third command of the sandbox: reached %v, %q", ok, out)
 			}
-			b := newProber(t, n)
+			b := newProberWith(t, v.cfg)
 			if ok, out := b.inside("tcp", addr); ok {
 				t.Errorf("another sandbox reached the server: %q", out)
 			}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/moatdev/moat/internal/execout"
 	"github.com/moatdev/moat/internal/procgroup"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -42,7 +44,7 @@ const (
 // NetworkNone: a user namespace and a network namespace owned by it, with
 // loopback up, made once at Create and held open by moat's descriptors
 // alone, so that no process has to stay in them. Every command of the
-// sandbox joins them (nsenter) before bwrap starts it: the commands of one
+// sandbox joins them before bwrap starts it: the commands of one
 // sandbox share loopback and interfaces as the processes of one machine
 // do, while other sandboxes and the host are out of reach. For
 // NetworkIsolated one slirp4netns, attached at Create, is the way out.
@@ -53,13 +55,16 @@ const (
 // moat, closes (and, as a second line, by Pdeathsig).
 type netns struct {
 	user, net *os.File // the namespaces; the last reference but the commands'
-	enter     []string // runs the rest of argv in the namespaces
-	resolv    []byte   // NetworkIsolated: the resolv.conf commands see
-	stack     *stack   // NetworkIsolated: slirp4netns; nil otherwise
+	// enter runs the rest of argv in the namespaces (nsenter); nil when
+	// moat may enter the network namespace itself (see startIn).
+	enter  []string
+	resolv []byte // NetworkIsolated: the resolv.conf commands see
+	stack  *stack // NetworkIsolated: slirp4netns; nil otherwise
 }
 
 // newNetns makes the network of a sandbox: network is NetworkIsolated (with
-// stack, the slirp4netns binary) or NetworkNone.
+// stack, the slirp4netns binary) or NetworkNone. Commands join it through
+// nsenter, or, when nsenter is "", from a thread of moat (startIn).
 func newNetns(parent context.Context, bwrap, nsenter string, network Network, stack string) (*netns, error) {
 	ctx, cancel := context.WithTimeout(parent, netTimeout)
 	defer cancel()
@@ -70,17 +75,17 @@ func newNetns(parent context.Context, bwrap, nsenter string, network Network, st
 		}
 		return nil, fmt.Errorf("making its namespaces: %w", err)
 	}
-	// nsenter opens the namespaces through moat's descriptors, which it
-	// may read as a process of the same user: no descriptor of them is
-	// passed down to the commands, and no pid can be reused under it.
-	fd := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/"
-	n := &netns{
-		user: user,
-		net:  net,
-		enter: []string{nsenter, "--preserve-credentials",
+	n := &netns{user: user, net: net}
+	if nsenter != "" {
+		// nsenter opens the namespaces through moat's descriptors, which
+		// it may read as a process of the same user: no descriptor of them
+		// is passed down to the commands, and no pid can be reused under
+		// it.
+		fd := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/"
+		n.enter = []string{nsenter, "--preserve-credentials",
 			"--user=" + fd + strconv.Itoa(int(user.Fd())),
 			"--net=" + fd + strconv.Itoa(int(net.Fd())),
-			"--"},
+			"--"}
 	}
 	if network != NetworkIsolated {
 		return n, nil
@@ -343,11 +348,72 @@ func (s *stack) ended() error {
 }
 
 // netPlan gives one bwrap command its network: the sandbox's namespaces
-// (netns) or the host's.
+// (netns) or the host's. Start the command with start.
 type netPlan struct {
 	prefix []string   // runs bwrap: argv before the bwrap binary
 	args   []string   // bwrap options, naming fds 3 and up
 	files  []*os.File // the command's ends, as ExtraFiles; close after Start
+	in     *os.File   // the network namespace start forks bwrap in, or nil
+}
+
+// start starts c, bwrap or the prefix that runs it.
+func (n *netPlan) start(c *exec.Cmd) error {
+	if n.in == nil {
+		return c.Start()
+	}
+	return startIn(n.in, c)
+}
+
+// joinFromThread reports whether this process may enter a network
+// namespace of its own user's from one of its threads (setns needs
+// CAP_SYS_ADMIN where it runs: it does as root, not as another user), so
+// that commands need no nsenter.
+func joinFromThread() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	here, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return false
+	}
+	defer here.Close()
+	// Entering the namespace it is in tries the permission and changes
+	// nothing.
+	return startIn(here, nil) == nil
+}
+
+// startIn starts c (nil: none) from an OS thread moved into the network
+// namespace ns: a process forks in the network namespace of the thread
+// that forks it. The thread returns to its own namespace before it runs
+// anything else. If it cannot, it is kept out of use for good: ending it
+// would kill bwrap (--die-with-parent follows the thread that forked it).
+func startIn(ns *os.File, c *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		here, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer here.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("entering the sandbox's network namespace: %w", err)
+			return
+		}
+		if c != nil {
+			err = c.Start()
+		}
+		if rerr := unix.Setns(int(here.Fd()), unix.CLONE_NEWNET); rerr != nil {
+			done <- err
+			select {} // keep the thread locked, and alive
+		}
+		runtime.UnlockOSThread()
+		done <- err
+	}()
+	return <-done
 }
 
 // newNetPlan prepares the network of a command under bwrap: network is
@@ -375,7 +441,11 @@ func newNetPlan(network Network, ns *netns) (*netPlan, error) {
 			return nil, err
 		}
 	}
-	n.prefix = slices.Clone(ns.enter)
+	if ns.enter != nil {
+		n.prefix = slices.Clone(ns.enter)
+	} else {
+		n.in = ns.net
+	}
 	if ns.resolv != nil {
 		if err := n.data(resolvConfTarget("/etc/resolv.conf"), ns.resolv); err != nil {
 			return nil, err
@@ -490,7 +560,7 @@ func probeNet(ctx context.Context, bwrap, nsenter string, network Network, stack
 	c.Stdout, c.Stderr = out, out
 	c.WaitDelay = helperWaitDelay
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = c.Start()
+	err = nw.start(c)
 	nw.close()
 	if err != nil {
 		return err

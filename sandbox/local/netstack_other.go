@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 )
 
 // netns is never made on this platform: bwrap needs Linux.
@@ -29,7 +30,10 @@ func newNetPlan(Network, *netns) (*netPlan, error) {
 	return nil, errors.New("network namespaces need Linux")
 }
 
-func (n *netPlan) close() {}
+func (n *netPlan) close()                  {}
+func (n *netPlan) start(c *exec.Cmd) error { return c.Start() }
+
+func joinFromThread() bool { return false }
 
 func probeNet(context.Context, string, string, Network, string) error {
 	return errors.New("network namespaces need Linux")
