@@ -21,8 +21,9 @@ const (
 	// also as 10.0.2.2) and its abstract Unix sockets are out of reach.
 	// A service that listens on a non-loopback address of the host is
 	// reachable, as it is from the rest of the network. Without a working
-	// slirp4netns (or nsenter, which puts commands in the namespace),
-	// Create fails: it never falls back to another network.
+	// slirp4netns (or, unless moat runs as root, nsenter, which puts
+	// commands in the namespace), Create fails: it never falls back to
+	// another network.
 	NetworkIsolated Network = "isolated"
 	// NetworkNone gives a sandbox a network namespace of its own, shared
 	// by its commands, with nothing in it but a loopback interface.

@@ -27,7 +27,8 @@
 // connections and DNS work, the host's loopback services and abstract Unix
 // sockets do not. NetworkNone is such a namespace with only loopback in
 // it; NetworkHost, which must be asked for, shares the host's network.
-// Commands enter their sandbox's namespace with nsenter (util-linux).
+// Commands enter their sandbox's namespace through nsenter (util-linux),
+// or, when moat runs as root, forked from a thread moved into it.
 //
 // Without bwrap (not installed, not working, Config.Bwrap "off", or not
 // Linux) commands are plain processes in their own session and process
