@@ -260,3 +260,49 @@ func (h stillRunningHandle) Exec(ctx context.Context, cmd string, opts sandbox.E
 	}
 	return r, err
 }
+
+// TestSaveKeptWork: for a sandbox that ends with the process, the work
+// of a kept sandbox is copied out into a bundle on the host; the sandbox
+// is then closed, and the Kept entry's step fetches everything.
+func TestSaveKeptWork(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithDropExec(3, func(s string) bool {
+		return strings.Contains(s, "bundle create -q -")
+	}))
+	repo := newRepo(t)
+	o := runOpts(target{provider: exedev.New(srv.Config())}, repo,
+		`echo work > work.txt; commit "agent work"; echo draft > draft.txt`)
+	res, err := moat.Run(t.Context(), o)
+	if err == nil || res == nil || res.Sandbox == nil {
+		t.Fatalf("Run = %v; want a failure that keeps the sandbox (result %+v)", err, res)
+	}
+	dst := filepath.Join(t.TempDir(), "work.bundle")
+	if err := res.SaveKeptWork(t.Context(), dst); err != nil {
+		t.Fatal(err)
+	}
+	if res.Sandbox != nil || len(srv.VMs()) != 0 {
+		t.Errorf("the sandbox is still there after SaveKeptWork: %v, VMs %v", res.Sandbox, srv.VMs())
+	}
+	var fix string
+	for _, k := range res.Kept {
+		if k.What == "sandbox" {
+			t.Errorf("a kept sandbox is still listed: %+v", k)
+		}
+		if k.What == "bundle" && k.Path == dst {
+			fix = k.Fix
+		}
+	}
+	if fix == "" {
+		t.Fatalf("no kept bundle %s in %+v", dst, res.Kept)
+	}
+	first, _, _ := strings.Cut(fix, "\n")
+	if out, err := exec.Command("sh", "-c", first).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", first, err, out)
+	}
+	recovered := git(t, repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/moat/recovered-*")
+	if got := git(t, repo, "log", "--format=%s", "main.."+recovered); got != "moat: work the agent left uncommitted\nagent work" {
+		t.Errorf("%s holds %q", recovered, got)
+	}
+	if err := res.SaveKeptWork(t.Context(), dst); err == nil {
+		t.Error("a second SaveKeptWork succeeded with no sandbox")
+	}
+}

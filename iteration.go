@@ -151,6 +151,9 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 		if detail == "" {
 			detail = last.String()
 		}
+		if detail == "" {
+			return result, "", fmt.Errorf("moat: %w: %s exited with code %d and printed nothing", ErrAgentFailed, o.Agent.Name(), er.ExitCode)
+		}
 		return result, "", fmt.Errorf("moat: %w: %s exited with code %d:\n%s", ErrAgentFailed, o.Agent.Name(), er.ExitCode, detail)
 	}
 	return result, signal, nil

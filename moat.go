@@ -199,8 +199,12 @@ type RunResult struct {
 	// Sandbox is set when the agent's work could not be brought out of the
 	// sandbox (Kept has a "sandbox" entry saying how to fetch it): rather
 	// than destroy the only copy, Run leaves the sandbox running. The caller
-	// owns it and must Close it once the work is safe.
+	// owns it and must Close it once the work is safe, or have
+	// SaveKeptWork copy the work out.
 	Sandbox sandbox.Handle
+
+	keptSave string // in Sandbox, the command that writes the work to KeptWorkBundle
+	keptRepo string // the host repository
 }
 
 // Phase is the time spent in one phase of a run.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind describes one kind of agent to whoever lets a person choose it (the
@@ -67,6 +68,10 @@ type Options struct {
 	// Command is the program a TakesCommand kind runs with sh -c, the
 	// prompt on its stdin.
 	Command string
+
+	// InstallTimeout bounds installing the agent's CLI when the sandbox
+	// lacks it; 0 means the agent's default.
+	InstallTimeout time.Duration
 }
 
 // ErrNoCommand is returned by the New of a TakesCommand kind when

@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "a long-lived token from `claude setup-token` (for a Claude\nsubscription), or instead an API key from console.anthropic.com.",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "an API key from platform.openai.com.",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

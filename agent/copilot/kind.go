@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "a GitHub token with the Copilot Requests permission (a fine-grained\npersonal access token), or GH_TOKEN / GITHUB_TOKEN.",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

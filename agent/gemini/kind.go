@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "an API key from aistudio.google.com (GOOGLE_API_KEY for Vertex AI).",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "an OpenCode Zen key, or the API key of the provider the model is\nfrom (one is enough).",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

@@ -12,6 +12,6 @@ var Kind = agent.Kind{
 	CredentialHelp: "the API key of the provider pi talks to (one is enough).",
 	TakesModel:     true,
 	New: func(o agent.Options) (agent.Agent, error) {
-		return New(Config{Model: o.Model}), nil
+		return New(Config{Model: o.Model, InstallTimeout: o.InstallTimeout}), nil
 	},
 }

@@ -51,12 +51,12 @@ func checkAgentName(name string) error { return registry.Agents.Check(name) }
 
 // pickAgent makes the agent called name. Bad settings are usage errors
 // that name the flag (and the config key) to fix.
-func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
+func pickAgent(name string, o agent.Options) (agent.Agent, error) {
 	k, ok := registry.Agents.Lookup(name)
 	if !ok {
 		return nil, usageErrorf("unknown agent %q: %v", name, registry.Agents.Check(name))
 	}
-	ag, err := k.New(agent.Options{Model: model, Command: agentCmd})
+	ag, err := k.New(o)
 	switch {
 	case errors.Is(err, agent.ErrNoCommand):
 		return nil, usageErrorf("--agent %s needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin", name)

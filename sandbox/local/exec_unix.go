@@ -110,10 +110,12 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 	var nw *netPlan
 	switch {
 	case h.bwrap != "":
-		if nw, err = newNetPlan(h.p.network(), h.p.stack); err != nil {
+		if nw, err = newNetPlan(h.p.network(), h.net); err != nil {
 			return sandbox.ExecResult{}, fmt.Errorf("local: exec: network: %w", err)
 		}
-		argv = append([]string{h.bwrap}, bwrapArgs(opts.Sudo)...)
+		// nsenter (or nothing), for a network of the sandbox's own, then bwrap.
+		argv = append(nw.prefix, h.bwrap)
+		argv = append(argv, bwrapArgs(opts.Sudo)...)
 		argv = append(argv, hostMounts()...)
 		argv = append(argv, nw.args...) // after /etc: may cover resolv.conf
 		argv = append(argv,
@@ -188,7 +190,7 @@ func (h *handle) writeEnvFile(env map[string]string) (string, error) {
 }
 
 // run starts argv and waits for it, its output and (boundedly) its stdin.
-// nw, when not nil, gives a bwrap command its network; run stops it.
+// nw, when not nil, gives a bwrap command its network; run closes it.
 func (h *handle) run(ctx context.Context, argv []string, env map[string]string, viaSudo bool, nw *netPlan, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
 	var res sandbox.ExecResult
 	c := exec.Command(argv[0], argv[1:]...)
@@ -202,7 +204,7 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	// goroutine exits while locked to it with runtime.LockOSThread.)
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if nw != nil {
-		nw.setAttr(c.SysProcAttr)
+		defer nw.close()
 	}
 
 	// Our own pipes (not exec's copying goroutines): Wait returns when the
@@ -235,12 +237,13 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	}
 	if nw != nil {
 		c.ExtraFiles = nw.files
-		// Runs after the command is reaped: the stack outlives no command.
-		defer nw.stop()
 	}
-	startErr := c.Start()
+	var startErr error
 	if nw != nil {
-		nw.started()
+		startErr = nw.start(c)
+		nw.close()
+	} else {
+		startErr = c.Start()
 	}
 	outW.Close()
 	errW.Close()
@@ -269,14 +272,6 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	var readers sync.WaitGroup
 	readers.Go(func() { _, _ = io.Copy(stdout, outR) })
 	readers.Go(func() { _, _ = io.Copy(stderr, errR) })
-
-	// The command waits (--block-fd) until its network is up.
-	var netErr error
-	if nw != nil {
-		if netErr = nw.attach(ctx, pr.pid); netErr != nil {
-			pr.kill()
-		}
-	}
 
 	var stdinDone chan struct{}
 	var closeStdin func()
@@ -366,9 +361,6 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	}
 	if pr.killed.Load() && h.isClosed() {
 		return res, fmt.Errorf("local: exec: command killed by Close: %w", sandbox.ErrClosed)
-	}
-	if netErr != nil {
-		return res, fmt.Errorf("local: exec: %w", netErr)
 	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {

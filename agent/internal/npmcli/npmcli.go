@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/moatdev/moat/internal/shell"
@@ -57,6 +58,26 @@ type Tool struct {
 	// when the sandbox has no npm but has curl: a fresh exe.dev VM has git,
 	// Go and Python but not necessarily Node.js.
 	Native string
+
+	// Timeout bounds the install; 0 means DefaultTimeout. An install that
+	// takes longer is stopped, and Ensure says so.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is how long an install may take by default: npm fetching
+// an agent CLI and its dependencies takes well under a minute on a
+// working network.
+const DefaultTimeout = 5 * time.Minute
+
+// heartbeat is how long an install may print nothing before progress
+// says it is still running.
+var heartbeat = 10 * time.Second
+
+func (t Tool) timeout() time.Duration {
+	if t.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return t.Timeout
 }
 
 func (t Tool) npm() string {
@@ -71,7 +92,9 @@ func (t Tool) InstallCommand() string {
 	if t.Install != "" {
 		return t.Install
 	}
-	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit ` + shell.Quote(t.spec())
+	// --loglevel=http: npm prints each request it makes, so a slow or
+	// failing network shows as it happens, not only at the end.
+	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http ` + shell.Quote(t.spec())
 }
 
 // spec is the package as npm install takes it: package[@version].
@@ -185,17 +208,17 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 			return errors.New(t.missingNPM(env))
 		}
 	}
+	limit := t.timeout()
 	progress(fmt.Sprintf("installing %s (%s)…", t.Product, shown))
-	relay := func(line string) {
-		if strings.TrimSpace(line) != "" {
-			progress("  " + line)
+	res, err := t.runInstall(ctx, h, install, limit, progress)
+	if errors.Is(err, errInstallTimeout) {
+		said := "; it printed nothing"
+		if tail := tailBlock(res.Stderr + res.Stdout); tail != "" {
+			said = "; what it printed last" + tail
 		}
+		return fmt.Errorf("installing %s gave up after %s: %s did not finish (check that the sandbox reaches the npm registry, or use an image with %s installed)%s",
+			t.Product, limit, failedCmd, t.Binary, said)
 	}
-	res, err := h.Exec(ctx, PathAssignment+"\nexport PATH\n"+install, sandbox.ExecOptions{
-		Env:          map[string]string{"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
-		OnLine:       relay,
-		OnStderrLine: relay,
-	})
 	if err != nil {
 		return fmt.Errorf("installing %s in the sandbox: %w", t.Product, err)
 	}
@@ -244,6 +267,67 @@ func networkError(out string) string {
 		}
 	}
 	return ""
+}
+
+// errInstallTimeout: the install ran past Tool.Timeout.
+var errInstallTimeout = errors.New("install timed out")
+
+// runInstall runs the install command, relaying its output lines to
+// progress and, while it prints nothing, saying every heartbeat that it
+// is still running; it stops the install after limit. The result holds
+// the output's tail also when the install timed out.
+func (t Tool) runInstall(ctx context.Context, h sandbox.Handle, install string, limit time.Duration, progress func(string)) (sandbox.ExecResult, error) {
+	ictx, cancel := context.WithTimeoutCause(ctx, limit, errInstallTimeout)
+	defer cancel()
+	start := time.Now()
+	var mu sync.Mutex
+	last := start
+	var out strings.Builder // what it printed, for the error when it times out
+	relay := func(line string) {
+		mu.Lock()
+		last = time.Now()
+		if out.Len() < 64<<10 {
+			out.WriteString(line + "\n")
+		}
+		mu.Unlock()
+		if strings.TrimSpace(line) != "" {
+			progress("  " + line)
+		}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(heartbeat / 10)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				mu.Lock()
+				quiet := now.Sub(last) >= heartbeat
+				if quiet {
+					last = now
+				}
+				mu.Unlock()
+				if quiet {
+					progress(fmt.Sprintf("  … still installing %s: %s so far, nothing printed for %s (gives up after %s)", t.Product, now.Sub(start).Round(time.Second), heartbeat, limit))
+				}
+			}
+		}
+	}()
+	res, err := h.Exec(ictx, PathAssignment+"\nexport PATH\n"+install, sandbox.ExecOptions{
+		Env:          map[string]string{"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
+		OnLine:       relay,
+		OnStderrLine: relay,
+	})
+	if errors.Is(context.Cause(ictx), errInstallTimeout) && ctx.Err() == nil {
+		mu.Lock()
+		res.Stderr, res.Stdout = out.String(), ""
+		mu.Unlock()
+		return res, errInstallTimeout
+	}
+	return res, err
 }
 
 // found is where the CLI is and what its --version said.
