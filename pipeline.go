@@ -656,7 +656,7 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 	r.res.keptSave, r.res.keptRepo = keptSaveCommand(h.WorkDir(), known, p.identity), p.repo.TopLevel
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
-	if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
+	if m, ok := h.(sandbox.Keeper); ok {
 		mctx, cancel := cleanupCtx(ctx, 30*time.Second)
 		if err := m.MarkKept(mctx); err != nil {
 			r.emit(Event{Kind: EventWarning, Text: "marking the kept sandbox so that garbage collection spares it: " + err.Error()})
@@ -669,8 +669,8 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 // commit the host has.
 func (r *runner) sandboxKept(p *plan, h sandbox.Handle, known, reason string) Kept {
 	path := h.WorkDir()
-	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
-		path = s.String() + ":" + path
+	if n, ok := h.(sandbox.Named); ok { // which VM, say; WorkDir alone is the same in all
+		path = n.SandboxName() + ":" + path
 	}
 	return Kept{What: "sandbox", Path: path, Reason: reason,
 		Fix: keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)}
