@@ -111,13 +111,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		return usageErrorf("--agent-cmd is for --agent %s, not --agent %s", agentsThat(takesCommand), o.agent)
 	}
 	if o.agentCmd != "" && !changed("agent") {
-		// --agent-cmd alone says which agent: the one that runs a command.
-		for _, k := range registry.Agents.Kinds() {
-			if k.TakesCommand {
-				o.agent = k.Name
-				break
-			}
-		}
+		o.agent = commandAgent() // --agent-cmd alone says which agent
 	}
 	if takesCmd() && o.agentCmd == "" && !interactive {
 		return usageErrorf("--agent %s needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'", o.agent)

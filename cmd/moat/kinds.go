@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/registry"
+	"github.com/moatdev/moat/sandbox"
 )
 
-// What the commands say and accept about agents comes from
-// registry.Agents, which names each agent once; nothing here names one.
+// What the commands say and accept about agents and sandbox kinds comes
+// from registry.Agents and registry.Sandboxes, which name each once;
+// nothing here names one.
 
 // agentChoices is the --agent flag's help: "claude, codex or command".
 func agentChoices() string { return agent.OneOf(registry.Agents.Names()) }
@@ -44,6 +49,17 @@ func agentCredentialVars() string {
 		}
 	}
 	return strings.Join(vars, ", ")
+}
+
+// commandAgent is the first registered agent that runs a command, the
+// one --agent-cmd alone chooses.
+func commandAgent() string {
+	for _, k := range registry.Agents.Kinds() {
+		if k.TakesCommand {
+			return k.Name
+		}
+	}
+	return ""
 }
 
 // checkAgentName checks an agent name against the registry.
@@ -81,6 +97,79 @@ func registerAgentCompletion(cmd *cobra.Command) {
 	if cmd.Flags().Lookup("agent") != nil {
 		cmd.RegisterFlagCompletionFunc("agent", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 			return agentCompletions(), cobra.ShellCompDirectiveNoFileComp
+		})
+	}
+}
+
+// sandboxChoices is the --sandbox flag's help: "exedev, emulator, local
+// or ssh://[user@]host[:port]".
+func sandboxChoices() string { return agent.OneOf(registry.Sandboxes.Specs()) }
+
+// sandboxAbout describes every sandbox kind, one "spec (about)" each, as
+// prose for help texts.
+func sandboxAbout() string {
+	var items []string
+	for _, k := range registry.Sandboxes.Kinds() {
+		items = append(items, k.Spec+" ("+k.About+")")
+	}
+	return agent.OneOf(items)
+}
+
+// networkKinds names the sandbox kinds that take --network: "local".
+func networkKinds() string {
+	var names []string
+	for _, k := range registry.Sandboxes.Kinds() {
+		if k.TakesNetwork {
+			names = append(names, k.Spec)
+		}
+	}
+	return agent.OneOf(names)
+}
+
+// takesNetwork reports whether spec's kind takes --network.
+func takesNetwork(spec string) bool {
+	k, _ := registry.Sandboxes.Lookup(spec)
+	return k.TakesNetwork
+}
+
+// sandboxEnvFor is what a sandbox kind gets from the project: its
+// settings from .moat/config.toml, the network, and where its notices
+// and warnings go.
+func sandboxEnvFor(p *project, network string, notices io.Writer, warn func(string)) sandbox.Env {
+	env := sandbox.Env{Network: network, Notices: notices, SettingsFile: config.File}
+	if p != nil {
+		env.Settings = p.Config.SandboxSettings()
+	}
+	if warn != nil {
+		env.Logger = newWarnLogger(warn)
+	}
+	return env
+}
+
+// pickSandbox opens the sandbox kind of spec (see sandbox.Kind.Open): its
+// provider, and what came with it. A spec no kind takes is a usage error.
+// The caller must call the result's Close.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (*sandbox.Opened, error) {
+	if err := registry.Sandboxes.Check(spec); err != nil {
+		return nil, usageErrorf("--sandbox %q: %w", spec, err)
+	}
+	return registry.Sandboxes.Open(ctx, spec, sandboxEnvFor(p, network, notices, warn))
+}
+
+// registerSandboxCompletion completes --sandbox from the registry: a URL
+// kind as its scheme, to be continued.
+func registerSandboxCompletion(cmd *cobra.Command) {
+	if cmd.Flags().Lookup("sandbox") != nil {
+		cmd.RegisterFlagCompletionFunc("sandbox", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			var out []string
+			for _, k := range registry.Sandboxes.Kinds() {
+				name := k.Name
+				if k.URL {
+					name += "://"
+				}
+				out = append(out, name+"\t"+k.Summary)
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 		})
 	}
 }

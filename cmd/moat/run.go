@@ -20,11 +20,6 @@ import (
 	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
-	"github.com/moatdev/moat/sandbox"
-	"github.com/moatdev/moat/sandbox/exedev"
-	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
-	"github.com/moatdev/moat/sandbox/local"
-	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
 type runOptions struct {
@@ -98,10 +93,7 @@ hooks, env, secret_env, an ssh:// sandbox, the [exedev] lobby, key or
 known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
 --trust-config.
 
-Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
-config), emulator (the exe.dev emulator, in-process: no account, no
-network), local (a temp directory, inside bubblewrap when installed),
-ssh://[user@]host[:port] (a fresh directory on any SSH host).
+Sandboxes: ` + sandboxAbout() + `.
 
 The local sandbox's network (--network, or network in the config):
 isolated, the default, is its own network namespace reaching out through
@@ -153,7 +145,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
-	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	addNetworkFlag(cmd, &o.network)
 	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
 	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
@@ -328,12 +320,12 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	// A provider's warnings are the run's: printed like moat's own (and
 	// in --json as warning events).
 	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
-	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
+	opened, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
-	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
+	defer opened.Close()
+	left := &leftovers{fp: &moat.Footprint{}, p: p, opened: opened}
 	quitReportOf(ctx).set(func(why string) string {
 		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
 			fmt.Errorf("%w: %s: quit at once, without cleaning up", errInterrupted, why))
@@ -342,7 +334,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
-		Sandbox:           provider,
+		Sandbox:           opened.Provider,
 		Agent:             ag,
 		Prompt:            o.prompt,
 		PromptFile:        o.promptFile,
@@ -363,10 +355,10 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		OnEvent:           printer.Event,
 		Footprint:         left.fp,
 	})
-	if res != nil && res.Sandbox != nil && o.sandbox == "emulator" {
-		// The emulator ends with moat, and its VM with it: no sandbox can
-		// be kept, so the work is copied out of it now.
-		saveEmulatorWork(ctx, res, p.Root, warn)
+	if kind, _ := registry.Sandboxes.Lookup(o.sandbox); res != nil && res.Sandbox != nil && kind.EndsWithProgram != "" {
+		// The sandbox ends with moat (an in-process emulator's VM): none
+		// can be kept, so the work is copied out of it now.
+		saveEndingWork(ctx, res, p.Root, kind.EndsWithProgram, warn)
 	}
 	if res != nil && res.Sandbox != nil {
 		for i, k := range res.Kept {
@@ -379,25 +371,26 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 }
 
 // checkAgentCmd decides what --agent-cmd means: alone it chooses the
-// command agent (as in moat init); with another --agent, or in a config
-// whose agent is not command, it is refused.
+// agent that runs a command (as in moat init); with another --agent, or
+// in a config whose agent runs none, it is refused.
 func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error {
+	runsCommand := func(name string) bool { k, _ := registry.Agents.Lookup(name); return k.TakesCommand }
 	switch {
 	case set("agent-cmd") && !set("agent"):
-		o.agent = "command"
-	case set("agent-cmd") && o.agent != "command":
-		return usageErrorf("--agent-cmd is for --agent command, not --agent %s: drop one of them", o.agent)
-	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && c.Agent != "command":
-		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
+		o.agent = commandAgent()
+	case set("agent-cmd") && !runsCommand(o.agent):
+		return usageErrorf("--agent-cmd is for --agent %s, not --agent %s: drop one of them", agentsThat(takesCommand), o.agent)
+	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && !runsCommand(c.Agent):
+		return usageErrorf("agent_cmd in %s is for agent = %q, not agent = %q: drop one of them", config.File, commandAgent(), c.Agent)
 	}
 	return nil
 }
 
-// saveEmulatorWork copies the work out of a sandbox of the in-process
-// emulator that the run kept, into a bundle under .moat/kept/: the
-// sandbox ends when moat exits, so no "kept sandbox" can be offered.
-// When that fails the work is lost, and a warning says so.
-func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, warn func(string)) {
+// saveEndingWork copies the work out of a sandbox that the run kept but
+// that ends when moat exits (why says so), into a bundle under
+// .moat/kept/: no "kept sandbox" can be offered. When that fails the work
+// is lost, and a warning says so.
+func saveEndingWork(ctx context.Context, res *moat.RunResult, root, why string, warn func(string)) {
 	// In .moat/kept/, which git status does not show (hostgit's excludes).
 	dst := filepath.Join(root, hostgit.MoatDir, "kept", res.RunID+".bundle")
 	err := os.MkdirAll(filepath.Dir(dst), 0o755)
@@ -405,9 +398,9 @@ func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, war
 		err = res.SaveKeptWork(ctx, dst)
 	}
 	if err == nil {
-		warn("the emulator's VM ends with moat, so the agent's work was copied out of it to " + dst)
+		warn(why + ", so the agent's work was copied out of it to " + dst)
 	} else {
-		warn(fmt.Sprintf("the agent's work is lost: the emulator's VM ends with moat, and %v", err))
+		warn(fmt.Sprintf("the agent's work is lost: %s, and %v", why, err))
 		res.Sandbox.Close(context.WithoutCancel(ctx))
 		res.Sandbox = nil
 		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
@@ -559,45 +552,14 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// pickSandbox returns the provider for spec, the in-process emulator when
-// spec is "emulator" (else nil), and a func that releases what it started.
-// network is the local sandbox's ("" is isolated); a local sandbox is
-// probed here, so that containment that is not available stops the
-// command before anything runs. The provider's warnings go to warn.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
-	switch {
-	case spec == "exedev":
-		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
-	case spec == "emulator":
-		srv, err := exedevtest.Start()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
-		}
-		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
-		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
-	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(network), Logger: newWarnLogger(warn)})
-		if _, err := lp.Containment(ctx); err != nil {
-			return nil, nil, nil, err
-		}
-		return lp, nil, func() {}, nil
-	case strings.HasPrefix(spec, "ssh://"):
-		user, hostPort, err := config.SplitSSH(spec)
-		if err != nil {
-			return nil, nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
-		}
-		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
-	}
-	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
-}
-
-// addNetworkFlag defines --network, the local sandbox's network.
+// addNetworkFlag defines --network, the network of the sandbox kinds that
+// take one.
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
-	cmd.Flags().StringVar(dst, "network", "", `local sandbox network: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+	cmd.Flags().StringVar(dst, "network", "", "network of a "+networkKinds()+` sandbox: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
 }
 
-// checkNetwork checks the local sandbox's network: set says it came from
-// --network, which only the local sandbox takes.
+// checkNetwork checks a sandbox's network: set says it came from
+// --network, which only the kinds that take a network do.
 func checkNetwork(network string, set bool, sandboxSpec string) error {
 	if network == "" {
 		return nil
@@ -608,19 +570,15 @@ func checkNetwork(network string, set bool, sandboxSpec string) error {
 		}
 		return usageErrorf("network = %q in %s: %w", network, config.File, err)
 	}
-	if set && sandboxSpec != "local" {
-		return usageErrorf("--network %s: only --sandbox local takes --network (this run's sandbox is %s, which has its own network)", network, sandboxSpec)
+	if set && !takesNetwork(sandboxSpec) {
+		return usageErrorf("--network %s: only --sandbox %s takes --network (this run's sandbox is %s, which has its own network)", network, networkKinds(), sandboxSpec)
 	}
 	return nil
 }
 
 // registerCompletions completes the values of --sandbox and --agent.
 func registerCompletions(cmd *cobra.Command) {
-	if cmd.Flags().Lookup("sandbox") != nil {
-		cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions(
-			[]string{"exedev\texe.dev microVM", "emulator\tthe built-in exe.dev emulator", "local\ta local directory (bubblewrap)", "ssh://\tany SSH host"},
-			cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
-	}
+	registerSandboxCompletion(cmd)
 	if cmd.Flags().Lookup("network") != nil {
 		cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions(
 			[]string{"isolated\tits own network, out through slirp4netns (default)", "none\tno network", "host\tthis computer's network"}, cobra.ShellCompDirectiveNoFileComp))

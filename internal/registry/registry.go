@@ -17,6 +17,11 @@ import (
 	"github.com/moatdev/moat/agent/gemini"
 	"github.com/moatdev/moat/agent/opencode"
 	"github.com/moatdev/moat/agent/pi"
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
+	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
 // Agents are the agents moat offers, in the order help texts list them;
@@ -35,3 +40,16 @@ var Agents = agent.NewRegistry(
 // DefaultAgent is the agent a run uses when neither --agent nor the
 // config names one: the first registered.
 func DefaultAgent() string { return Agents.Names()[0] }
+
+// Sandboxes are the sandbox kinds moat offers, in the order help texts
+// list them; the first is the default.
+var Sandboxes = sandbox.NewRegistry(
+	exedev.Kind,
+	exedevtest.Kind,
+	local.Kind,
+	sshhost.Kind,
+)
+
+// DefaultSandbox is the sandbox a command uses when neither --sandbox nor
+// the config names one: the first registered.
+func DefaultSandbox() string { return Sandboxes.Kinds()[0].Spec }

@@ -115,5 +115,9 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		}
 		return nil
 	}
-	return sshhandle.New(client, workDir, opts.Env, cleanup), nil
+	dest := "ssh://" + p.cfg.Addr
+	if p.cfg.User != "" {
+		dest = "ssh://" + p.cfg.User + "@" + p.cfg.Addr
+	}
+	return &handle{Handle: sshhandle.New(client, workDir, opts.Env, cleanup), dest: dest}, nil
 }

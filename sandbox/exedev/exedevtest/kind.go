@@ -1,0 +1,82 @@
+package exedevtest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moatdev/moat/sandbox"
+	"github.com/moatdev/moat/sandbox/exedev"
+)
+
+// Kind describes the emulator as a sandbox kind of the moat CLI
+// ("emulator", see sandbox.Kind): each Open starts an emulator in the
+// process, whose VMs end with it.
+var Kind = sandbox.Kind{
+	Name:    "emulator",
+	Summary: "the built-in exe.dev emulator",
+	About:   "the exe.dev emulator, in-process: no account, no network",
+	// The emulator runs in the process that opened it.
+	EndsWithProgram: "the emulator runs inside moat and its VM ends when moat exits",
+	KeepInstead:     "run 'moat dev exedev' and use --sandbox exedev",
+	Open: func(ctx context.Context, spec string, env sandbox.Env) (*sandbox.Opened, error) {
+		srv, err := Start()
+		if err != nil {
+			return nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+		}
+		if env.Notices != nil {
+			fmt.Fprintf(env.Notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
+		}
+		return &sandbox.Opened{
+			Provider:    &provider{Provider: exedev.New(srv.Config()), srv: srv},
+			Close:       func() { srv.Close() },
+			Files:       srv.Dir(),
+			FilesReason: "the exe.dev emulator's files",
+		}, nil
+	},
+	Doctor: func(ctx context.Context, spec string, env sandbox.Env) []sandbox.Check {
+		if spec != "emulator" {
+			return nil
+		}
+		var c sandbox.Checks
+		for _, name := range []string{"ssh key", "ssh agent", "known_hosts", "exe.dev"} {
+			c.Add(sandbox.CheckSkip, name, "the emulator brings its own key and runs on this machine")
+		}
+		return c
+	},
+}
+
+// provider is an exe.dev provider talking to the in-process emulator srv,
+// whose handles know where their files are on this computer.
+type provider struct {
+	*exedev.Provider
+	srv *Server
+}
+
+func (p *provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sandbox.Handle, error) {
+	h, err := p.Provider.Create(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &handle{Handle: h.(*exedev.Handle), srv: p.srv}, nil
+}
+
+// handle is a VM of the in-process emulator: an exe.dev handle (with its
+// capabilities) that also knows its files (sandbox.OnHost).
+type handle struct {
+	*exedev.Handle
+	srv *Server
+}
+
+var (
+	_ sandbox.OnHost    = (*handle)(nil)
+	_ sandbox.Keeper    = (*handle)(nil)
+	_ sandbox.Reachable = (*handle)(nil)
+	_ sandbox.Named     = (*handle)(nil)
+)
+
+// HostPaths returns the VM's WorkDir on this computer and the emulator's
+// directory, which holds every VM.
+func (h *handle) HostPaths() (work, all string, ok bool) {
+	work, ok = h.srv.HostPath(h.VM().Name, h.WorkDir())
+	return work, h.srv.Dir(), ok
+}
