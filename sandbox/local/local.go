@@ -52,6 +52,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -355,6 +356,13 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		removeTree(dir)
 		return nil, fmt.Errorf("local: create: %w", err)
 	}
+	// The record lies beside the sandbox directory, out of its commands'
+	// reach (they see only the directory).
+	if err := os.WriteFile(recordPath(dir), sandbox.NewRecord(opts.Labels).Marshal(), 0o600); err != nil {
+		h.root.Close()
+		removeTree(dir)
+		return nil, fmt.Errorf("local: create: %w", err)
+	}
 	p.log.Debug("local sandbox created", "dir", dir, "isolated", bwrap != "")
 	return h, nil
 }
@@ -366,6 +374,9 @@ type handle struct {
 	env                  map[string]string // CreateOptions.Env, validated
 	bwrap                string            // "" for plain processes
 	root                 *os.Root          // the sandbox directory
+	// reopened is set for a handle on a leftover (OpenLeftover, OpenDir):
+	// its Close leaves the sandbox as it is.
+	reopened bool
 
 	mu     sync.Mutex
 	closed bool
@@ -440,8 +451,18 @@ func (h *handle) Close(ctx context.Context) error {
 			h.p.log.Warn("local sandbox: operations still running after Close killed them; removing the sandbox anyway", "dir", h.dir)
 		}
 		h.root.Close()
+		if h.reopened {
+			return
+		}
+		// What left the commands' process groups (setsid, a daemon) still
+		// carries the sandbox's mark.
+		killMarked(markerOf(h.dir))
 		if err := removeTree(h.dir); err != nil {
 			h.closeErr = fmt.Errorf("local: close: removing %s: %w", h.dir, err)
+			return
+		}
+		if err := os.Remove(recordPath(h.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.closeErr = fmt.Errorf("local: close: %w", err)
 			return
 		}
 		h.p.log.Debug("local sandbox removed", "dir", h.dir)

@@ -91,7 +91,8 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	dir := strings.TrimSuffix(base, "/") + "/moat-" + hex.EncodeToString(id)
+	name := "moat-" + hex.EncodeToString(id)
+	dir := strings.TrimSuffix(base, "/") + "/" + name
 
 	workDir, err := sshhandle.MakeDir(ctx, client, dir, true)
 	if err != nil {
@@ -102,18 +103,33 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		p.conn.Release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 	}
+	if err := writeRecord(ctx, client, workDir, sandbox.NewRecord(opts.Labels)); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		sshhandle.RemoveDir(rctx, client, workDir)
+		cancel()
+		p.conn.Release()
+		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+	}
 	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
 		defer p.conn.Release()
-		// The host outlives the sandbox: what its commands left running
-		// (a dev server started with nohup) goes too.
-		killErr := h.KillAll(ctx)
-		if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
-			return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
-		}
-		if killErr != nil {
-			return fmt.Errorf("sshhost %s: %w", client.Addr(), killErr)
-		}
-		return nil
+		return removeSandbox(ctx, client, h, workDir)
 	}
-	return sshhandle.New(client, workDir, opts.Env, cleanup), nil
+	return sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), nil
+}
+
+// removeSandbox kills what the sandbox's commands left running (the host
+// outlives the sandbox: a dev server started with nohup goes too), then
+// removes its directory and its record.
+func removeSandbox(ctx context.Context, client *sshx.Client, h *sshhandle.Handle, workDir string) error {
+	killErr := h.KillAll(ctx)
+	if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+	}
+	if err := sshhandle.RemoveDir(ctx, client, recordPath(workDir)); err != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+	}
+	if killErr != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), killErr)
+	}
+	return nil
 }
