@@ -139,8 +139,23 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.releaseLobby()
 		return p.removeVM(lobby, vm.Name)
 	}
-	return &Handle{p: p, h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}, nil
+	h := &Handle{p: p, h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}
+	if len(opts.Labels) > 0 {
+		// Where a leftover VM says which run made it (moat sandbox ls).
+		// Not worth failing the run for.
+		b, _ := json.Marshal(opts.Labels)
+		res, err := h.h.Run(ctx, `mkdir -p ~/.moat && umask 077 && printf '%s' "$MOAT_LABELS" > ~/`+labelsFile,
+			sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_LABELS": string(b)}})
+		if err != nil || res.ExitCode != 0 {
+			p.log.Debug("exe.dev VM: writing its labels failed", "vm", vm.Name, "err", err, "stderr", res.Stderr)
+		}
+	}
+	return h, nil
 }
+
+// labelsFile is where, in the VM's home, Create writes the sandbox's
+// labels as JSON (exedevtest.LabelsFile reads it).
+const labelsFile = ".moat/labels.json"
 
 // Handle is a live exe.dev VM.
 type Handle struct {
