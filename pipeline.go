@@ -244,7 +244,8 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	}()
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
-	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env,
+		Labels: map[string]string{sandbox.LabelRepo: p.repo.TopLevel, sandbox.LabelRun: p.runID}})
 	end()
 	// The excludes are read while the pack is still being made.
 	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
