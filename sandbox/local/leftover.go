@@ -174,4 +174,3 @@ func (p *Provider) RemoveLeftover(ctx context.Context, l sandbox.Leftover) error
 	}
 	return nil
 }
-

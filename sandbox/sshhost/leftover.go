@@ -192,4 +192,3 @@ func (p *Provider) String() string {
 	}
 	return p.cfg.Addr
 }
-
