@@ -272,6 +272,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		return nil, err
 	}
 	defer stop()
+	noteLeftovers(ctx, notices, p.Root)
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
