@@ -74,8 +74,9 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 		res.NoRepository = true
 		return res, nil
 	}
-	if !p.Dirty && hasCommit(ctx, repo.TopLevel, p.Head) {
+	if !p.Dirty && OnBranch(ctx, repo.TopLevel, p.Head) {
 		res.AlreadyHome, res.Head = true, p.Head
+		forgetRun(ctx, repo.TopLevel, o.RunID)
 		return res, nil
 	}
 	known := p.Base
@@ -89,8 +90,9 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 		return nil, fmt.Errorf("moat: recover: %w", err)
 	}
 	res.Head = out.Head
-	if out.Head == known && out.Uncommitted == "" {
+	if out.Uncommitted == "" && (out.Head == known || OnBranch(ctx, repo.TopLevel, out.Head)) {
 		res.AlreadyHome = true
+		forgetRun(ctx, repo.TopLevel, o.RunID)
 		return res, nil
 	}
 	branch, err := freeBranch(ctx, repo.TopLevel, o)
@@ -111,7 +113,38 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 		}
 		res.UncommittedBranch = b
 	}
+	forgetRun(ctx, repo.TopLevel, o.RunID)
 	return res, nil
+}
+
+// OnBranch reports whether the repository around dir has commit sha on
+// one of its branches or tags: where a user sees it, unlike a commit
+// that only moat's own refs (refs/moat/runs/…) keep.
+func OnBranch(ctx context.Context, dir, sha string) bool {
+	if !hasCommit(ctx, dir, sha) {
+		return false
+	}
+	out, err := hostgit.Run(ctx, 0, dir, "for-each-ref", "--count=1", "--contains", sha, "--format=%(refname)", "refs/heads/", "refs/tags/")
+	return err == nil && strings.TrimSpace(out) != ""
+}
+
+// ForgetRun removes what a run that was killed left in the repository
+// around dir, refs/moat/runs/<runID>/, once nothing there is needed: its
+// head, if any, is on a branch. It reports whether it removed them.
+func ForgetRun(ctx context.Context, dir, runID string) bool {
+	return forgetRun(ctx, dir, runID)
+}
+
+func forgetRun(ctx context.Context, dir, runID string) bool {
+	if runID == "" || strings.ContainsAny(runID, "/ \t\n") {
+		return false
+	}
+	prefix := "refs/moat/runs/" + runID
+	if head, err := hostgit.Line(ctx, 0, dir, "rev-parse", "-q", "--verify", prefix+"/head"); err == nil && head != "" && !OnBranch(ctx, dir, head) {
+		return false
+	}
+	dropRefs(context.WithoutCancel(ctx), dir, prefix+"/")
+	return true
 }
 
 func hasCommit(ctx context.Context, dir, sha string) bool {

@@ -141,15 +141,14 @@ func (f *found) inspect(ctx context.Context) {
 		return
 	}
 	if !f.pending.Unsynced() {
-		f.home = true
+		f.home = true // HEAD is the sync base, which the host had
 		return
 	}
-	// moat may have been killed after a sync out: the repository the run
-	// came from may have the head already.
-	if repo := f.Repo(); repo != "" && !f.pending.Dirty {
-		if _, err := hostgit.Run(ctx, 0, repo, "cat-file", "-e", f.pending.Head+"^{commit}"); err == nil {
-			f.home = true
-		}
+	// Home means on a branch of the repository the run came from: moat
+	// may have been killed after a sync out, before the merge, when the
+	// commits are only under refs/moat/runs/ there.
+	if repo := f.Repo(); repo != "" && filepath.IsAbs(repo) && !f.pending.Dirty {
+		f.home = moat.OnBranch(ctx, repo, f.pending.Head)
 	}
 }
 
@@ -172,7 +171,7 @@ func (f *found) workText() string {
 	case !f.pending.Repo || f.pending.Head == "":
 		return "no repository"
 	case f.home:
-		return "nothing new"
+		return "nothing to bring home"
 	}
 	var parts []string
 	if f.pending.Ahead > 0 {
