@@ -588,7 +588,7 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 		Fix:    keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)})
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
-	if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
+	if m, ok := h.(sandbox.Keeper); ok {
 		mctx, cancel := cleanupCtx(ctx, 30*time.Second)
 		if err := m.MarkKept(mctx); err != nil {
 			r.emit(Event{Kind: EventWarning, Text: "marking the kept sandbox so that garbage collection spares it: " + err.Error()})

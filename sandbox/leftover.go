@@ -71,6 +71,16 @@ type Record struct {
 	// WorkDir is the sandbox's WorkDir, when it is not where the kind
 	// always puts it.
 	WorkDir string `json:"workdir,omitempty"`
+	// Kept is set when moat left the sandbox on purpose (Keeper): garbage
+	// collection spares it.
+	Kept bool `json:"kept,omitempty"`
+}
+
+// Keeper is implemented by a Handle that can mark its sandbox as kept on
+// purpose (moat exec --keep, or a run whose work could not be brought
+// out), so that garbage collection spares it once moat has exited.
+type Keeper interface {
+	MarkKept(ctx context.Context) error
 }
 
 // NewRecord is the record of a sandbox made now by this process.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/sshx"
@@ -473,6 +474,7 @@ func removeLeftover(ctx context.Context, out io.Writer, f *found, force bool) er
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	fmt.Fprintf(out, "removed %s (%s%s)\n", name, f.Kind, killedText(f))
+	forgetRun(ctx, f)
 	return nil
 }
 
@@ -686,6 +688,10 @@ func gcLeftovers(ctx context.Context, out io.Writer, left []*found, o sandboxGCO
 			kept++
 			fmt.Fprintf(out, "kept %s: its moat still runs (pid %d)\n", name, f.Owner.PID)
 			continue
+		case f.Kept:
+			kept++
+			fmt.Fprintf(out, "kept %s: moat kept it on purpose (exec --keep, or a run that could not bring the work out); moat sandbox recover %s brings its work home, moat sandbox rm %s removes it\n", name, name, name)
+			continue
 		case !f.Owner.Gone() && (f.Created.IsZero() || now.Sub(f.Created) < o.olderThan):
 			kept++
 			fmt.Fprintf(out, "kept %s (%s, %s): gc cannot tell whether the moat that made it still runs (on another computer?), and it is younger than %s\n", name, f.Kind, age, shortDuration(o.olderThan))
@@ -726,6 +732,7 @@ func gcLeftovers(ctx context.Context, out io.Writer, left []*found, o sandboxGCO
 		}
 		removed++
 		fmt.Fprintf(out, "removed %s (%s, %s%s)\n", name, f.Kind, age, killedText(f))
+		forgetRun(ctx, f)
 	}
 	if o.dryRun {
 		fmt.Fprintf(out, "%s would be removed, %d kept (dry run: nothing was removed)\n", plural(removed, "leftover sandbox", "leftover sandboxes"), kept)
@@ -733,6 +740,16 @@ func gcLeftovers(ctx context.Context, out io.Writer, left []*found, o sandboxGCO
 		fmt.Fprintf(out, "removed %s, %d kept\n", plural(removed, "leftover sandbox", "leftover sandboxes"), kept)
 	}
 	return failed
+}
+
+// forgetRun removes the refs the leftover's run left in the repository
+// it came from, once nothing there is needed (moat.ForgetRun).
+func forgetRun(ctx context.Context, f *found) {
+	if repo, run := f.Repo(), f.Labels[sandbox.LabelRun]; run != "" && filepath.IsAbs(repo) {
+		if _, err := os.Stat(repo); err == nil {
+			moat.ForgetRun(ctx, repo, run)
+		}
+	}
 }
 
 // recoverDir is where gc brings a leftover's work: into the repository it

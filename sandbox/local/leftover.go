@@ -174,3 +174,25 @@ func (p *Provider) RemoveLeftover(ctx context.Context, l sandbox.Leftover) error
 	}
 	return nil
 }
+
+var _ sandbox.Keeper = (*handle)(nil)
+
+// MarkKept implements sandbox.Keeper: the record says the sandbox was
+// kept on purpose.
+func (h *handle) MarkKept(ctx context.Context) error {
+	path := recordPath(h.dir)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	r, err := sandbox.ParseRecord(b)
+	if err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	r.Kept = true
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, r.Marshal(), 0o600); err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

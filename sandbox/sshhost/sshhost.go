@@ -103,7 +103,8 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		p.conn.Release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 	}
-	if err := writeRecord(ctx, client, workDir, sandbox.NewRecord(opts.Labels)); err != nil {
+	rec := sandbox.NewRecord(opts.Labels)
+	if err := writeRecord(ctx, client, workDir, rec); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		sshhandle.RemoveDir(rctx, client, workDir)
 		cancel()
@@ -114,7 +115,27 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.conn.Release()
 		return removeSandbox(ctx, client, h, workDir)
 	}
-	return sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), nil
+	return &Handle{Handle: sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), client: client, rec: rec}, nil
+}
+
+// Handle is a sandbox on an SSH host.
+type Handle struct {
+	*sshhandle.Handle
+	client *sshx.Client
+	rec    sandbox.Record
+}
+
+var _ sandbox.Keeper = (*Handle)(nil)
+
+// MarkKept implements sandbox.Keeper: the sandbox's record says it was
+// kept on purpose.
+func (h *Handle) MarkKept(ctx context.Context) error {
+	r := h.rec
+	r.Kept = true
+	if err := writeRecord(ctx, h.client, h.WorkDir(), r); err != nil {
+		return fmt.Errorf("sshhost %s: %w", h.client.Addr(), err)
+	}
+	return nil
 }
 
 // removeSandbox kills what the sandbox's commands left running (the host
