@@ -313,4 +313,3 @@ func noteLeftovers(ctx context.Context, w io.Writer, repoTop string) {
 		fmt.Fprintf(w, "moat: %d sandboxes of earlier runs of this repository were left behind (moat sandbox ls lists them; moat sandbox recover NAME brings the work home)\n", n)
 	}
 }
-
