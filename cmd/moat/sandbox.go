@@ -514,7 +514,7 @@ func removeVMs(ctx context.Context, out io.Writer, names []string, force bool) [
 		vm, ok := byName[name]
 		switch {
 		case !ok:
-			failed = append(failed, fmt.Errorf("%s: no such leftover sandbox or VM on the exe.dev account (moat sandbox ls --all lists them)", name))
+			failed = append(failed, fmt.Errorf("%s: no such VM on the exe.dev account, nor leftover sandbox (moat sandbox ls --all lists them)", name))
 			continue
 		case !vm.HasTag(exedev.Tag) && !force:
 			failed = append(failed, fmt.Errorf("%s: not removed: it has no %q tag, so moat did not create it; --force removes it anyway", name, exedev.Tag))

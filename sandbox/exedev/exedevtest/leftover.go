@@ -69,8 +69,8 @@ const LabelsFile = ".moat/labels.json"
 
 // Leftovers finds what exe.dev emulators left on this machine: the VMs
 // of emulators that were not closed. It is a sandbox.LeftoverFinder of
-// kind "emulator". The VMs of an emulator that still runs are listed as
-// in use (moat reaches them as exe.dev VMs, through its lobby).
+// kind "emulator". The VMs of an emulator that still runs are not
+// leftovers: moat reaches them as exe.dev VMs, through its lobby.
 type Leftovers struct {
 	// Root is where emulators make their directories; "" means
 	// os.TempDir(), where Start makes them.
@@ -114,7 +114,9 @@ func (f Leftovers) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 		if err != nil {
 			continue
 		}
-		inUse := !owner.Owner.Gone()
+		if !owner.Owner.Gone() {
+			continue // a running emulator's VMs are exe.dev VMs in its lobby
+		}
 		vms, _ := os.ReadDir(filepath.Join(dir, "vms"))
 		for _, e := range vms {
 			vdir := filepath.Join(dir, "vms", e.Name())
@@ -122,7 +124,7 @@ func (f Leftovers) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 			if err != nil {
 				continue
 			}
-			l := sandbox.Leftover{Kind: "emulator", Name: rec.Name, Where: vdir, InUse: inUse, Processes: -1}
+			l := sandbox.Leftover{Kind: "emulator", Name: rec.Name, Where: vdir, Processes: -1}
 			l.Created, l.Owner = rec.Created, owner.Owner
 			l.Labels = readLabels(filepath.Join(vdir, "home", LabelsFile))
 			if procmark.Supported() {
