@@ -1,0 +1,124 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatdev/moat/internal/execout"
+	"github.com/moatdev/moat/internal/procmark"
+	"github.com/moatdev/moat/internal/sshdtest"
+	"github.com/moatdev/moat/sandbox"
+)
+
+// TestLeftoverSSHHostAfterKill kills moat (SIGKILL) while the agent runs on
+// a real SSH host: the sandbox directory keeps the agent's commit and the
+// agent's processes keep running there, a daemon that left its group
+// included. moat sandbox ls lists the leftover with them, gc keeps it,
+// recover brings the commit home (same SHA), rm kills every process that
+// carries the sandbox's mark and removes the directory.
+func TestLeftoverSSHHostAfterKill(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts processes through /proc")
+	}
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := os.ReadFile(srv.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600)
+	os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), known, 0o600)
+	env := append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK=", "TMPDIR="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir(), "NO_COLOR=1")
+	spec := "ssh://" + srv.User + "@" + srv.Addr
+	moatCmd := func(args ...string) *exec.Cmd {
+		c := exec.Command(bin, args...)
+		c.Dir, c.Env = repo, env
+		return c
+	}
+
+	run := moatCmd("run", "--sandbox", spec, "--agent", "command", "--agent-cmd",
+		`echo x > x.txt && git add x.txt && git commit -qm "agent work" && (setsid sleep 300 >/dev/null 2>&1 &) && echo "head=$(git rev-parse HEAD)" && sleep 300`, "-p", "go")
+	out := &execout.Capped{N: 1 << 20}
+	run.Stdout, run.Stderr = out, out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	headRe := regexp.MustCompile(`head=([0-9a-f]{40})`)
+	var head string
+	for deadline := time.Now().Add(60 * time.Second); head == ""; time.Sleep(50 * time.Millisecond) {
+		if m := headRe.FindStringSubmatch(out.String()); m != nil {
+			head = m[1]
+		} else if time.Now().After(deadline) {
+			run.Process.Kill()
+			t.Fatalf("the agent never committed:\n%s", out.String())
+		}
+	}
+	run.Process.Kill() // kill -9: no cleanup at all
+	run.Wait()
+
+	ls, err := moatCmd("sandbox", "ls", "--sandbox", spec).CombinedOutput()
+	if err != nil {
+		t.Fatalf("moat sandbox ls: %v\n%s", err, ls)
+	}
+	t.Logf("moat sandbox ls:\n%s", ls)
+	// Other tests share the SSH test user: find this run's leftover by
+	// its repository.
+	lineRe := regexp.MustCompile(`(?m)^(moat-[0-9a-f]{12}) +sshhost +\S+ +(\d+) +1 commit not brought home +\S+ +` + regexp.QuoteMeta(repo) + `$`)
+	m := lineRe.FindStringSubmatch(string(ls))
+	if m == nil {
+		t.Fatalf("moat sandbox ls does not list the leftover with 1 commit not home:\n%s", ls)
+	}
+	name := m[1]
+	procs := procmark.Find(procmark.Env(sandbox.MarkerVar, name))
+	if n, _ := strconv.Atoi(m[2]); n < 2 || len(procs) < 2 {
+		t.Errorf("ls says %s processes run, /proc has %v; want the agent's sleep and the daemon", m[2], procs)
+	}
+
+	gc, err := moatCmd("sandbox", "gc", "--sandbox", spec).CombinedOutput()
+	if err != nil || !strings.Contains(string(gc), "kept "+name+": it holds 1 commit not brought home") {
+		t.Fatalf("gc did not keep the leftover with unsynced work: %v\n%s", err, gc)
+	}
+	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", name)); err != nil {
+		t.Fatalf("gc removed the leftover: %v", err)
+	}
+
+	rec, err := moatCmd("sandbox", "recover", "--sandbox", spec, name).CombinedOutput()
+	if err != nil || !strings.Contains(string(rec), "  "+head+" agent work") {
+		t.Fatalf("recover: %v\n%s", err, rec)
+	}
+	if got := gitIn(t, repo, "branch", "--contains", head, "--format=%(refname:short)"); !strings.HasPrefix(got, "moat/") {
+		t.Errorf("the agent's commit %s is on no moat/ branch: %q", head, got)
+	}
+
+	rm, err := moatCmd("sandbox", "rm", "--sandbox", spec, name).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`removed `+name+` \(sshhost, \d+ process(es)? killed\)`).Match(rm) {
+		t.Fatalf("rm: %v\n%s", err, rm)
+	}
+	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", name)); !os.IsNotExist(err) {
+		t.Errorf("the sandbox directory is still on the host: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", name+".json")); !os.IsNotExist(err) {
+		t.Errorf("the sandbox's record is still on the host: %v", err)
+	}
+	if left := procmark.Find(procmark.Env(sandbox.MarkerVar, name)); len(left) > 0 {
+		t.Errorf("processes of the sandbox still run after rm: %v", left)
+	}
+}
