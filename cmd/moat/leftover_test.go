@@ -115,7 +115,7 @@ func TestLeftoverSSHHostAfterKill(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", name)); !os.IsNotExist(err) {
 		t.Errorf("the sandbox directory is still on the host: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", name+".json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(srv.HomeDir, ".moat", "sandboxes", "."+name+".json")); !os.IsNotExist(err) {
 		t.Errorf("the sandbox's record is still on the host: %v", err)
 	}
 	if left := procmark.Find(procmark.Env(sandbox.MarkerVar, name)); len(left) > 0 {

@@ -14,9 +14,12 @@ import (
 	"github.com/moatdev/moat/sandbox"
 )
 
-// A local sandbox's record (sandbox.Record) is <dir>.json beside it, in
-// the sandbox root, which its commands cannot reach.
-func recordPath(dir string) string { return dir + ".json" }
+// A local sandbox's record (sandbox.Record) is .<name>.json beside it, in
+// the sandbox root, which its commands cannot reach. (Hidden: a glob for
+// the sandbox directories, moat-local-*, does not match it.)
+func recordPath(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".json")
+}
 
 // markerOf is the sandbox.MarkerVar value of the sandbox in dir: its
 // directory's name, unique in the root.

@@ -78,7 +78,7 @@ func TestLeftovers(t *testing.T) {
 		rec := l.Record
 		rec.Owner.PID, rec.Owner.Start = dead.ProcessState.Pid(), 0
 		dir := l.Where
-		if err := os.WriteFile(dir+".json", rec.Marshal(), 0o600); err != nil {
+		if err := os.WriteFile(recordPath(dir), rec.Marshal(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		ls, _ = p.Leftovers(t.Context())
@@ -107,7 +107,7 @@ func TestLeftovers(t *testing.T) {
 		if err := p.RemoveLeftover(t.Context(), ls[0]); err != nil {
 			t.Fatal(err)
 		}
-		for _, path := range []string{dir, dir + ".json"} {
+		for _, path := range []string{dir, recordPath(dir)} {
 			if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s is still there: %v", path, err)
 			}

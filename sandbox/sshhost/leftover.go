@@ -15,11 +15,12 @@ import (
 	"github.com/moatdev/moat/sandbox"
 )
 
-// A sandbox's record (sandbox.Record) is <dir>.json beside its directory.
-// The sandbox's commands run as the same user and could change it: it
-// says where the sandbox came from, and decides nothing but whether gc
-// takes the sandbox for one in use.
-func recordPath(dir string) string { return dir + ".json" }
+// A sandbox's record (sandbox.Record) is .<name>.json beside its
+// directory (hidden, so that moat-* matches only the directories). The
+// sandbox's commands run as the same user and could change it: it says
+// where the sandbox came from, and decides nothing but whether gc takes
+// the sandbox for one in use.
+func recordPath(dir string) string { return path.Join(path.Dir(dir), "."+path.Base(dir)+".json") }
 
 // writeRecord writes rec beside the sandbox directory dir.
 func writeRecord(ctx context.Context, client *sshx.Client, dir string, rec sandbox.Record) error {
@@ -53,7 +54,7 @@ echo "moat-base $(pwd -P)"
 for d in moat-*; do
 	[ -d "$d" ] && [ ! -L "$d" ] || continue
 	rec=
-	[ -f "$d.json" ] && rec=$(head -c 4096 "$d.json" | tr -d '\n\t')
+	[ -f ".$d.json" ] && rec=$(head -c 4096 ".$d.json" | tr -d '\n\t')
 	printf 'moat-dir\t%s\t%s\t%s\n' "$d" "$(date -r "$d" +%s 2>/dev/null || echo 0)" "$rec"
 done
 [ -d /proc/self ] || exit 0

@@ -48,7 +48,7 @@ func TestLeftovers(t *testing.T) {
 	rec := l.Record
 	rec.Owner.PID, rec.Owner.Start = dead.ProcessState.Pid(), 0
 	rec.WorkDir = ""
-	if err := os.WriteFile(filepath.Join(srv.HomeDir, sandboxBase(t), l.Name+".json"), rec.Marshal(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(srv.HomeDir, sandboxBase(t), "."+l.Name+".json"), rec.Marshal(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ls, _ = p.Leftovers(t.Context())
