@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package main
 
@@ -54,25 +54,7 @@ func TestLeftoverSSHHostAfterKill(t *testing.T) {
 		return c
 	}
 
-	run := moatCmd("run", "--sandbox", spec, "--agent", "command", "--agent-cmd",
-		`echo x > x.txt && git add x.txt && git commit -qm "agent work" && (setsid sleep 300 >/dev/null 2>&1 &) && echo "head=$(git rev-parse HEAD)" && sleep 300`, "-p", "go")
-	out := &execout.Capped{N: 1 << 20}
-	run.Stdout, run.Stderr = out, out
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	headRe := regexp.MustCompile(`head=([0-9a-f]{40})`)
-	var head string
-	for deadline := time.Now().Add(60 * time.Second); head == ""; time.Sleep(50 * time.Millisecond) {
-		if m := headRe.FindStringSubmatch(out.String()); m != nil {
-			head = m[1]
-		} else if time.Now().After(deadline) {
-			run.Process.Kill()
-			t.Fatalf("the agent never committed:\n%s", out.String())
-		}
-	}
-	run.Process.Kill() // kill -9: no cleanup at all
-	run.Wait()
+	head := killedRun(t, moatCmd, spec)
 
 	ls, err := moatCmd("sandbox", "ls", "--sandbox", spec).CombinedOutput()
 	if err != nil {
@@ -120,5 +102,86 @@ func TestLeftoverSSHHostAfterKill(t *testing.T) {
 	}
 	if left := procmark.Find(procmark.Env(sandbox.MarkerVar, name)); len(left) > 0 {
 		t.Errorf("processes of the sandbox still run after rm: %v", left)
+	}
+}
+
+// killedRun starts moat run on the sandbox spec with an agent that commits,
+// leaves a daemon and sleeps, kills moat with SIGKILL once the commit is
+// made, and returns the commit's SHA.
+func killedRun(t *testing.T, moatCmd func(args ...string) *exec.Cmd, spec string) string {
+	t.Helper()
+	run := moatCmd("run", "--sandbox", spec, "--agent", "command", "--agent-cmd",
+		`echo x > x.txt && git add x.txt && git commit -qm "agent work" && (setsid sleep 300 >/dev/null 2>&1 &) && echo "head=$(git rev-parse HEAD)" && sleep 300`, "-p", "go")
+	out := &execout.Capped{N: 1 << 20}
+	run.Stdout, run.Stderr = out, out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	headRe := regexp.MustCompile(`head=([0-9a-f]{40})`)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m := headRe.FindStringSubmatch(out.String()); m != nil {
+			run.Process.Kill() // kill -9: no cleanup at all
+			run.Wait()
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			run.Process.Kill()
+			run.Wait()
+			t.Fatalf("the agent never committed:\n%s", out.String())
+		}
+	}
+}
+
+// TestGCAsksBeforeDeletingWork: on a terminal, gc asks before it deletes
+// a leftover whose work is not home; "n" keeps it, "y" brings the work
+// home (the agent's commit, same SHA, on a branch) and then removes it.
+func TestGCAsksBeforeDeletingWork(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pseudo-terminals")
+	}
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	tmp := t.TempDir()
+	env := append(os.Environ(), "TMPDIR="+tmp, "XDG_CONFIG_HOME="+t.TempDir(), "NO_COLOR=1", "TERM=dumb")
+	moatCmd := func(args ...string) *exec.Cmd {
+		c := exec.Command(bin, args...)
+		c.Dir, c.Env = repo, env
+		return c
+	}
+	head := killedRun(t, moatCmd, "local")
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "moat-local-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("want one leftover local sandbox, have %v", dirs)
+	}
+	gc := func(answer string) string {
+		term := openPTY(t)
+		c := moatCmd("sandbox", "gc", "--sandbox", "local")
+		c.Stdin, c.Stdout, c.Stderr = term.term, term.term, term.term
+		if _, err := term.master.WriteString(answer + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Run(); err != nil {
+			t.Errorf("gc answered %q: %v", answer, err)
+		}
+		return term.output(t)
+	}
+
+	out := gc("n")
+	if !strings.Contains(out, "holds 1 commit not brought home from "+repo+". Bring it home first? [Y/n]") || !strings.Contains(out, "kept moat-local-") {
+		t.Errorf("gc answered n:\n%s", out)
+	}
+	if _, err := os.Stat(dirs[0]); err != nil {
+		t.Fatalf("gc answered n removed the leftover: %v", err)
+	}
+
+	out = gc("y")
+	if !strings.Contains(out, "  "+head+" agent work") || !strings.Contains(out, "removed moat-local-") {
+		t.Errorf("gc answered y:\n%s", out)
+	}
+	if got := gitIn(t, repo, "branch", "--contains", head, "--format=%(refname:short)"); !strings.HasPrefix(got, "moat/") {
+		t.Errorf("the agent's commit %s is on no moat/ branch: %q", head, got)
+	}
+	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
+		t.Errorf("the leftover is still there after its work came home: %v", err)
 	}
 }
