@@ -147,3 +147,11 @@ type LeftoverFinder interface {
 	// already gone is not an error.
 	RemoveLeftover(ctx context.Context, l Leftover) error
 }
+
+// ProcessCounter is implemented by a LeftoverFinder whose Leftovers leaves
+// Leftover.Processes unknown (-1), because counting costs much more than
+// listing (a pass over every process of the machine): CountProcesses
+// fills the counts in.
+type ProcessCounter interface {
+	CountProcesses(ctx context.Context, ls []Leftover)
+}

@@ -106,6 +106,9 @@ func findLeftovers(ctx context.Context, finders []sandbox.LeftoverFinder) ([]*fo
 		go func() {
 			defer wg.Done()
 			ls, err := f.Leftovers(ctx)
+			if c, ok := f.(sandbox.ProcessCounter); ok {
+				c.CountProcesses(ctx, ls)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -134,3 +134,24 @@ func Supported() bool {
 	_, err := os.Stat("/proc/self/environ")
 	return err == nil
 }
+
+// CountNamespace counts, by namespace ("mnt:[…]"), the live processes in
+// each namespace of the given type: one pass over /proc.
+func CountNamespace(typ string) map[string]int {
+	counts := map[string]int{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return counts
+	}
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self || !live(pid) {
+			continue
+		}
+		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/" + typ); err == nil {
+			counts[ns]++
+		}
+	}
+	return counts
+}

@@ -47,6 +47,7 @@ func (p *Provider) root() string {
 // records it finds, and runs nothing, so it is cheap enough for every run.
 // A directory without a record (its maker was killed while creating it)
 // has the directory's time as its creation time and an unknown owner.
+// Processes are not counted (CountProcesses does).
 func (p *Provider) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 	root := p.root()
 	ents, err := os.ReadDir(root)
@@ -78,14 +79,24 @@ func (p *Provider) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 		}
 		out = append(out, l)
 	}
-	if len(out) > 0 && procmark.Supported() {
-		counts := procmark.CountEnv(sandbox.MarkerVar)
-		for i := range out {
-			out[i].Processes = counts[out[i].Name]
-		}
-	}
 	slices.SortFunc(out, func(a, b sandbox.Leftover) int { return a.Created.Compare(b.Created) })
 	return out, nil
+}
+
+var _ sandbox.ProcessCounter = (*Provider)(nil)
+
+// CountProcesses implements sandbox.ProcessCounter: the processes that
+// carry each sandbox's mark, in one pass over /proc.
+func (p *Provider) CountProcesses(ctx context.Context, ls []sandbox.Leftover) {
+	if len(ls) == 0 || !procmark.Supported() {
+		return
+	}
+	counts := procmark.CountEnv(sandbox.MarkerVar)
+	for i := range ls {
+		if ls[i].Kind == "local" {
+			ls[i].Processes = counts[ls[i].Name]
+		}
+	}
 }
 
 // leftoverDir checks that l is a sandbox directory in this provider's

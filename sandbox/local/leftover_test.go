@@ -65,6 +65,10 @@ func TestLeftovers(t *testing.T) {
 		if err != nil || len(ls) != 1 {
 			t.Fatalf("Leftovers: %v %+v", err, ls)
 		}
+		if ls[0].Processes != -1 {
+			t.Errorf("Leftovers counted processes: %+v", ls[0])
+		}
+		p.CountProcesses(t.Context(), ls)
 		l := ls[0]
 		if !l.InUse || l.Kind != "local" || l.Repo() != "/some/repo" || l.Created.IsZero() || l.Processes != 0 {
 			t.Errorf("leftover of a live sandbox: %+v", l)

@@ -127,14 +127,35 @@ func (f Leftovers) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 			l := sandbox.Leftover{Kind: "emulator", Name: rec.Name, Where: vdir, Processes: -1}
 			l.Created, l.Owner = rec.Created, owner.Owner
 			l.Labels = readLabels(filepath.Join(vdir, "home", LabelsFile))
-			if procmark.Supported() {
-				l.Processes = len(procmark.Find(vmProcesses(rec)))
-			}
 			out = append(out, l)
 		}
 	}
-	slices.SortFunc(out, func(a, b sandbox.Leftover) int { return a.Created.Compare(b.Created) })
+	slices.SortStableFunc(out, func(a, b sandbox.Leftover) int { return a.Created.Compare(b.Created) })
 	return out, nil
+}
+
+var _ sandbox.ProcessCounter = Leftovers{}
+
+// CountProcesses implements sandbox.ProcessCounter: one pass over /proc
+// for each kind of mark, whatever the number of VMs.
+func (f Leftovers) CountProcesses(ctx context.Context, ls []sandbox.Leftover) {
+	if len(ls) == 0 || !procmark.Supported() {
+		return
+	}
+	byMarker, byNS := procmark.CountEnv(markerVar), procmark.CountNamespace("mnt")
+	for i := range ls {
+		rec, err := readVMRecord(ls[i].Where)
+		if ls[i].Kind != "emulator" || err != nil {
+			continue
+		}
+		ls[i].Processes = 0
+		if rec.Marker != "" {
+			ls[i].Processes += byMarker[rec.Marker]
+		}
+		if rec.MountNS != "" {
+			ls[i].Processes += byNS[rec.MountNS]
+		}
+	}
 }
 
 func readVMRecord(vdir string) (vmRecord, error) {
