@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/moatdev/moat/internal/procstat"
@@ -34,20 +35,21 @@ type Owner struct {
 
 // Self is the running process as an Owner.
 func Self() Owner {
-	o := Owner{PID: os.Getpid()}
-	o.Host, _ = os.Hostname()
+	o := Owner{PID: os.Getpid(), Host: hostname()}
 	if st, err := procstat.Read(o.PID); err == nil {
 		o.Start = st.Start
 	}
 	return o
 }
 
+var hostname = sync.OnceValue(func() string { h, _ := os.Hostname(); return h })
+
 // Gone reports whether the owner has certainly ended: it ran on this
 // machine and no process with its PID and start time runs any more. An
 // owner on another machine, or one this machine cannot check, is not
 // known to be gone.
 func (o Owner) Gone() bool {
-	if host, _ := os.Hostname(); o.Host != host || o.PID <= 0 {
+	if o.Host != hostname() || o.PID <= 0 {
 		return false
 	}
 	st, err := procstat.Read(o.PID)
