@@ -32,7 +32,7 @@ func BenchmarkNoteLeftovers(b *testing.B) {
 		makeLeftovers(b, tmp, repo, n)
 		b.Run(fmt.Sprintf("note/%d-leftovers", n), func(b *testing.B) {
 			for b.Loop() {
-				noteLeftovers(context.Background(), io.Discard, repo)
+				noteLeftovers(context.Background(), io.Discard, repo, nil)
 			}
 		})
 	}

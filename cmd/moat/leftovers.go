@@ -285,13 +285,20 @@ func short(sha string) string {
 }
 
 // noteLeftovers prints one line when this repository has leftovers of
-// earlier runs on this machine (local sandboxes, emulator VMs): a
-// directory listing and a few small files, no command, no network.
-func noteLeftovers(ctx context.Context, w io.Writer, repoTop string) {
+// earlier runs: on this machine (local sandboxes, emulator VMs: a
+// directory listing and a few small files, no command, no network), and
+// on the run's own SSH host, when it runs on one (one command over the
+// connection the run opens anyway; bounded, and skipped on any error).
+func noteLeftovers(ctx context.Context, w io.Writer, repoTop string, run sandbox.Provider) {
 	finders := []sandbox.LeftoverFinder{
 		local.New(local.Config{Logger: slog.New(slog.DiscardHandler)}),
 		exedevtest.Leftovers{},
 	}
+	if sp, ok := run.(*sshhost.Provider); ok {
+		finders = append(finders, sp)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	n := 0
 	var first string
 	for _, f := range finders {

@@ -272,7 +272,13 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		return nil, err
 	}
 	defer stop()
-	noteLeftovers(ctx, notices, p.Root)
+	if sp, ok := provider.(*sshhost.Provider); ok {
+		// One connection for the look at the host's leftovers and the run.
+		if release, err := sp.Hold(); err == nil {
+			defer release()
+		}
+	}
+	noteLeftovers(ctx, notices, p.Root, provider)
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moatdev/moat/internal/sshhandle"
@@ -44,9 +45,7 @@ var _ sandbox.LeftoverFinder = (*Provider)(nil)
 func (p *Provider) Kind() string { return "sshhost" }
 
 // leftoverScript lists the sandbox directories under $MOAT_DIR, one
-// "moat-dir NAME MTIME RECORD" line each, after "moat-base ABSDIR"; then,
-// from /proc, one "moat-procs COUNT NAME" line per sandbox mark that
-// running processes of the login user carry.
+// "moat-dir NAME MTIME RECORD" line each, after "moat-base ABSDIR".
 const leftoverScript = `unset MOAT_SANDBOX_ID
 case "$MOAT_DIR" in "~") MOAT_DIR=$HOME ;; "~/"*) MOAT_DIR=$HOME/${MOAT_DIR#"~/"} ;; /*) ;; *) MOAT_DIR=$HOME/$MOAT_DIR ;; esac
 cd -- "$MOAT_DIR" 2>/dev/null || exit 0
@@ -57,6 +56,12 @@ for d in moat-*; do
 	[ -f ".$d.json" ] && rec=$(head -c 4096 ".$d.json" | tr -d '\n\t')
 	printf 'moat-dir\t%s\t%s\t%s\n' "$d" "$(date -r "$d" +%s 2>/dev/null || echo 0)" "$rec"
 done
+exit 0`
+
+// countScript prints, from /proc, one "moat-procs COUNT NAME" line per
+// sandbox mark that running processes of the login user carry; nothing
+// where there is no /proc.
+const countScript = `unset MOAT_SANDBOX_ID
 [ -d /proc/self ] || exit 0
 for e in /proc/[0-9]*/environ; do
 	tr '\0' '\n' < "$e" 2>/dev/null | grep -m1 '^MOAT_SANDBOX_ID=moat-'
@@ -80,16 +85,15 @@ func (p *Provider) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 		return nil, fmt.Errorf("sshhost %s: listing sandboxes: %w", client.Addr(), err)
 	}
 	var (
-		base  string
-		out   []sandbox.Leftover
-		procs = map[string]int{}
+		base string
+		out  []sandbox.Leftover
 	)
 	for _, line := range strings.Split(res.Stdout, "\n") {
 		switch f := strings.Split(line, "\t"); {
 		case strings.HasPrefix(line, "moat-base "):
 			base = strings.TrimPrefix(line, "moat-base ")
 		case f[0] == "moat-dir" && len(f) == 4 && validName.MatchString(f[1]):
-			l := sandbox.Leftover{Kind: "sshhost", Name: f[1], Processes: 0}
+			l := sandbox.Leftover{Kind: "sshhost", Name: f[1], Processes: -1}
 			if f[3] != "" {
 				if r, err := sandbox.ParseRecord([]byte(f[3])); err == nil {
 					l.Record = r
@@ -106,19 +110,55 @@ func (p *Provider) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 				l.InUse = !l.Owner.Gone()
 			}
 			out = append(out, l)
-		case strings.HasPrefix(line, "moat-procs "):
-			var n int
-			var name string
-			if _, err := fmt.Sscan(strings.TrimPrefix(line, "moat-procs "), &n, &name); err == nil {
-				procs[name] = n
-			}
 		}
-	}
-	for i := range out {
-		out[i].Processes = procs[out[i].Name]
 	}
 	slices.SortFunc(out, func(a, b sandbox.Leftover) int { return a.Created.Compare(b.Created) })
 	return out, nil
+}
+
+var _ sandbox.ProcessCounter = (*Provider)(nil)
+
+// CountProcesses implements sandbox.ProcessCounter, in one command on the
+// host that reads every process's environment there (a few forks per
+// process: the reason Leftovers leaves it out). On an error the counts
+// stay unknown.
+func (p *Provider) CountProcesses(ctx context.Context, ls []sandbox.Leftover) {
+	if len(ls) == 0 {
+		return
+	}
+	client, release, err := p.connect(ctx)
+	if err != nil {
+		return
+	}
+	defer release()
+	res, err := sshhandle.New(client, "/", nil, nil).Run(ctx, countScript, sandbox.ExecOptions{})
+	if err != nil || res.ExitCode != 0 {
+		return
+	}
+	procs := map[string]int{}
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		var n int
+		var name string
+		if _, err := fmt.Sscan(strings.TrimPrefix(line, "moat-procs "), &n, &name); err == nil && strings.HasPrefix(line, "moat-procs ") {
+			procs[name] = n
+		}
+	}
+	for i := range ls {
+		if ls[i].Kind == "sshhost" {
+			ls[i].Processes = procs[ls[i].Name]
+		}
+	}
+}
+
+// Hold keeps the provider's connection open until release, so that what
+// runs meanwhile (listing leftovers before a run's Create) shares one
+// connection. It does not dial.
+func (p *Provider) Hold() (release func(), err error) {
+	if _, err := p.conn.Acquire(); err != nil {
+		return nil, fmt.Errorf("sshhost: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(p.conn.Release) }, nil
 }
 
 func (p *Provider) base() string {

@@ -37,6 +37,10 @@ func TestLeftovers(t *testing.T) {
 	if err != nil || len(ls) != 1 {
 		t.Fatalf("Leftovers: %v %+v", err, ls)
 	}
+	if ls[0].Processes != -1 {
+		t.Errorf("Leftovers counted processes: %+v", ls[0])
+	}
+	p.CountProcesses(t.Context(), ls)
 	l := ls[0]
 	if !l.InUse || l.Kind != "sshhost" || l.Repo() != "/r" || l.Labels[sandbox.LabelRun] != "run-1" || l.Processes != 1 || l.WorkDir != h.WorkDir() {
 		t.Errorf("leftover of a live sandbox: %+v (workdir %s)", l, h.WorkDir())
