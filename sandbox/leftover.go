@@ -123,6 +123,11 @@ type Leftover struct {
 	InUse bool
 	// Processes counts its processes still running; -1 when unknown.
 	Processes int
+	// Trusted is set when the record lies out of the reach of the
+	// sandbox's commands (a local sandbox's): only then do its labels
+	// say for sure where the sandbox came from, and an agent cannot
+	// point them at another repository.
+	Trusted bool
 }
 
 // Repo is the host repository the leftover's run came from, "" when

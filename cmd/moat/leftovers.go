@@ -224,11 +224,12 @@ func lookupLeftover(all []*found, name string) (*found, error) {
 	return nil, usageErrorf("%s names %d sandboxes: say which, as %s", name, len(match), strings.Join(kinds, " or "))
 }
 
-// recoverInto brings a leftover's work home into the repository around
-// dir ("" is the working directory, else the repository the leftover came
-// from) and says what it did on out.
-func recoverInto(ctx context.Context, out io.Writer, f *found, dir string) (*moat.RecoverResult, error) {
-	repo, err := recoverRepo(ctx, f, dir)
+// recoverInto brings a leftover's work home and says what it did on out.
+// fromRepo (gc) sends it to the repository it came from, and only when
+// that is sure (a trusted record, or the repository moat runs in); else
+// it goes to the repository moat runs in (recover).
+func recoverInto(ctx context.Context, out io.Writer, f *found, fromRepo bool) (*moat.RecoverResult, error) {
+	repo, err := recoverRepo(ctx, f, fromRepo)
 	if err != nil {
 		return nil, err
 	}
@@ -260,21 +261,32 @@ func recoverInto(ctx context.Context, out io.Writer, f *found, dir string) (*moa
 	return res, nil
 }
 
-// recoverRepo is the repository a leftover's work goes into: the one
-// around dir (the working directory when ""), else the one it came from.
-func recoverRepo(ctx context.Context, f *found, dir string) (string, error) {
-	if dir == "" {
-		dir, _ = os.Getwd()
-	}
-	if r, err := hostgit.Locate(ctx, 30*time.Second, dir); err == nil {
-		return r.TopLevel, nil
-	}
-	if from := f.Repo(); from != "" && filepath.IsAbs(from) {
-		if r, err := hostgit.Locate(ctx, 30*time.Second, from); err == nil {
-			return r.TopLevel, nil
+// recoverRepo is the repository a leftover's work goes into (see
+// recoverInto).
+func recoverRepo(ctx context.Context, f *found, fromRepo bool) (string, error) {
+	var here, from string
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := hostgit.Locate(ctx, 30*time.Second, wd); err == nil {
+			here = r.TopLevel
 		}
 	}
-	return "", usageErrorf("%s: run this in the git repository the work should go into (it came from %q, which is not one)", f.Name, f.Repo())
+	if l := f.Repo(); l != "" && filepath.IsAbs(l) {
+		if r, err := hostgit.Locate(ctx, 30*time.Second, l); err == nil {
+			from = r.TopLevel
+		}
+	}
+	name := safetext.String(f.Name)
+	switch {
+	case !fromRepo && here != "":
+		return here, nil
+	case from != "" && (f.Trusted || from == here):
+		return from, nil
+	case fromRepo && f.Repo() != "":
+		return "", fmt.Errorf("%s: not brought home: it says it came from %s, which only its own commands wrote; run moat sandbox recover %s in the repository it belongs to", name, safetext.String(f.Repo()), name)
+	case fromRepo:
+		return "", fmt.Errorf("%s: not brought home: it does not say which repository it came from; run moat sandbox recover %s in the repository it belongs to", name, name)
+	}
+	return "", usageErrorf("%s: run moat sandbox recover in the git repository the work should go into", name)
 }
 
 func short(sha string) string {

@@ -715,7 +715,7 @@ func gcLeftovers(ctx context.Context, out io.Writer, left []*found, o sandboxGCO
 				fmt.Fprintf(out, "kept %s: it holds %s%s; moat sandbox recover %s brings it home (gc --recover does that for every leftover, then removes them; gc --force removes them anyway)\n", name, holdsText(f), f.fromText(), name)
 				continue
 			}
-			if _, err := recoverInto(ctx, out, f, recoverDir(f)); err != nil {
+			if _, err := recoverInto(ctx, out, f, true); err != nil {
 				kept++
 				failed = append(failed, fmt.Errorf("%w; %s is kept", err, name))
 				continue
@@ -750,17 +750,6 @@ func forgetRun(ctx context.Context, f *found) {
 			moat.ForgetRun(ctx, repo, run)
 		}
 	}
-}
-
-// recoverDir is where gc brings a leftover's work: into the repository it
-// came from when that still is one, else the one gc runs in.
-func recoverDir(f *found) string {
-	if r := f.Repo(); r != "" && filepath.IsAbs(r) {
-		if _, err := os.Stat(filepath.Join(r, ".git")); err == nil {
-			return r
-		}
-	}
-	return ""
 }
 
 // gcVMs removes the moat VMs on exe.dev older than --older-than.
@@ -826,7 +815,10 @@ arrive through the same checks as a run's, in the repository you are in (or,
 outside a repository, the one the sandbox came from), on a new branch: the
 run's own, moat/<run-id>, when it does not exist yet, else
 moat/recovered-NAME. The branch and its commits are printed. Nothing else in
-your repository changes; merge the branch where you want it.
+your repository changes; merge the branch where you want it. (gc --recover
+brings work only into the repository a leftover came from, and only when it
+is sure of that: a local sandbox's record, which the agent cannot reach, or
+the repository gc runs in.)
 
 The sandbox stays as it is: remove it with moat sandbox rm NAME (or gc) once
 the work is safe. A sandbox whose moat still runs is refused (that moat brings
@@ -867,7 +859,7 @@ func runSandboxRecover(cmd *cobra.Command, name string, o sandboxRecoverOptions)
 		return fmt.Errorf("%s: its moat still runs (pid %d), and brings the work home itself; --force recovers from it anyway", safetext.String(f.Name), f.Owner.PID)
 	}
 	out := cmd.OutOrStdout()
-	res, err := recoverInto(ctx, out, f, "")
+	res, err := recoverInto(ctx, out, f, false)
 	if err != nil {
 		return err
 	}

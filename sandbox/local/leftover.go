@@ -66,7 +66,7 @@ func (p *Provider) Leftovers(ctx context.Context) ([]sandbox.Leftover, error) {
 		l := sandbox.Leftover{Kind: "local", Name: e.Name(), Where: dir, Processes: -1}
 		if b, err := os.ReadFile(recordPath(dir)); err == nil {
 			if r, err := sandbox.ParseRecord(b); err == nil {
-				l.Record = r
+				l.Record, l.Trusted = r, true
 			}
 		}
 		if l.Created.IsZero() {
