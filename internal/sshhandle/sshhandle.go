@@ -672,12 +672,25 @@ exit 0`
 // from $HOME) and returns its absolute physical path. private makes it
 // mode 0700.
 func MakeDir(ctx context.Context, conn SessionOpener, dir string, private bool) (string, error) {
+	return MakeDirAnd(ctx, conn, dir, private, "", nil)
+}
+
+// MakeDirAnd is MakeDir that also runs the shell text then, with env, in
+// the same command, after the directory is made (in $MOAT_DIR, absolute):
+// one round trip for a provider's setup of a fresh sandbox.
+func MakeDirAnd(ctx context.Context, conn SessionOpener, dir string, private bool, then string, env map[string]string) (string, error) {
 	script := "set -e\n" + expandHome + `mkdir -p -- "$MOAT_DIR"` + "\n"
 	if private {
 		script += `chmod 700 -- "$MOAT_DIR"` + "\n"
 	}
+	if then != "" {
+		script += "(\n" + then + "\n) >&2\n"
+	}
 	script += `cd -- "$MOAT_DIR" && pwd -P`
-	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: map[string]string{"MOAT_DIR": dir}})
+	e := map[string]string{}
+	maps.Copy(e, env)
+	e["MOAT_DIR"] = dir
+	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: e})
 	if err != nil {
 		return "", fmt.Errorf("make directory %s: %w", dir, err)
 	}

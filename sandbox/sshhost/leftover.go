@@ -23,6 +23,10 @@ import (
 // the sandbox for one in use.
 func recordPath(dir string) string { return path.Join(path.Dir(dir), "."+path.Base(dir)+".json") }
 
+// writeRecordScript writes $MOAT_REC as the record of the sandbox
+// directory $MOAT_DIR (absolute), for sshhandle.MakeDirAnd.
+const writeRecordScript = `umask 077 && printf '%s' "$MOAT_REC" > "${MOAT_DIR%/*}/.${MOAT_DIR##*/}.json"`
+
 // writeRecord writes rec beside the sandbox directory dir.
 func writeRecord(ctx context.Context, client *sshx.Client, dir string, rec sandbox.Record) error {
 	res, err := sshhandle.New(client, "/", nil, nil).Run(ctx, `umask 077 && printf '%s' "$MOAT_REC" > "$MOAT_PATH"`,

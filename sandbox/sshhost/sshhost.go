@@ -94,19 +94,15 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	name := "moat-" + hex.EncodeToString(id)
 	dir := strings.TrimSuffix(base, "/") + "/" + name
 
-	workDir, err := sshhandle.MakeDir(ctx, client, dir, true)
+	// The record goes beside the directory in the same command.
+	rec := sandbox.NewRecord(opts.Labels)
+	workDir, err := sshhandle.MakeDirAnd(ctx, client, dir, true, writeRecordScript, map[string]string{"MOAT_REC": string(rec.Marshal())})
 	if err != nil {
-		// The directory may exist if ctx ended half way: remove it.
+		// The directory (and its record) may exist if ctx ended half way:
+		// remove them.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		sshhandle.RemoveDir(rctx, client, dir)
-		cancel()
-		p.conn.Release()
-		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
-	}
-	rec := sandbox.NewRecord(opts.Labels)
-	if err := writeRecord(ctx, client, workDir, rec); err != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		sshhandle.RemoveDir(rctx, client, workDir)
+		sshhandle.RemoveDir(rctx, client, recordPath(dir))
 		cancel()
 		p.conn.Release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
