@@ -47,6 +47,9 @@ type ExecOptions struct {
 	// OnStatus, when set, receives what Exec is doing ("creating the
 	// sandbox", ...).
 	OnStatus func(string)
+	// Footprint, when set, is kept up to date with what Exec has made and
+	// not yet removed, as in a run (RunOptions.Footprint).
+	Footprint *Footprint
 }
 
 // ExecResult is what Exec did.
@@ -95,7 +98,7 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	res = &ExecResult{}
 	// The same phases as a run: a plan, a sandbox created while HEAD is
 	// bundled, synced in, and closed at the end.
-	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, OnEvent: func(e Event) {
+	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, Footprint: o.Footprint, OnEvent: func(e Event) {
 		if e.Kind == EventStatus && o.OnStatus != nil {
 			o.OnStatus(e.Text)
 		}
@@ -109,6 +112,9 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	p.fp = o.Footprint
+	p.fp.setRunID(p.runID)
+	p.fp.put(footTemp, Kept{What: "directory", Path: p.tmp, Reason: "moat's temporary files", Fix: "rm -rf -- " + shell.Quote(p.tmp)})
 	defer p.cleanup()
 	repo := p.repo
 	p.branch, _ = hostgit.Line(ctx, 0, repo.TopLevel, "symbolic-ref", "-q", "--short", "HEAD")

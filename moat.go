@@ -65,11 +65,15 @@ type RunOptions struct {
 	// branch checked out in Repo. A named Branch that exists already
 	// continues from its own tip instead.
 	Base string
-	// MaxSyncBytes and MaxSyncObjects bound what one sync out may bring
-	// home: the size of the bundle of new commits (default 1 GiB) and the
-	// git objects in it (default 2,000,000). Over them the run fails with
-	// a clear error and the work kept in the sandbox.
-	MaxSyncBytes, MaxSyncObjects int64
+	// MaxFileBytes, MaxSyncBytes, MaxSyncFiles and MaxSyncObjects bound
+	// what one sync out may bring home: the size of each new or changed
+	// file (default 100 MiB); their total size, and the size of the bundle
+	// of new commits (default 1 GiB); how many files (default 100,000);
+	// and the git objects in the bundle (default 2,000,000). Over one, the
+	// run fails with an error naming the file and the limit, nothing of
+	// the work comes home, and the sandbox is kept with it where it can
+	// outlive the run.
+	MaxFileBytes, MaxSyncBytes, MaxSyncFiles, MaxSyncObjects int64
 
 	// Env is set in the sandbox for every command. Its values are shown
 	// as given wherever they appear (events, the log, the result, errors),
@@ -114,6 +118,12 @@ type RunOptions struct {
 	// hour are spared). 0 means 50; a negative value, never remove. Only
 	// the default location is pruned.
 	LogKeep int
+
+	// Footprint, when set, is kept up to date with what the run has made
+	// and not yet removed (temporary files, refs, a worktree, the
+	// sandbox, a merge under way), so that a process that must quit at
+	// once can say what it leaves behind and how to recover or remove it.
+	Footprint *Footprint
 }
 
 // Hooks are shell commands run at fixed points; a failing hook fails the run.

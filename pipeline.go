@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,27 @@ type plan struct {
 	identity  hostgit.Identity
 	excludes  string // set by provision
 	tmp       string // host directory for packs and bundles
+	fp        *Footprint
 }
 
 func (p *plan) cleanup() {
-	if p.tmp != "" {
-		os.RemoveAll(p.tmp)
+	if p.tmp != "" && os.RemoveAll(p.tmp) == nil {
+		p.fp.drop(footTemp)
 	}
+}
+
+// refsKept is the footprint entry of the run's refs; head is the agent's
+// head brought home so far, "" when none came yet.
+func (p *plan) refsKept(head string) Kept {
+	q := shell.Quote
+	git := "git -C " + q(p.repo.TopLevel)
+	remove := git + " for-each-ref --format='delete %(refname)' " + p.refPrefix + "/ | " + git + " update-ref --stdin"
+	k := Kept{What: "refs", Path: p.refPrefix + "/", Reason: "the run's own refs in " + p.repo.TopLevel, Fix: "# remove them: " + remove}
+	if head != "" && head != p.base {
+		k.Reason += "; the agent's commits brought home so far are at " + p.refPrefix + "/head"
+		k.Fix = "# keep the agent's commits on a branch: " + git + " branch " + p.keep + " " + p.refPrefix + "/head\n" + k.Fix
+	}
+	return k
 }
 
 func (r *runner) run(ctx context.Context) (*RunResult, error) {
@@ -103,6 +119,9 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.fp = o.Footprint
+	p.fp.setRunID(p.runID)
+	p.fp.put(footTemp, Kept{What: "directory", Path: p.tmp, Reason: "moat's temporary files for the run", Fix: "rm -rf -- " + shell.Quote(p.tmp)})
 	top := p.repo.TopLevel
 	ok := false
 	defer func() {
@@ -185,6 +204,7 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 // recordBase points refs/moat/runs/<run-id>/base at the base: the ref the
 // sync in packs.
 func (p *plan) recordBase(ctx context.Context) error {
+	p.fp.put(footRefs, p.refsKept(""))
 	if _, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "update-ref", p.refPrefix+"/base", p.base, ""); err != nil {
 		return fmt.Errorf("moat: recording the run's base: %w", err)
 	}
@@ -196,6 +216,8 @@ func (p *plan) recordBase(ctx context.Context) error {
 // the worktree's HEAD afterwards, so commits a hook makes travel too.
 func (r *runner) hostHooks(ctx context.Context, p *plan) (string, error) {
 	dir := filepath.Join(p.repo.MainRoot, hostgit.MoatDir, "worktrees", p.runID)
+	p.fp.put(footHookTree, Kept{What: "worktree", Path: dir, Reason: "the host hooks' worktree",
+		Fix: "git -C " + shell.Quote(p.repo.TopLevel) + " worktree remove --force " + shell.Quote(dir)})
 	if _, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "worktree", "add", "-q", "--detach", dir, p.base); err != nil {
 		return "", fmt.Errorf("moat: a worktree for the host hooks: %w", err)
 	}
@@ -204,6 +226,8 @@ func (r *runner) hostHooks(ctx context.Context, p *plan) (string, error) {
 		defer cancel()
 		if _, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "worktree", "remove", "--force", dir); err != nil {
 			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("removing the host hooks' worktree %s: %v", dir, err)})
+		} else {
+			p.fp.drop(footHookTree)
 		}
 	}()
 	for _, hook := range r.opts.Hooks.OnWorktreeReady {
@@ -244,9 +268,17 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	}()
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
+	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
+		Reason: "moat was creating the run's sandbox; it may exist, holding nothing but the repository",
+		Fix:    "moat sandbox ls   # find it; remove it with: moat sandbox gc"})
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env,
 		Labels: map[string]string{sandbox.LabelRepo: p.repo.TopLevel, sandbox.LabelRun: p.runID}})
 	end()
+	if err != nil {
+		o.Footprint.drop(footSandbox)
+	} else {
+		o.Footprint.putSandbox(h, r.sandboxKept(p, h, p.base, "the run's sandbox; the agent's newest work may be only in it"))
+	}
 	// The excludes are read while the pack is still being made.
 	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
 	bd := <-bch
@@ -352,6 +384,8 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		if serr == nil {
 			n = out.New
 			lr.head = out.Head
+			p.fp.put(footRefs, p.refsKept(lr.head))
+			o.Footprint.putSandbox(h, r.sandboxKept(p, h, lr.head, "the run's sandbox; the agent's work after what came home may be only in it"))
 			if out.Uncommitted != "" {
 				lr.uncommitted, lr.unfinished = out.Uncommitted, out.Unfinished
 			}
@@ -363,7 +397,11 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 				r.emit(Event{Kind: EventWarning, Text: "the agent left uncommitted work; moat committed it as \"" + gitsync.DefaultLabel + "\""})
 			}
 		}
-		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)})
+		done := fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)
+		if serr != nil {
+			done = fmt.Sprintf("iteration %d/%d: the agent's work could not be brought out", i, o.MaxIterations)
+		}
+		r.emit(Event{Kind: EventIterationEnd, Text: done})
 		if serr != nil {
 			lr.lost = true
 			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
@@ -411,7 +449,7 @@ func (r *runner) syncOut(ctx context.Context, p *plan, h sandbox.Handle, known s
 	var out gitsync.OutResult
 	err := r.retry(sctx, "syncing the agent's work out", func() error {
 		var err error
-		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: gitsync.Limits{BundleBytes: r.opts.MaxSyncBytes, Objects: r.opts.MaxSyncObjects}}, gitsync.Options{Logf: r.logf})
+		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: r.opts.syncLimits(), TempDir: p.tmp}, gitsync.Options{Logf: r.logf})
 		var le *gitsync.LimitError
 		if errors.As(err, &le) || errors.Is(err, gitsync.ErrHostileBundle) {
 			return permanent{err}
@@ -440,6 +478,11 @@ func (r *runner) land(ctx context.Context, p *plan, lr loopResult) landResult {
 	}
 	if p.target != "" {
 		r.status("merging into %s", p.target)
+		git := "git -C " + shell.Quote(p.repo.TopLevel)
+		p.fp.put(footMerge, Kept{What: "merge", Path: p.repo.TopLevel,
+			Reason: "moat was merging the run's commits into " + p.target + " here; the merge may be half done",
+			Fix:    git + " status   # when it says a merge is in progress, undo it: " + git + " merge --abort"})
+		defer p.fp.drop(footMerge)
 	} else {
 		r.status("bringing the commits onto %s", p.branch)
 	}
@@ -471,7 +514,7 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	var nl *land.NotLandedError
 	switch {
 	case errors.As(ld.err, &nl):
-		res.Kept = append(res.Kept, Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
+		r.keep(Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
 		if nl.Conflict {
 			runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
 		} else {
@@ -489,7 +532,7 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 		} else {
 			n := r.countNew(ctx, p, p.base, lr.head)
 			into := r.res.Branch
-			res.Kept = append(res.Kept, Kept{What: "branch", Path: p.keep,
+			r.keep(Kept{What: "branch", Path: p.keep,
 				Reason: fmt.Sprintf("the run failed after %d commit(s); they were not merged into %s", n, into),
 				Fix:    fmt.Sprintf("git merge %s   # if you want them; or drop them: git branch -D %s", p.keep, p.keep)})
 		}
@@ -498,14 +541,14 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 		b := p.keep + "-uncommitted"
 		cctx, cancel := cleanupCtx(ctx, time.Minute)
 		if _, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "update-ref", "refs/heads/"+b, lr.uncommitted); err == nil {
-			res.Kept = append(res.Kept, Kept{What: "branch", Path: b,
+			r.keep(Kept{What: "branch", Path: b,
 				Reason: fmt.Sprintf("the agent left uncommitted work during an unfinished %s, so it was not put on the run's branch", strings.TrimSpace(lr.unfinished)),
 				Fix:    fmt.Sprintf("git show --stat %s   # look; take it with: git cherry-pick %s", b, b)})
 		}
 		cancel()
 	}
 	for _, ref := range lr.replaced {
-		res.Kept = append(res.Kept, Kept{What: "ref", Path: ref,
+		r.keep(Kept{What: "ref", Path: ref,
 			Reason: "the agent rewrote history moat had brought home; the old history stays reachable here",
 			Fix:    fmt.Sprintf("git log --oneline %s   # when you no longer need it: git update-ref -d %s", ref, ref)})
 	}
@@ -514,10 +557,18 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	} else if cerr := r.waitClose(ctx, sb); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("moat: close sandbox: %w", cerr)
 	}
-	if len(res.Kept) == 0 {
+	// Kept branches hold all they need; a kept ref is one of the run's
+	// refs, and a kept sandbox's recovery starts from them.
+	if !slices.ContainsFunc(res.Kept, func(k Kept) bool { return k.What != "branch" }) {
 		r.dropRunRefs(ctx, p)
 	}
 	return runErr
+}
+
+// keep adds k to what the run keeps for recovery.
+func (r *runner) keep(k Kept) {
+	r.res.Kept = append(r.res.Kept, k)
+	r.opts.Footprint.put("kept "+k.What+" "+k.Path, k)
 }
 
 // dropRunRefs removes refs/moat/runs/<run-id>/ once nothing there is needed.
@@ -525,12 +576,18 @@ func (r *runner) dropRunRefs(ctx context.Context, p *plan) {
 	cctx, cancel := cleanupCtx(ctx, time.Minute)
 	defer cancel()
 	out, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "for-each-ref", "--format=delete %(refname)", p.refPrefix+"/")
-	if err != nil || out == "" {
+	if err != nil {
+		return
+	}
+	if out == "" {
+		p.fp.drop(footRefs)
 		return
 	}
 	if _, err := (hostgit.Cmd{Dir: p.repo.TopLevel, Args: []string{"update-ref", "--stdin"}, Stdin: strings.NewReader(out)}).Run(cctx); err != nil {
 		r.logf("removing %s: %v", p.refPrefix, err)
+		return
 	}
+	p.fp.drop(footRefs)
 }
 
 // startClose starts closing the sandbox; waitClose waits for it.
@@ -542,6 +599,9 @@ func (r *runner) startClose(ctx context.Context, sb *sandboxed) <-chan error {
 		defer cancel()
 		err := sb.h.Close(cctx)
 		sb.took = time.Since(start)
+		if err == nil {
+			r.opts.Footprint.drop(footSandbox)
+		}
 		done <- err
 	}()
 	return done
@@ -571,6 +631,7 @@ func (r *runner) closeSandbox(ctx context.Context, sb *sandboxed) error {
 		r.emit(Event{Kind: EventWarning, Text: "closing the sandbox: " + err.Error()})
 		return err
 	}
+	r.opts.Footprint.drop(footSandbox)
 	return nil
 }
 
@@ -579,13 +640,9 @@ func (r *runner) closeSandbox(ctx context.Context, sb *sandboxed) error {
 func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known string) {
 	h := sb.h
 	r.res.Sandbox = h
-	path := h.WorkDir()
-	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
-		path = s.String() + ":" + path
-	}
-	r.res.Kept = append(r.res.Kept, Kept{What: "sandbox", Path: path,
-		Reason: "the agent's work could not be brought out of it, so it was not deleted",
-		Fix:    keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)})
+	k := r.sandboxKept(p, h, known, "the agent's work could not be brought out of it, so it was not deleted")
+	r.res.Kept = append(r.res.Kept, k)
+	r.opts.Footprint.putSandbox(h, k)
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
 	if m, ok := h.(sandbox.Keeper); ok {
@@ -595,6 +652,17 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 		}
 		cancel()
 	}
+}
+
+// sandboxKept describes the sandbox h for recovery: known is the agent's
+// commit the host has.
+func (r *runner) sandboxKept(p *plan, h sandbox.Handle, known, reason string) Kept {
+	path := h.WorkDir()
+	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
+		path = s.String() + ":" + path
+	}
+	return Kept{What: "sandbox", Path: path, Reason: reason,
+		Fix: keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)}
 }
 
 // KeptWorkBundle is where the recovery steps of a kept sandbox put the
@@ -629,4 +697,9 @@ func toCommits(cs []land.Commit) []Commit {
 		out = append(out, Commit{SHA: c.SHA, Subject: c.Subject})
 	}
 	return out
+}
+
+// syncLimits are the run's bounds on what one sync out brings home.
+func (o RunOptions) syncLimits() gitsync.Limits {
+	return gitsync.Limits{FileBytes: o.MaxFileBytes, BundleBytes: o.MaxSyncBytes, Files: o.MaxSyncFiles, Objects: o.MaxSyncObjects}
 }

@@ -92,6 +92,11 @@ func newRunner(o RunOptions) (*runner, error) {
 	if o.MaxIterations == 0 {
 		o.MaxIterations = 1
 	}
+	for name, v := range map[string]int64{"MaxFileBytes": o.MaxFileBytes, "MaxSyncBytes": o.MaxSyncBytes, "MaxSyncFiles": o.MaxSyncFiles, "MaxSyncObjects": o.MaxSyncObjects} {
+		if v < 0 {
+			return nil, fmt.Errorf("moat: %s is %d; a limit must be positive (0 means its default)", name, v)
+		}
+	}
 	if len(o.CompletionSignals) == 0 {
 		o.CompletionSignals = []string{DefaultCompletionSignal}
 	}
@@ -115,6 +120,7 @@ func newRunner(o RunOptions) (*runner, error) {
 	}
 	r := &runner{opts: o, res: &RunResult{}, secrets: newRedactor(secretsOf(o.Env, o.SecretEnv, o.Agent.CredentialEnv()))}
 	r.opts.Env, r.opts.SecretEnv = sandboxEnv(o.Env, o.SecretEnv), nil
+	o.Footprint.setRedact(r.redact)
 	return r, nil
 }
 

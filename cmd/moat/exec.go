@@ -35,7 +35,7 @@ func newExecCmd() *cobra.Command {
 	var o execOptions
 	cmd := &cobra.Command{
 		Use:         "exec [flags] -- CMD [ARG...]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox"},
 		Short:       "Run a command in a fresh sandbox holding your repository",
 		Long: `Creates a fresh sandbox, syncs the repository into it (with your
 uncommitted changes and untracked files, unless --committed), runs CMD
@@ -121,7 +121,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return fail(err)
 	}
@@ -144,12 +144,15 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		// the sandbox, and the command would wait on it forever).
 		stdin = cmd.InOrStdin()
 	}
+	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu, noWork: true}
+	quitReportOf(ctx).set(func(string) string { return left.text() })
 	start := time.Now()
 	res, err := moat.Exec(ctx, moat.ExecOptions{
 		Repo: o.repo, Sandbox: provider, Command: command, Env: env, SecretEnv: secretEnv,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
-		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		OnStatus:  func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		Footprint: left.fp,
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))

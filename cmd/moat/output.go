@@ -374,6 +374,25 @@ func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr erro
 	p.summary(res, took, runErr)
 }
 
+// Abandon is Finish for a moat that quits at once, the run still going:
+// what is buffered is written out, the status line cleared, and with
+// --json the result event ends the stream, listing in res.Kept what is
+// left behind. After Finish it only flushes.
+func (p *runPrinter) Abandon(res *moat.RunResult, took time.Duration, why error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.flush()
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.clearStatus()
+	p.status = ""
+	if p.mode == modeJSON {
+		p.writeJSON(jsonResultOf(res, took, why))
+	}
+}
+
 func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr error) {
 	if res == nil {
 		return

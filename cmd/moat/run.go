@@ -20,7 +20,6 @@ import (
 	"github.com/moatdev/moat/agent/codex"
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -45,6 +44,7 @@ type runOptions struct {
 	idleTimeout       time.Duration
 	completionTimeout time.Duration
 	copy              []string
+	limits            syncLimits
 	jsonOut           bool
 	quiet             bool
 	logFile           string
@@ -63,7 +63,7 @@ func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:         "run [-p PROMPT | -f FILE] [flags]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox"},
 		Short:       "Run an agent in a fresh sandbox and bring its commits home",
 		Long: `Creates one sandbox, syncs the repository into it, runs the agent for up to
 --max-iterations iterations (stopping early when it prints the completion
@@ -71,6 +71,12 @@ signal <promise>COMPLETE</promise>), brings its commits back and merges them
 into your checked-out branch (or keeps them on --branch). The sandbox is
 deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
+
+Ctrl-C or SIGTERM stops the agent, brings its commits home (on their
+moat/<run-id> branch, or --branch) and deletes the sandbox, within 25s
+($MOAT_SHUTDOWN_TIMEOUT); signals within a second of the first count as
+one. A second Ctrl-C, a second or more later, or the end of that time
+quits at once and prints what is left and how to recover or remove it.
 
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
@@ -149,6 +155,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
+	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
 	f.BoolVar(&o.trustConfig, "trust-config", false, "trust .moat/config.toml for this run only, as 'moat trust' would (for CI)")
@@ -189,6 +196,7 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	if !set("copy") {
 		o.copy = c.Copy
 	}
+	o.limits.resolve(set, c)
 }
 
 func runRun(cmd *cobra.Command, o runOptions) error {
@@ -197,7 +205,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 	// From here on, --json ends with a result event whatever happens.
 	start := time.Now()
 	printer := newRunPrinter(pickMode(o.jsonOut, o.quiet, out, errOut), out, errOut)
-	res, err := startRun(cmd, o, printer)
+	res, err := startRun(cmd, o, printer, start)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}
@@ -206,7 +214,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 }
 
 // startRun checks the options, applies the config and runs.
-func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunResult, error) {
+func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.Time) (*moat.RunResult, error) {
 	ctx := cmd.Context()
 	errOut := cmd.ErrOrStderr()
 	if o.jsonOut && o.quiet {
@@ -267,7 +275,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +287,12 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		}
 	}
 	noteLeftovers(ctx, notices, p.Root, provider)
+	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
+	quitReportOf(ctx).set(func(why string) string {
+		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
+			fmt.Errorf("%w: %s: quit at once, without cleaning up", errInterrupted, why))
+		return left.text()
+	})
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
@@ -295,27 +309,22 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
 		CopyToWorktree:    o.copy,
+		MaxFileBytes:      o.limits.fileBytes.n,
+		MaxSyncBytes:      o.limits.syncBytes.n,
+		MaxSyncFiles:      o.limits.files,
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
+		Footprint:         left.fp,
 	})
 	if res != nil && res.Sandbox != nil {
-		// The sandbox holds the only copy of the agent's work: say how to
-		// reach it and remove it, next to how to fetch the work.
-		a := keptSandboxAccess(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev))
-		help := "# reach it: " + a.reach
-		if a.ssh != "" {
-			// ssh joins its arguments into one remote command line, which
-			// the remote shell splits again: quote the path twice.
-			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkBundle)) +
-				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkBundleHost))
-		}
-		help += "\n# remove it: " + a.remove
-		if o.sandbox == "emulator" {
-			help += "\n# (the emulator, and the VM with it, end when moat exits)"
+		if emu != nil {
+			// The emulator, and the VM with it, end when moat exits: move
+			// the only copy of the agent's work out first.
+			saveEmulatorWork(res, emu, p)
 		}
 		for i, k := range res.Kept {
-			if k.What == "sandbox" {
-				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help
+			if k.What == "sandbox" && res.Sandbox != nil {
+				res.Kept[i].Fix = left.sandboxFix(res.Sandbox, k.Fix)
 			}
 		}
 	}
@@ -336,6 +345,9 @@ func (o *runOptions) check() error {
 		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
 	}
 	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
+		return err
+	}
+	if err := o.limits.check(); err != nil {
 		return err
 	}
 	switch {
@@ -467,35 +479,36 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// pickSandbox returns the provider for spec and a func that releases what
-// it started (the in-process emulator). network is the local sandbox's
-// ("" is isolated); a local sandbox is probed here, so that containment
-// that is not available stops the command before anything runs.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
+// pickSandbox returns the provider for spec, the in-process emulator when
+// spec is "emulator" (else nil), and a func that releases what it started.
+// network is the local sandbox's ("" is isolated); a local sandbox is
+// probed here, so that containment that is not available stops the
+// command before anything runs.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, *exedevtest.Server, func(), error) {
 	switch {
 	case spec == "exedev":
-		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
+		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
 	case spec == "emulator":
 		srv, err := exedevtest.Start()
 		if err != nil {
-			return nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
 		}
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
-		return exedev.New(srv.Config()), func() { srv.Close() }, nil
+		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
 	case spec == "local":
 		lp := local.New(local.Config{Network: local.Network(network)})
 		if _, err := lp.Containment(ctx); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return lp, func() {}, nil
+		return lp, nil, func() {}, nil
 	case strings.HasPrefix(spec, "ssh://"):
 		user, hostPort, err := config.SplitSSH(spec)
 		if err != nil {
-			return nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
+			return nil, nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
 		}
-		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), func() {}, nil
+		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
 	}
-	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
+	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
 }
 
 // addNetworkFlag defines --network, the local sandbox's network.

@@ -686,9 +686,10 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 const MoatDir = ".moat"
 
 // excludeLines hide moat's working files from git: worktrees, saved
-// patches, logs, and the credentials file.
+// patches, logs, work kept for recovery, and the credentials file.
 var excludeLines = []string{
 	"/" + MoatDir + "/worktrees/",
+	"/" + MoatDir + "/kept/",
 	"/" + MoatDir + "/patches/",
 	"/" + MoatDir + "/logs/",
 	"/" + MoatDir + "/.env",
