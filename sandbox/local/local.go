@@ -9,6 +9,13 @@
 //	<Root>/moat-local-<random>/home/     HOME of every command
 //	<Root>/moat-local-<random>/home/workspace/   WorkDir
 //	<Root>/moat-local-<random>/tmp/      TMPDIR (and /tmp under bwrap)
+//	<Root>/.moat-local-<random>.json     its sandbox.Record, out of its commands' reach
+//
+// Every command's processes carry sandbox.MarkerVar (the directory's
+// name), which the sandbox's environment cannot override: Close kills
+// what carries it (a daemon that left its process group, without bwrap),
+// and so does RemoveLeftover once the sandbox's maker is gone (see
+// Leftovers).
 //
 // Under bwrap a command sees the host's system directories read-only (see
 // hostMounts), a fresh /dev and /proc, its sandbox's tmp directory at /tmp,

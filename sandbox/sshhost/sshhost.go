@@ -1,8 +1,11 @@
 // Package sshhost makes sandboxes on any machine you can reach over SSH: a
 // devbox, a workstation, a VM you already have.
 //
-// Each sandbox is a fresh directory on that host; Close removes it and
-// kills the processes its commands left running (on Linux hosts). The
+// Each sandbox is a fresh directory on that host, <WorkDir>/moat-<hex>,
+// with its sandbox.Record beside it (.moat-<hex>.json); every process its
+// commands start carries sandbox.MarkerVar=moat-<hex>. Close removes both
+// and kills the processes that carry the mark (on Linux hosts); so does
+// RemoveLeftover, for a sandbox whose maker was killed (Leftovers). The
 // host itself is the isolation boundary: commands run as the SSH user and
 // can touch whatever that user can, so point it at a machine (or account)
 // you are happy to let an agent use.
