@@ -21,6 +21,10 @@ func recordPath(dir string) string {
 	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".json")
 }
 
+// RecordPath is where the record of the sandbox in dir is: what removing
+// the sandbox by hand removes too.
+func RecordPath(dir string) string { return recordPath(dir) }
+
 // markerOf is the sandbox.MarkerVar value of the sandbox in dir: its
 // directory's name, unique in the root.
 func markerOf(dir string) string { return filepath.Base(dir) }
