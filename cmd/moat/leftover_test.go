@@ -185,3 +185,64 @@ func TestGCAsksBeforeDeletingWork(t *testing.T) {
 		t.Errorf("the leftover is still there after its work came home: %v", err)
 	}
 }
+
+// TestLeftoverStandaloneEmulator: moat dev exedev and a run on it are both
+// killed (SIGKILL) while the agent runs: the emulator's VM directory is a
+// leftover with the agent's commit and its processes; recover brings the
+// commit home and gc kills the processes and removes the directory.
+func TestLeftoverStandaloneEmulator(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts processes through /proc")
+	}
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	tmp := t.TempDir()
+	env := append(os.Environ(), "TMPDIR="+tmp, "HOME="+t.TempDir(), "SSH_AUTH_SOCK=", "XDG_CONFIG_HOME="+t.TempDir(), "NO_COLOR=1")
+	dev := exec.Command(bin, "dev", "exedev")
+	dev.Env = env
+	devOut := &execout.Capped{N: 1 << 16}
+	dev.Stdout, dev.Stderr = devOut, devOut
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dev.Process.Kill(); dev.Wait() }()
+	exports := regexp.MustCompile(`export (MOAT_EXEDEV_[A-Z_]+)=(\S+)`)
+	for deadline := time.Now().Add(30 * time.Second); len(exports.FindAllString(devOut.String(), -1)) < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("moat dev exedev did not start:\n%s", devOut.String())
+		}
+	}
+	for _, m := range exports.FindAllStringSubmatch(devOut.String(), -1) {
+		env = append(env, m[1]+"="+m[2])
+	}
+	moatCmd := func(args ...string) *exec.Cmd {
+		c := exec.Command(bin, args...)
+		c.Dir, c.Env = repo, env
+		return c
+	}
+	head := killedRun(t, moatCmd, "exedev")
+	dev.Process.Kill()
+	dev.Wait()
+
+	ls, err := moatCmd("sandbox", "ls", "--sandbox", "emulator").CombinedOutput()
+	t.Logf("moat sandbox ls:\n%s", ls)
+	m := regexp.MustCompile(`(?m)^(moat-\S+) +emulator +\S+ +(\d+) +1 commit not brought home `).FindSubmatch(ls)
+	if err != nil || m == nil {
+		t.Fatalf("ls does not list the emulator VM with the commit: %v", err)
+	}
+	name := string(m[1])
+	if n, _ := strconv.Atoi(string(m[2])); n < 1 {
+		t.Errorf("ls counts %d processes; the agent's sleep still runs", n)
+	}
+	rec, err := moatCmd("sandbox", "recover", name).CombinedOutput()
+	if err != nil || !strings.Contains(string(rec), "  "+head+" agent work") {
+		t.Fatalf("recover: %v\n%s", err, rec)
+	}
+	gc, err := moatCmd("sandbox", "gc", "--sandbox", "emulator").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`removed `+regexp.QuoteMeta(name)+` \(emulator, age \S+, \d+ process(es)? killed\)`).Match(gc) {
+		t.Fatalf("gc: %v\n%s", err, gc)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "exedevtest-*")); len(left) > 0 {
+		t.Errorf("the emulator's directory is still there: %v", left)
+	}
+}
