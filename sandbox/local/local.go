@@ -461,9 +461,12 @@ func (h *handle) Close(ctx context.Context) error {
 		if h.reopened {
 			return
 		}
-		// What left the commands' process groups (setsid, a daemon) still
-		// carries the sandbox's mark.
-		killMarked(markerOf(h.dir))
+		// Without bwrap, what left the commands' process groups (setsid, a
+		// daemon) is found by the sandbox's mark; under bwrap nothing
+		// leaves its command's pid namespace, which ended with it.
+		if h.bwrap == "" {
+			killMarked(markerOf(h.dir))
+		}
 		if err := removeTree(h.dir); err != nil {
 			h.closeErr = fmt.Errorf("local: close: removing %s: %w", h.dir, err)
 			return
