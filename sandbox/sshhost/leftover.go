@@ -229,11 +229,3 @@ func (p *Provider) RemoveLeftover(ctx context.Context, l sandbox.Leftover) error
 	defer release()
 	return removeSandbox(ctx, client, sshhandle.NewMarked(client, dir, l.Name, nil, nil), dir)
 }
-
-// String is the host, as the user named it.
-func (p *Provider) String() string {
-	if p.cfg.User != "" {
-		return p.cfg.User + "@" + p.cfg.Addr
-	}
-	return p.cfg.Addr
-}
