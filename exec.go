@@ -50,6 +50,9 @@ type ExecOptions struct {
 	// Footprint, when set, is kept up to date with what Exec has made and
 	// not yet removed, as in a run (RunOptions.Footprint).
 	Footprint *Footprint
+	// OnWarning, when set, receives what the command will lack (the
+	// submodules arrive empty, say).
+	OnWarning func(string)
 }
 
 // ExecResult is what Exec did.
@@ -99,8 +102,11 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	// The same phases as a run: a plan, a sandbox created while HEAD is
 	// bundled, synced in, and closed at the end.
 	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, Footprint: o.Footprint, OnEvent: func(e Event) {
-		if e.Kind == EventStatus && o.OnStatus != nil {
+		switch {
+		case e.Kind == EventStatus && o.OnStatus != nil:
 			o.OnStatus(e.Text)
+		case e.Kind == EventWarning && o.OnWarning != nil:
+			o.OnWarning(e.Text)
 		}
 	}}, res: &RunResult{}}
 	defer func() {

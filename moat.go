@@ -26,6 +26,10 @@ import (
 // DefaultCompletionSignal is what an agent prints when it is done.
 const DefaultCompletionSignal = "<promise>COMPLETE</promise>"
 
+// DefaultExitGrace is RunOptions.ExitGrace when unset: enough for the
+// output still in flight when the agent exits, over a slow link too.
+const DefaultExitGrace = 5 * time.Second
+
 // RunOptions configure a Run.
 type RunOptions struct {
 	// Repo is the host repository; default the working directory.
@@ -55,6 +59,13 @@ type RunOptions struct {
 	// to exit by itself; then it is stopped and the iteration counts as
 	// complete. Default 60 seconds.
 	CompletionTimeout time.Duration
+	// ExitGrace is how long, once the agent's own process has exited,
+	// its output may take to end; then what is left of its processes in
+	// the sandbox (a child it put in the background, which may hold its
+	// output open for ever) is killed with a warning naming them, and the
+	// iteration goes on with the exit status the agent gave. Default 5
+	// seconds.
+	ExitGrace time.Duration
 
 	// Branch selects the branch strategy: "" merges the run's commits into
 	// the branch checked out in Repo (merge-to-head; in the sandbox the run
@@ -188,8 +199,12 @@ type RunResult struct {
 	// Sandbox is set when the agent's work could not be brought out of the
 	// sandbox (Kept has a "sandbox" entry saying how to fetch it): rather
 	// than destroy the only copy, Run leaves the sandbox running. The caller
-	// owns it and must Close it once the work is safe.
+	// owns it and must Close it once the work is safe, or have
+	// SaveKeptWork copy the work out.
 	Sandbox sandbox.Handle
+
+	keptSave string // in Sandbox, the command that writes the work to KeptWorkBundle
+	keptRepo string // the host repository
 }
 
 // Phase is the time spent in one phase of a run.

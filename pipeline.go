@@ -110,7 +110,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 		promptText = string(b)
 	}
 	// A prompt that cannot be expanded fails before anything is made.
-	if _, err := expandPrompt(promptText, o.PromptArgs, map[string]string{"SOURCE_BRANCH": "", "TARGET_BRANCH": ""}); err != nil {
+	if err := CheckPrompt(promptText, o.PromptArgs); err != nil {
 		return nil, err
 	}
 	defer r.phase("prepare")()
@@ -172,6 +172,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err := p.recordBase(ctx); err != nil {
 		return nil, err
 	}
+	r.noteUncommitted(ctx, p)
 	ok = true
 	return p, nil
 }
@@ -186,8 +187,8 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 	p := &plan{repo: repo, runID: runID}
 	p.refPrefix = "refs/moat/runs/" + p.runID
 	p.keep = "moat/" + p.runID
-	if p.base, _ = hostgit.Line(ctx, 0, repo.TopLevel, "rev-parse", "-q", "--verify", "HEAD^{commit}"); p.base == "" {
-		return nil, fmt.Errorf("moat: the repository %s has no commits yet, so there is nothing to start from; make one first:\n  git commit --allow-empty -m init", repo.TopLevel)
+	if p.base, err = hostgit.Head(ctx, 0, repo.TopLevel); err != nil {
+		return nil, fmt.Errorf("moat: %w", err)
 	}
 	if err := hostgit.EnsureExcluded(repo.CommonDir); err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
@@ -266,6 +267,7 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 		end()
 		bch <- packed{b, err}
 	}()
+	r.noteSubmodules(ctx, p)
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
 	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
@@ -334,7 +336,10 @@ func (r *runner) setup(ctx context.Context, p *plan, h sandbox.Handle) error {
 			return fmt.Errorf("moat: sandbox hook %q: %w", hook, err)
 		}
 		if hr.ExitCode != 0 {
-			return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, lastLinesOf(hr.Stderr, 10))
+			if tail := strings.TrimSpace(lastLinesOf(hr.Stderr, 10)); tail != "" {
+				return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, tail)
+			}
+			return fmt.Errorf("moat: sandbox hook %q exited %d and printed nothing on stderr", hook, hr.ExitCode)
 		}
 	}
 	if len(o.CopyToWorktree) > 0 || len(o.Hooks.OnSandboxReady) > 0 {
@@ -375,6 +380,14 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		it, signal, ierr := r.iteration(ctx, h)
 		end()
 		r.res.Iterations = append(r.res.Iterations, it)
+		if errors.Is(ierr, sandbox.ErrStillRunning) {
+			// The agent may still be writing to the tree: what a sync out
+			// read now could be half made. The sandbox holds the work.
+			lr.lost = true
+			lr.err = fmt.Errorf("%w; the sandbox is kept, with the agent's work in it", ierr)
+			r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: its work was not brought out", i, o.MaxIterations)})
+			break
+		}
 
 		r.status("syncing the agent's work out of the sandbox")
 		end = r.phase("sync out")
@@ -404,7 +417,7 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		r.emit(Event{Kind: EventIterationEnd, Text: done})
 		if serr != nil {
 			lr.lost = true
-			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
+			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the agent's work is kept (see what was kept, and how to fetch it)", serr))
 			break
 		}
 		if ierr != nil {
@@ -515,11 +528,9 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	switch {
 	case errors.As(ld.err, &nl):
 		r.keep(Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
-		if nl.Conflict {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
-		} else {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %s", nl.Error()))
-		}
+		// A conflict or a refusal: either way the commits wait on their
+		// branch for the user.
+		runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
 	case ld.err != nil:
 		runErr = errors.Join(runErr, fmt.Errorf("moat: %w", ld.err))
 	case runErr != nil && lr.head != p.base && !ld.landed:
@@ -643,6 +654,7 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 	k := r.sandboxKept(p, h, known, "the agent's work could not be brought out of it, so it was not deleted")
 	r.res.Kept = append(r.res.Kept, k)
 	r.opts.Footprint.putSandbox(h, k)
+	r.res.keptSave, r.res.keptRepo = keptSaveCommand(h.WorkDir(), known, p.identity), p.repo.TopLevel
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
 	if m, ok := h.(sandbox.Keeper); ok {
@@ -678,17 +690,32 @@ const KeptWorkBundleHost = "moat-work.bundle"
 // then everything beyond known, the commit the host has, as one bundle,
 // fetched into a new branch.
 func keptSandboxFix(workDir, repo, known, bundle string, id hostgit.Identity) string {
+	save := keptSaveCommand(workDir, known, id)
+	fetch, branch := keptFetchCommand(repo, bundle)
+	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
+		save + "\n" +
+		"# 2. copy " + shell.Quote(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + shell.Quote(bundle) + ", then:\n" +
+		fetch + "\n" +
+		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+}
+
+// keptSaveCommand is the shell command that, in a kept sandbox, commits
+// what is left and writes the work beyond known to KeptWorkBundle.
+func keptSaveCommand(workDir, known string, id hostgit.Identity) string {
 	q := shell.Quote
-	branch := "moat/recovered-" + time.Now().Format("20060102-150405")
 	git := "git -c core.hooksPath=/dev/null -c commit.gpgSign=false"
 	if !id.Configured {
 		git += " -c user.name=" + q(id.Name) + " -c user.email=" + q(id.Email)
 	}
-	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
-		"cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known + "\n" +
-		"# 2. copy " + q(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + q(bundle) + ", then:\n" +
-		"cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch + "\n" +
-		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+	return "cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known
+}
+
+// keptFetchCommand is the host command that fetches the work in bundle
+// into a new branch of repo, which it returns too.
+func keptFetchCommand(repo, bundle string) (cmd, branch string) {
+	q := shell.Quote
+	branch = "moat/recovered-" + time.Now().Format("20060102-150405")
+	return "cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch, branch
 }
 
 func toCommits(cs []land.Commit) []Commit {

@@ -110,8 +110,15 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
+	if o.keep && o.sandbox == "emulator" {
+		// Nothing to keep: the in-process emulator, and its VM, end with moat.
+		return fail(usageErrorf("--keep with --sandbox emulator: the emulator runs inside moat and its VM ends when moat exits, so none can be kept; run 'moat dev exedev' and use --sandbox exedev to keep one"))
+	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
+		return fail(err)
+	}
+	if err := p.requireCommit(ctx); err != nil {
 		return fail(err)
 	}
 	notices := errOut
@@ -121,14 +128,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}
 	defer stop()
-	if o.keep && o.sandbox == "emulator" {
-		fmt.Fprintln(notices, "moat: warning: --keep with --sandbox emulator: the emulator stops when moat exits, and the VM with it; use 'moat dev exedev' and --sandbox exedev to keep one")
-	}
 
 	command := args[0]
 	if len(args) > 1 {
@@ -153,6 +157,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		CommittedOnly: o.committed, Keep: o.keep,
 		OnStatus:  func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
 		Footprint: left.fp,
+		OnWarning: writerWarnings(errOut),
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
@@ -212,7 +217,12 @@ func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxA
 		ssh := "ssh " + noForwarding + " " + q(spec)
 		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}
 	}
-	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf " + q(h.WorkDir())}
+	if d, ok := h.(interface{ Dir() string }); ok {
+		// A local sandbox: all of its directory, also what the agent made
+		// read-only.
+		return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "chmod -R u+w -- " + q(d.Dir()) + " && rm -rf -- " + q(d.Dir())}
+	}
+	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf -- " + q(h.WorkDir())}
 }
 
 // lobbyHostKeyName is the lobby's name in known_hosts: "exe.dev", or

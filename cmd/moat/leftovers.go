@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/shell"
-	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -147,57 +144,4 @@ func (l *leftovers) onThisComputer(h sandbox.Handle) (work, dir string, ok bool)
 		return work, d, true
 	}
 	return work, work, true
-}
-
-// saveEmulatorWork moves the repository of the kept emulator VM of res,
-// which ends with moat, to .moat/kept/<run-id>/ and makes res's "sandbox"
-// entry say how to fetch the work from there. When that fails the entry
-// says where the VM's files are and that they go with the emulator.
-func saveEmulatorWork(res *moat.RunResult, emu *exedevtest.Server, p *project) {
-	h, ok := res.Sandbox.(*exedev.Handle)
-	if !ok {
-		return
-	}
-	work, found := emu.HostPath(h.VM().Name, h.WorkDir())
-	if !found {
-		return
-	}
-	dst := filepath.Join(p.Root, hostgit.MoatDir, "kept", res.RunID)
-	err := moveTree(work, dst)
-	for i, k := range res.Kept {
-		if k.What != "sandbox" {
-			continue
-		}
-		if err != nil {
-			res.Kept[i].Reason += "; the emulator ends with moat and could not move it out (" + err.Error() + "): it is in " + work + " until moat exits"
-			continue
-		}
-		q := shell.Quote
-		res.Kept[i] = moat.Kept{What: "directory", Path: dst,
-			Reason: "the agent's work could not be brought home; the emulator ends with moat, so its repository was moved here",
-			Fix: "git -C " + q(p.Root) + " fetch --no-tags " + q(dst) + " +HEAD:refs/heads/moat/recovered-" + res.RunID + "\n" +
-				"# (files the agent left uncommitted are only there)\n" +
-				"# remove it: rm -rf -- " + q(dst)}
-	}
-	if err == nil {
-		res.Sandbox = nil
-	}
-}
-
-// moveTree moves the directory src to dst (which must not exist): a
-// rename on one file system, else a copy (symbolic links as links) and
-// then the source removed.
-func moveTree(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(src, dst); err == nil {
-		return nil
-	}
-	if out, err := exec.Command("cp", "-a", "--", src, dst).CombinedOutput(); err != nil {
-		os.RemoveAll(dst)
-		return fmt.Errorf("cp: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	os.RemoveAll(src)
-	return nil
 }

@@ -217,11 +217,22 @@ func reportError(stderr io.Writer, err error, interrupted bool) int {
 // printed, so each line is made safe (internal/safetext: no escape
 // sequence, no carriage return).
 func printError(w io.Writer, err error) {
-	msg := safetext.Lines(err.Error(), "")
+	msg := safetext.Lines(errorText(err), "")
 	if !strings.HasPrefix(msg, "moat:") {
 		msg = "moat: " + msg
 	}
 	fmt.Fprintln(w, msg)
+}
+
+// errorText is err's message as a person reads it: without trailing
+// blank space, and never ending in a colon that announces nothing (a
+// command that failed without a word on stderr).
+func errorText(err error) string {
+	msg := strings.TrimRight(err.Error(), " \t\r\n")
+	for strings.HasSuffix(msg, ":") {
+		msg = strings.TrimRight(strings.TrimSuffix(msg, ":"), " \t\r\n")
+	}
+	return msg
 }
 
 // exitError makes moat exit with code, after printing err when it is not

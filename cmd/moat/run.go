@@ -20,6 +20,8 @@ import (
 	"github.com/moatdev/moat/agent/codex"
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -42,7 +44,9 @@ type runOptions struct {
 	maxIterations     int
 	branch            string
 	idleTimeout       time.Duration
+	installTimeout    time.Duration
 	completionTimeout time.Duration
+	exitGrace         time.Duration
 	copy              []string
 	limits            syncLimits
 	jsonOut           bool
@@ -55,6 +59,11 @@ type runOptions struct {
 	// only as a regular file inside the repository.
 	promptFromConfig bool
 }
+
+// tryExample is the first example of 'moat run --help' and of the README:
+// a run that works as pasted in any repository with a commit, with no
+// account, no network and no file of moat's.
+const tryExample = `moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`
 
 // errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
 var errInterrupted = errors.New("interrupted")
@@ -77,6 +86,12 @@ moat/<run-id> branch, or --branch) and deletes the sandbox, within 25s
 ($MOAT_SHUTDOWN_TIMEOUT); signals within a second of the first count as
 one. A second Ctrl-C, a second or more later, or the end of that time
 quits at once and prints what is left and how to recover or remove it.
+
+A run starts from your last commit: changes you have not committed are not
+part of it, and moat says so in one line (moat exec includes them).
+Submodules arrive empty, and moat names them. An agent whose credentials
+are missing stops the run before a sandbox is made (exit 2), with what
+'moat doctor' says.
 
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
@@ -124,8 +139,9 @@ escaped (ESC as ^[), so no escape sequence reaches your terminal, in a
 pipe or the log either. --json: one JSON event per line on stdout ending
 with a "result" event (docs/json.md); -q: only what landed, what was
 kept, warnings and errors. A log is written to .moat/logs/.`,
-		Example: `  # Offline, on the built-in exe.dev emulator, with a scripted agent:
-  moat run --sandbox emulator --agent command --agent-cmd 'sh greeter.sh' -p 'say hello'
+		Example: `  # Offline, on the built-in exe.dev emulator, with a stand-in agent (in any
+  # repository with a commit; the agent's commit lands on the branch moat/try):
+  ` + tryExample + `
 
   # Claude Code on exe.dev, the prompt from .moat/prompt.md, up to 5 iterations:
   moat run --max-iterations 5
@@ -153,7 +169,9 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.IntVar(&o.maxIterations, "max-iterations", 1, "most agent iterations")
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
+	f.DurationVar(&o.installTimeout, "install-timeout", 5*time.Minute, "give up installing the agent's CLI in the sandbox (when it is missing) after this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
+	f.DurationVar(&o.exitGrace, "exit-grace", moat.DefaultExitGrace, "once the agent has exited, how long its output may take to end before what it left running is stopped")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
 	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
@@ -192,6 +210,9 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	}
 	if !set("completion-timeout") && c.CompletionTimeout.Duration > 0 {
 		o.completionTimeout = c.CompletionTimeout.Duration
+	}
+	if !set("exit-grace") && c.ExitGrace.Duration > 0 {
+		o.exitGrace = c.ExitGrace.Duration
 	}
 	if !set("copy") {
 		o.copy = c.Copy
@@ -234,6 +255,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	}
 	o.networkSet = cmd.Flags().Changed("network")
 	o.resolve(cmd, p)
+	if err := o.checkAgentCmd(cmd.Flags().Changed, p.Config); err != nil {
+		return nil, err
+	}
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -250,13 +274,21 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		}
 		o.prompt, o.promptFile = string(data), ""
 	}
-	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
+	ag, err := pickAgentWith(o.agent, o.model, o.agentCmd, o.installTimeout)
 	if err != nil {
 		return nil, err
 	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, ag.CredentialEnv())
 	if err != nil {
 		return nil, err
+	}
+	// An agent without its credentials would fail in the sandbox, after
+	// its install: stop now, with what moat doctor says.
+	if keys := ag.CredentialEnv(); len(keys) > 0 && !slices.ContainsFunc(keys, func(k string) bool {
+		return strings.TrimSpace(env[k]) != "" || strings.TrimSpace(secretEnv[k]) != ""
+	}) {
+		msg, fix := missingCredentials(ag.Name(), keys, p, true)
+		return nil, usageErrorf("%s\n  %s (or pass one with --secret-env KEY)", msg, fix)
 	}
 	promptArgs := map[string]string{}
 	for _, a := range o.args {
@@ -266,16 +298,40 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		}
 		promptArgs[k] = v
 	}
+	// A placeholder with no value is bad input: refused before anything
+	// starts, as the run itself would refuse it later.
+	promptText := o.prompt
+	if o.promptFile != "" {
+		data, err := os.ReadFile(o.promptFile)
+		if err != nil {
+			return nil, usageErrorf("prompt file: %w", err)
+		}
+		promptText = string(data)
+	}
+	if err := moat.CheckPrompt(promptText, promptArgs); err != nil {
+		return nil, &usageError{err}
+	}
 	// With --json, stdout carries only the event stream; notices go to
 	// stderr (and vanish with -q).
 	notices := errOut
 	if printer.mode == modeQuiet {
 		notices = io.Discard
 	}
+	if o.branch != "" {
+		if err := hostgit.CheckBranchName(ctx, p.Root, o.branch); err != nil {
+			return nil, usageErrorf("--branch: %w", err)
+		}
+	}
+	if err := p.requireCommit(ctx); err != nil {
+		return nil, err
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	// A provider's warnings are the run's: printed like moat's own (and
+	// in --json as warning events).
+	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
+	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -308,6 +364,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		Hooks:             moat.Hooks{OnWorktreeReady: p.Config.Hooks.OnWorktreeReady, OnSandboxReady: p.Config.Hooks.OnSandboxReady},
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
+		ExitGrace:         o.exitGrace,
 		CopyToWorktree:    o.copy,
 		MaxFileBytes:      o.limits.fileBytes.n,
 		MaxSyncBytes:      o.limits.syncBytes.n,
@@ -316,12 +373,12 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		OnEvent:           printer.Event,
 		Footprint:         left.fp,
 	})
+	if res != nil && res.Sandbox != nil && o.sandbox == "emulator" {
+		// The emulator ends with moat, and its VM with it: no sandbox can
+		// be kept, so the work is copied out of it now.
+		saveEmulatorWork(ctx, res, p.Root, warn)
+	}
 	if res != nil && res.Sandbox != nil {
-		if emu != nil {
-			// The emulator, and the VM with it, end when moat exits: move
-			// the only copy of the agent's work out first.
-			saveEmulatorWork(res, emu, p)
-		}
 		for i, k := range res.Kept {
 			if k.What == "sandbox" && res.Sandbox != nil {
 				res.Kept[i].Fix = left.sandboxFix(res.Sandbox, k.Fix)
@@ -329,6 +386,42 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		}
 	}
 	return res, err
+}
+
+// checkAgentCmd decides what --agent-cmd means: alone it chooses the
+// command agent (as in moat init); with another --agent, or in a config
+// whose agent is not command, it is refused.
+func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error {
+	switch {
+	case set("agent-cmd") && !set("agent"):
+		o.agent = "command"
+	case set("agent-cmd") && o.agent != "command":
+		return usageErrorf("--agent-cmd is for --agent command, not --agent %s: drop one of them", o.agent)
+	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && c.Agent != "command":
+		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
+	}
+	return nil
+}
+
+// saveEmulatorWork copies the work out of a sandbox of the in-process
+// emulator that the run kept, into a bundle under .moat/kept/: the
+// sandbox ends when moat exits, so no "kept sandbox" can be offered.
+// When that fails the work is lost, and a warning says so.
+func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, warn func(string)) {
+	// In .moat/kept/, which git status does not show (hostgit's excludes).
+	dst := filepath.Join(root, hostgit.MoatDir, "kept", res.RunID+".bundle")
+	err := os.MkdirAll(filepath.Dir(dst), 0o755)
+	if err == nil {
+		err = res.SaveKeptWork(ctx, dst)
+	}
+	if err == nil {
+		warn("the emulator's VM ends with moat, so the agent's work was copied out of it to " + dst)
+	} else {
+		warn(fmt.Sprintf("the agent's work is lost: the emulator's VM ends with moat, and %v", err))
+		res.Sandbox.Close(context.WithoutCancel(ctx))
+		res.Sandbox = nil
+		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
+	}
 }
 
 // check refuses option values that cannot work, before anything starts.
@@ -350,23 +443,38 @@ func (o *runOptions) check() error {
 	if err := o.limits.check(); err != nil {
 		return err
 	}
+	for _, rel := range o.copy {
+		if !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
+		}
+	}
 	switch {
 	case o.maxIterations < 1:
 		return usageErrorf("--max-iterations %d: want 1 or more", o.maxIterations)
 	case o.idleTimeout <= 0:
 		return usageErrorf("--idle-timeout %s: want a positive duration such as 10m", o.idleTimeout)
+	case o.installTimeout <= 0:
+		return usageErrorf("--install-timeout %s: want a positive duration such as 5m", o.installTimeout)
 	case o.completionTimeout <= 0:
 		return usageErrorf("--completion-timeout %s: want a positive duration such as 60s", o.completionTimeout)
+	case o.exitGrace <= 0:
+		return usageErrorf("--exit-grace %s: want a positive duration such as 5s", o.exitGrace)
 	}
 	return nil
 }
 
 func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
+	return pickAgentWith(name, model, agentCmd, 0)
+}
+
+// pickAgentWith is pickAgent, with a bound on installing the agent's CLI
+// (0: the agent's default).
+func pickAgentWith(name, model, agentCmd string, installTimeout time.Duration) (agent.Agent, error) {
 	switch name {
 	case "claude":
-		return claude.New(claude.Config{Model: model}), nil
+		return claude.New(claude.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "codex":
-		return codex.New(codex.Config{Model: model}), nil
+		return codex.New(codex.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "command":
 		if agentCmd == "" {
 			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
@@ -454,6 +562,9 @@ func envFlagValues(envFlags, secretFlags []string, secretKeys map[string]bool) (
 				// Not %q of e: what follows "=" may be a secret.
 				return nil, usageErrorf("%s: an entry has no name before its =; want KEY=VALUE or KEY", f.name)
 			}
+			if !shell.ValidName(k) {
+				return nil, usageErrorf("%s %q: not a valid variable name; use letters, digits and underscores, not starting with a digit", f.name, k)
+			}
 			if !ok {
 				val, set := os.LookupEnv(k)
 				if !set {
@@ -483,8 +594,8 @@ func flagNames(items []string) []string {
 // spec is "emulator" (else nil), and a func that releases what it started.
 // network is the local sandbox's ("" is isolated); a local sandbox is
 // probed here, so that containment that is not available stops the
-// command before anything runs.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, *exedevtest.Server, func(), error) {
+// command before anything runs. The provider's warnings go to warn.
+func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
 	switch {
 	case spec == "exedev":
 		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
@@ -496,7 +607,7 @@ func pickSandbox(ctx context.Context, spec, network string, p *project, notices 
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
 	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(network)})
+		lp := local.New(local.Config{Network: local.Network(network), Logger: newWarnLogger(warn)})
 		if _, err := lp.Containment(ctx); err != nil {
 			return nil, nil, nil, err
 		}

@@ -36,6 +36,7 @@ type Config struct {
 	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
 	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
 	CompletionTimeout Duration `toml:"completion_timeout"` // e.g. "60s"
+	ExitGrace         Duration `toml:"exit_grace"`         // e.g. "5s"
 	Branch            string   `toml:"branch"`             // "": merge into the checked-out branch
 	MaxFileSize       Size     `toml:"max_file_size"`      // e.g. "100MiB"
 	MaxSyncSize       Size     `toml:"max_sync_size"`      // e.g. "1GiB"
@@ -295,6 +296,7 @@ var schema = []key{
 	{"max_iterations", kInt},
 	{"idle_timeout", kDuration},
 	{"completion_timeout", kDuration},
+	{"exit_grace", kDuration},
 	{"branch", kString},
 	{"max_file_size", kSize},
 	{"max_sync_size", kSize},
@@ -617,6 +619,7 @@ func (c *Config) validate(text string) error {
 		{"max_iterations", int64(c.MaxIterations), "a whole number such as 5 (0 means the default)"},
 		{"idle_timeout", int64(c.IdleTimeout.Duration), durationHint},
 		{"completion_timeout", int64(c.CompletionTimeout.Duration), durationHint},
+		{"exit_grace", int64(c.ExitGrace.Duration), durationHint},
 		{"max_files", c.MaxFiles, "a number of files such as 100000 (0 means the default)"},
 		{"exedev.cpu", int64(c.ExeDev.CPU), "a number of CPUs such as 2 (0 means exe.dev's default)"},
 		{"exedev.ready_timeout", int64(c.ExeDev.ReadyTimeout.Duration), durationHint},

@@ -43,6 +43,7 @@ prompt_file = "p.md"
 max_iterations = 7
 idle_timeout = "5m"
 completion_timeout = "1m30s"
+exit_grace = "3s"
 branch = "moat/work"
 copy = [".env.local", "node_modules"]
 env = ["GOFLAGS", "_X1"]
@@ -69,7 +70,7 @@ tags = ["ci", "moat"]
 	want := Config{
 		Sandbox: "ssh://me@build.example.com:2222", Network: "none", Agent: "command", Model: "m", AgentCmd: "sh agent.sh",
 		PromptFile: "p.md", MaxIterations: 7,
-		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second},
+		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second}, ExitGrace: Duration{3 * time.Second},
 		Branch: "moat/work", Copy: []string{".env.local", "node_modules"}, Env: []string{"GOFLAGS", "_X1"},
 		SecretEnv: []string{"DATABASE_URL"},
 		Hooks:     Hooks{OnWorktreeReady: []string{"make gen"}, OnSandboxReady: []string{"npm ci", "go mod download"}},
@@ -92,7 +93,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unquoted string", "[exedev]\nimage = ubuntu\n", 2, "exedev.image", "; put the value of exedev.image in quotes"},
 		{"unquoted duration", "idle_timeout = 10m\n", 1, "", `; write durations in quotes, such as idle_timeout = "10m"`},
 		{"unknown key", "sandbox = \"local\"\nmax_iteration = 3\n", 2, "max_iteration",
-			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, max_file_size, max_sync_size, max_files, copy, env, secret_env, hooks, exedev)`},
+			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, exit_grace, branch, max_file_size, max_sync_size, max_files, copy, env, secret_env, hooks, exedev)`},
 		{"unknown dashed key", "idle-timeout = \"1m\"\n", 1, "idle-timeout", `did you mean "idle_timeout"?`},
 		{"unknown key far from any", "colour = \"blue\"\n", 1, "colour", `unknown key "colour" (known: sandbox,`},
 		{"unknown key in table", "[exedev]\nimage = \"x\"\ncpus = 2\n", 3, "exedev.cpus",
@@ -124,6 +125,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negative iterations", "max_iterations = -1\n", 1, "max_iterations", "max_iterations is negative"},
 		{"negative timeout", "idle_timeout = \"-1s\"\n", 1, "idle_timeout", "idle_timeout is negative"},
 		{"negative completion timeout", "completion_timeout = \"-1s\"\n", 1, "completion_timeout", "completion_timeout is negative"},
+		{"negative exit grace", "exit_grace = \"-1s\"\n", 1, "exit_grace", "exit_grace is negative"},
 		{"negative cpu", "[exedev]\ncpu = -2\n", 2, "exedev.cpu", "exedev.cpu is negative"},
 		{"bad env name", "env = [\"OK\", \"NOT-OK\"]\n", 1, "env", `env item 2 = "NOT-OK" is not a variable name`},
 		{"env with value", "env = [\"TOKEN=s3cr3t\"]\n", 1, "env", "env item 1 is KEY=VALUE: env lists only names"},

@@ -151,11 +151,18 @@ func (p *Provider) OpenDir(ctx context.Context, dir, workDir string) (sandbox.Ha
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
-	return &handle{
+	h := &handle{
 		p: q, dir: dir, home: filepath.Join(dir, "home"), work: workDir, tmp: filepath.Join(dir, "tmp"),
 		env: map[string]string{}, bwrap: bwrap, root: r, reopened: true,
 		procs: make(map[*proc]struct{}), done: make(chan struct{}),
-	}, nil
+	}
+	if n := q.network(); bwrap != "" && n != NetworkHost {
+		if h.net, err = newNetns(ctx, bwrap, q.nsenter, n, q.stack); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("local: network %s: %w", n, err)
+		}
+	}
+	return h, nil
 }
 
 // offline is p with no network for its commands, when bubblewrap gives
