@@ -273,7 +273,8 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
 		Reason: "moat was creating the run's sandbox; it may exist, holding nothing but the repository",
 		Fix:    "moat sandbox ls   # find it; remove it with: moat sandbox gc"})
-	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env,
+		Labels: map[string]string{sandbox.LabelRepo: p.repo.TopLevel, sandbox.LabelRun: p.runID}})
 	end()
 	if err != nil {
 		o.Footprint.drop(footSandbox)
@@ -656,7 +657,7 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 	r.res.keptSave, r.res.keptRepo = keptSaveCommand(h.WorkDir(), known, p.identity), p.repo.TopLevel
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
-	if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
+	if m, ok := h.(sandbox.Keeper); ok {
 		mctx, cancel := cleanupCtx(ctx, 30*time.Second)
 		if err := m.MarkKept(mctx); err != nil {
 			r.emit(Event{Kind: EventWarning, Text: "marking the kept sandbox so that garbage collection spares it: " + err.Error()})

@@ -11,6 +11,7 @@ import (
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
 )
 
 // leftovers says what a run leaves behind when moat quits at once (a
@@ -90,7 +91,7 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 		s := "# the agent's repository is " + q(work) + " on this computer; bring its commits home on a branch:\n" +
 			git + " fetch --no-tags " + q(work) + " +HEAD:refs/heads/" + branch + "\n" +
 			"# (files it left uncommitted are only there: copy what you need before removing it)\n" +
-			"# remove it: rm -rf -- " + q(dir)
+			"# remove it: " + removeDirCmd(dir)
 		if l.emu != nil {
 			s += "\n# (the emulator has ended with moat; the VM's processes with it)"
 		}
@@ -111,9 +112,19 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 // removal is the command that removes the sandbox h.
 func (l *leftovers) removal(h sandbox.Handle) string {
 	if _, dir, ok := l.onThisComputer(h); ok {
-		return "rm -rf -- " + shell.Quote(dir)
+		return removeDirCmd(dir)
 	}
 	return keptSandboxAccess(h, l.spec, exedevConfig(l.p.Config.ExeDev)).remove
+}
+
+// removeDirCmd removes a sandbox directory on this computer, and a local
+// sandbox's record with it.
+func removeDirCmd(dir string) string {
+	cmd := "rm -rf -- " + shell.Quote(dir)
+	if strings.HasPrefix(filepath.Base(dir), "moat-local-") {
+		cmd += " " + shell.Quote(local.RecordPath(dir))
+	}
+	return cmd
 }
 
 // onThisComputer returns, for a sandbox whose files are on this computer,

@@ -336,6 +336,13 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		return nil, err
 	}
 	defer stop()
+	if sp, ok := provider.(*sshhost.Provider); ok {
+		// One connection for the look at the host's leftovers and the run.
+		if release, err := sp.Hold(); err == nil {
+			defer release()
+		}
+	}
+	noteLeftovers(ctx, notices, p.Root, provider)
 	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
 	quitReportOf(ctx).set(func(why string) string {
 		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
