@@ -136,6 +136,14 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	defer func() {
 		if o.Keep {
 			res.Sandbox = h
+			// Spare it from garbage collection, where the sandbox can say so.
+			if k, ok := h.(sandbox.Keeper); ok {
+				kctx, cancel := cleanupCtx(ctx, 30*time.Second)
+				if kerr := k.MarkKept(kctx); kerr != nil {
+					r.emit(Event{Kind: EventWarning, Text: "marking the kept sandbox so that garbage collection spares it: " + kerr.Error()})
+				}
+				cancel()
+			}
 			return
 		}
 		if cerr := r.closeSandbox(ctx, sb); cerr != nil && err == nil {

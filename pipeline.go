@@ -273,7 +273,8 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
 		Reason: "moat was creating the run's sandbox; it may exist, holding nothing but the repository",
 		Fix:    "moat sandbox ls   # find it; remove it with: moat sandbox gc"})
-	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
+	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env,
+		Labels: map[string]string{sandbox.LabelRepo: p.repo.TopLevel, sandbox.LabelRun: p.runID}})
 	end()
 	if err != nil {
 		o.Footprint.drop(footSandbox)

@@ -1,20 +1,22 @@
 package sandbox
 
-import "context"
-
 // Capabilities: what a sandbox can do beyond the contract of Provider and
 // Handle. Each is a small interface a Handle (or a Provider, or an error)
 // implements when it can; callers ask with a type assertion on the named
 // interface, never on a provider's own types, and do without it when it
 // is missing. sandboxtest checks each one a provider implements.
 
-// Keeper is implemented by a Handle that can be kept after a run for
-// recovery: marked so that garbage collection (moat sandbox gc) spares it
-// while it holds the only copy of an agent's work.
-type Keeper interface {
-	// MarkKept marks the sandbox as kept. The handle stays open and
-	// usable; Close still destroys the sandbox.
-	MarkKept(ctx context.Context) error
+// Keeper (leftover.go): a Handle that can be marked kept on purpose, so
+// that garbage collection spares it. LeftoverFinder (leftover.go): a
+// Provider that finds, reopens and removes the sandboxes of its kind that
+// outlived the process that made them.
+
+// Holder is implemented by a Provider that can keep its connection open
+// across several uses (a look for leftovers, then a run), so that they do
+// not each pay for a new one.
+type Holder interface {
+	// Hold keeps the connection open until release is called.
+	Hold() (release func(), err error)
 }
 
 // Named is implemented by a Handle whose WorkDir alone does not say which
@@ -49,10 +51,10 @@ type Access struct {
 // local sandbox, a VM of an in-process emulator), so that the work in a
 // kept sandbox can be fetched from its files directly.
 type OnHost interface {
-	// HostPaths returns the host path of WorkDir, and the host directory
-	// whose removal removes the whole sandbox; ok is false when they are
-	// not known (any more).
-	HostPaths() (work, all string, ok bool)
+	// HostPaths returns the host path of WorkDir, and the host paths
+	// whose removal removes the whole sandbox, its directory first; ok
+	// is false when they are not known (any more).
+	HostPaths() (work string, all []string, ok bool)
 }
 
 // Permanent is implemented by an error that trying again cannot change:

@@ -63,6 +63,13 @@ type Kind struct {
 	// anything runs.
 	Open func(ctx context.Context, spec string, env Env) (*Opened, error)
 
+	// Leftovers returns the finder of the kind's leftovers (see
+	// LeftoverFinder) at spec: for a URL kind, the host spec names; for
+	// another kind spec is its Name. nil when the kind's leftovers are
+	// listed some other way (exe.dev VMs: the lobby lists them) or not
+	// at all.
+	Leftovers func(spec string, env Env) LeftoverFinder
+
 	// Doctor checks what the kind's sandboxes need on this computer (SSH
 	// keys, a lobby that answers, bubblewrap), one Check per line of
 	// `moat doctor`. spec is "" when the kind is not the one in use: a

@@ -51,6 +51,11 @@ type CreateOptions struct {
 	// entries with the same key win. Values may be secrets: providers never
 	// put them on a command line, in a log or in an error message.
 	Env map[string]string
+
+	// Labels are stored with the sandbox's Record, so that a leftover of
+	// a killed run says where it came from (LabelRepo, LabelRun). They
+	// are not secret, and not part of the sandbox's environment.
+	Labels map[string]string
 }
 
 // Handle is one live sandbox.

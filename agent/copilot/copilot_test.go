@@ -146,9 +146,9 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("CredentialEnv() = %v", got)
 	}
 	for v, want := range map[string]string{
-		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @github/copilot@` + Version,
-		"1.0.90": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @github/copilot@1.0.90`,
-		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @github/copilot`,
+		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @github/copilot@` + Version,
+		"1.0.90": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @github/copilot@1.0.90`,
+		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @github/copilot`,
 	} {
 		if got := New(Config{Version: v}).tool().InstallCommand(); got != want {
 			t.Errorf("install command for Version %q:\n%s\nwant\n%s", v, got, want)

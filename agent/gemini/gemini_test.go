@@ -173,9 +173,9 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("CredentialEnv() = %v", got)
 	}
 	for v, want := range map[string]string{
-		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli@` + Version,
-		"0.60.1": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli@0.60.1`,
-		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli`,
+		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @google/gemini-cli@` + Version,
+		"0.60.1": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @google/gemini-cli@0.60.1`,
+		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @google/gemini-cli`,
 	} {
 		if got := New(Config{Version: v}).tool().InstallCommand(); got != want {
 			t.Errorf("install command for Version %q:\n%s\nwant\n%s", v, got, want)

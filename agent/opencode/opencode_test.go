@@ -147,10 +147,10 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("CredentialEnv() = %v", got)
 	}
 	for v, want := range map[string]string{
-		"":        `npm install -g --prefix "$HOME/.local" --no-fund --no-audit opencode-ai@` + Version,
-		"1.17.0":  `npm install -g --prefix "$HOME/.local" --no-fund --no-audit opencode-ai@1.17.0`,
-		"latest":  `npm install -g --prefix "$HOME/.local" --no-fund --no-audit opencode-ai`,
-		"^1.18.0": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit 'opencode-ai@^1.18.0'`,
+		"":        `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http opencode-ai@` + Version,
+		"1.17.0":  `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http opencode-ai@1.17.0`,
+		"latest":  `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http opencode-ai`,
+		"^1.18.0": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http 'opencode-ai@^1.18.0'`,
 	} {
 		if got := New(Config{Version: v}).tool().InstallCommand(); got != want {
 			t.Errorf("install command for Version %q:\n%s\nwant\n%s", v, got, want)

@@ -162,9 +162,9 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("CredentialEnv() = %v", got)
 	}
 	for v, want := range map[string]string{
-		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @mariozechner/pi-coding-agent@` + Version,
-		"0.70.0": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @mariozechner/pi-coding-agent@0.70.0`,
-		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @mariozechner/pi-coding-agent`,
+		"":       `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @mariozechner/pi-coding-agent@` + Version,
+		"0.70.0": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @mariozechner/pi-coding-agent@0.70.0`,
+		"latest": `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @mariozechner/pi-coding-agent`,
 	} {
 		if got := New(Config{Version: v}).tool().InstallCommand(); got != want {
 			t.Errorf("install command for Version %q:\n%s\nwant\n%s", v, got, want)

@@ -88,7 +88,7 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 		s := "# the agent's repository is " + q(work) + " on this computer; bring its commits home on a branch:\n" +
 			git + " fetch --no-tags " + q(work) + " +HEAD:refs/heads/" + branch + "\n" +
 			"# (files it left uncommitted are only there: copy what you need before removing it)\n" +
-			"# remove it: rm -rf -- " + q(dir)
+			"# remove it: " + removeDirCmd(dir)
 		if why := l.opened.Kind.EndsWithProgram; why != "" {
 			s += "\n# (" + why + ": its processes have ended)"
 		}
@@ -109,17 +109,27 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 // removal is the command that removes the sandbox h.
 func (l *leftovers) removal(h sandbox.Handle) string {
 	if _, dir, ok := l.onThisComputer(h); ok {
-		return "rm -rf -- " + shell.Quote(dir)
+		return removeDirCmd(dir)
 	}
 	return keptSandboxAccess(h).Remove
+}
+
+// removeDirCmd removes the host paths that hold all of a sandbox on this
+// computer (sandbox.OnHost).
+func removeDirCmd(all []string) string {
+	cmd := "rm -rf --"
+	for _, p := range all {
+		cmd += " " + shell.Quote(p)
+	}
+	return cmd
 }
 
 // onThisComputer returns, for a sandbox whose files are on this computer
 // (sandbox.OnHost), the host path of its repository and the directory
 // that removes all of it.
-func (l *leftovers) onThisComputer(h sandbox.Handle) (work, dir string, ok bool) {
+func (l *leftovers) onThisComputer(h sandbox.Handle) (work string, all []string, ok bool) {
 	if oh, isOnHost := h.(sandbox.OnHost); isOnHost {
 		return oh.HostPaths()
 	}
-	return "", "", false
+	return "", nil, false
 }

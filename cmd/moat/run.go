@@ -20,6 +20,7 @@ import (
 	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
+	"github.com/moatdev/moat/sandbox"
 )
 
 type runOptions struct {
@@ -325,6 +326,13 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		return nil, err
 	}
 	defer opened.Close()
+	if h, ok := opened.Provider.(sandbox.Holder); ok {
+		// One connection for the look at the leftovers and the run.
+		if release, err := h.Hold(); err == nil {
+			defer release()
+		}
+	}
+	noteLeftovers(ctx, notices, p.Root, opened.Provider)
 	left := &leftovers{fp: &moat.Footprint{}, p: p, opened: opened}
 	quitReportOf(ctx).set(func(why string) string {
 		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),

@@ -54,6 +54,9 @@ func sbxRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // outside any repository, with an empty HOME and no SSH agent.
 func sbxEmulator(t *testing.T, opts ...exedevtest.Option) *exedevtest.Server {
 	t.Helper()
+	// Leftovers of other runs on this machine (local sandboxes, emulator
+	// VMs) stay out of the listings.
+	t.Setenv("TMPDIR", t.TempDir())
 	srv := exedevtest.NewServer(t, opts...)
 	t.Setenv("MOAT_EXEDEV_LOBBY", srv.LobbyAddr())
 	t.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
@@ -247,7 +250,7 @@ func TestSandboxRm(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("rm without a name: exit %d", code)
 	}
-	wantIn(t, "stderr", errOut, "at least one VM name")
+	wantIn(t, "stderr", errOut, "at least one sandbox or VM name")
 }
 
 func TestSandboxGC(t *testing.T) {
@@ -389,7 +392,7 @@ func TestSandboxUnknownSubcommand(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("moat sandbox frob: exit %d", code)
 	}
-	wantIn(t, "stderr", errOut, `unknown command "frob"`, "ls, rm or gc")
+	wantIn(t, "stderr", errOut, `unknown command "frob"`, "ls, recover, rm or gc")
 	out, _, code := sbxRun(t, "sandbox")
 	if code != 0 || !strings.Contains(out, "Available Commands") {
 		t.Errorf("moat sandbox: exit %d\n%s", code, out)

@@ -59,7 +59,8 @@ func (h hermeticConfig) Run() int {
 //     does not know the client's key),
 //     emu-vms N asserts how many VMs it has, emu-backdate NAME DURATION ages
 //     a VM, emu-wait-file PATH waits until a VM has PATH (relative to
-//     its home), jsonl FILE checks a --json stream.
+//     its home), wait-file GLOB waits until a file matches GLOB (relative
+//     to $WORK), jsonl FILE checks a --json stream.
 func TestScripts(t *testing.T) {
 	testenv.RequireBinary(t, "git", "git")
 	greeter, err := filepath.Abs("../../examples/agents/greeter.sh")
@@ -206,6 +207,18 @@ func TestScripts(t *testing.T) {
 				d, err := time.ParseDuration(args[1])
 				ts.Check(err)
 				ts.Check(serverOf(ts).Backdate(args[0], d))
+			},
+			"wait-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: wait-file GLOB (relative to $WORK)")
+				}
+				pattern := ts.MkAbs(args[0])
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if m, _ := filepath.Glob(pattern); len(m) > 0 {
+						return
+					}
+				}
+				ts.Fatalf("nothing matches %s after 60s", args[0])
 			},
 			"jsonl": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {

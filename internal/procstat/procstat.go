@@ -20,6 +20,10 @@ type Stat struct {
 	// Comm is the command name, at most 15 bytes; it may hold spaces and
 	// parentheses.
 	Comm string
+	// Start is when the process started, in clock ticks after boot: with
+	// PID, it names one process, since a PID is reused but never at the
+	// same tick.
+	Start uint64
 }
 
 // Live reports whether the process runs, or could: it is not a zombie.
@@ -77,6 +81,9 @@ func parse(b []byte) (Stat, error) {
 	s.Session, errs[3] = strconv.Atoi(f[3])
 	if err := errors.Join(errs[:]...); err != nil {
 		return Stat{}, fmt.Errorf("procstat: stat %q: %w", b, err)
+	}
+	if len(f) > 19 { // field 22, starttime
+		s.Start, _ = strconv.ParseUint(f[19], 10, 64)
 	}
 	return s, nil
 }

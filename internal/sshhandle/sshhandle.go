@@ -74,11 +74,23 @@ type Handle struct {
 // Close calls cleanup once, after every Exec in flight has ended; cleanup
 // may use h.Run, which works after Close. cleanup may be nil.
 func New(conn SessionOpener, workDir string, env map[string]string, cleanup func(ctx context.Context, h *Handle) error) *Handle {
-	stop, stopAll := context.WithCancel(context.Background())
 	id := make([]byte, 8)
 	rand.Read(id)
-	return &Handle{conn: conn, workDir: workDir, env: env, cleanup: cleanup, stop: stop, stopAll: stopAll, id: hex.EncodeToString(id)}
+	return NewMarked(conn, workDir, hex.EncodeToString(id), env, cleanup)
 }
+
+// NewMarked is New with the handle's mark, the value of
+// sandbox.MarkerVar in every process its commands start, chosen by the
+// caller: a provider that names the sandbox by it can find the sandbox's
+// processes later, from another handle (a leftover's). id must be unique
+// on the remote host, made of letters, digits, "-" and "_".
+func NewMarked(conn SessionOpener, workDir, id string, env map[string]string, cleanup func(ctx context.Context, h *Handle) error) *Handle {
+	stop, stopAll := context.WithCancel(context.Background())
+	return &Handle{conn: conn, workDir: workDir, env: env, cleanup: cleanup, stop: stop, stopAll: stopAll, id: id}
+}
+
+// ID is the handle's mark (see NewMarked).
+func (h *Handle) ID() string { return h.id }
 
 var _ sandbox.Handle = (*Handle)(nil)
 
@@ -253,6 +265,9 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if k == sandbox.MarkerVar {
+			continue // the handle's own mark, which KillAll and gc rely on
+		}
 		fmt.Fprintf(&b, "export %s=%s; ", k, quote(env[k]))
 	}
 	// The command runs in this shell: eval parses it as sh -c would.
@@ -668,12 +683,25 @@ exit 0`
 // from $HOME) and returns its absolute physical path. private makes it
 // mode 0700.
 func MakeDir(ctx context.Context, conn SessionOpener, dir string, private bool) (string, error) {
+	return MakeDirAnd(ctx, conn, dir, private, "", nil)
+}
+
+// MakeDirAnd is MakeDir that also runs the shell text then, with env, in
+// the same command, after the directory is made (in $MOAT_DIR, absolute):
+// one round trip for a provider's setup of a fresh sandbox.
+func MakeDirAnd(ctx context.Context, conn SessionOpener, dir string, private bool, then string, env map[string]string) (string, error) {
 	script := "set -e\n" + expandHome + `mkdir -p -- "$MOAT_DIR"` + "\n"
 	if private {
 		script += `chmod 700 -- "$MOAT_DIR"` + "\n"
 	}
+	if then != "" {
+		script += "(\n" + then + "\n) >&2\n"
+	}
 	script += `cd -- "$MOAT_DIR" && pwd -P`
-	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: map[string]string{"MOAT_DIR": dir}})
+	e := map[string]string{}
+	maps.Copy(e, env)
+	e["MOAT_DIR"] = dir
+	res, err := New(conn, "/", nil, nil).Run(ctx, script, sandbox.ExecOptions{Env: e})
 	if err != nil {
 		return "", fmt.Errorf("make directory %s: %w", dir, err)
 	}

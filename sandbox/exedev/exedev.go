@@ -125,7 +125,7 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	p.log.Debug("exe.dev VM created", "vm", vm.Name, "host", vm.SSHHost, "port", vm.SSHPort, "took", time.Since(start))
 
-	vmClient, workDir, err := p.connectVM(ctx, lobby, vm)
+	vmClient, workDir, err := p.connectVM(ctx, lobby, vm, opts.Labels)
 	if err != nil {
 		if rmErr := p.removeVM(lobby, vm.Name); rmErr != nil {
 			return nil, fmt.Errorf("%w; and deleting the VM failed too: %v", err, rmErr)
@@ -141,6 +141,10 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	return &Handle{p: p, h: sshhandle.New(vmSessions{vmClient, vm.Name}, workDir, env, cleanup), vm: vm}, nil
 }
+
+// labelsFile is where, in the VM's home, Create writes the sandbox's
+// labels as JSON (exedevtest.LabelsFile reads it).
+const labelsFile = ".moat/labels.json"
 
 // Handle is a live exe.dev VM.
 type Handle struct {
@@ -292,7 +296,7 @@ func provesNothingMade(le *LobbyError) bool {
 // without tripping exe.dev's connection-burst limit. Then the VM is dialled
 // directly, retrying only connection errors (DNS may lag); authentication
 // and host key failures are final.
-func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*sshx.Client, string, error) {
+func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM, labels map[string]string) (*sshx.Client, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReadyTimeout)
 	defer cancel()
 	lobbyKey := lobby.HostKey()
@@ -349,7 +353,16 @@ func (p *Provider) connectVM(ctx context.Context, lobby *sshx.Client, vm VM) (*s
 	if dir == "" {
 		dir = "~/workspace"
 	}
-	workDir, err := sshhandle.MakeDir(ctx, client, dir, false)
+	// With the work directory, in the same command, the labels: where a
+	// leftover VM says which run made it (moat sandbox ls). Best effort.
+	var then string
+	var env map[string]string
+	if len(labels) > 0 {
+		b, _ := json.Marshal(labels)
+		then = `mkdir -p ~/.moat && umask 077 && printf '%s' "$MOAT_LABELS" > ~/` + labelsFile + ` || true`
+		env = map[string]string{"MOAT_LABELS": string(b)}
+	}
+	workDir, err := sshhandle.MakeDirAnd(ctx, client, dir, false, then, env)
 	if err != nil {
 		return fail(err)
 	}

@@ -158,6 +158,7 @@ func (h *handle) baseEnv(over map[string]string, sudo bool) map[string]string {
 		}
 	}
 	maps.Copy(env, over)
+	env[sandbox.MarkerVar] = markerOf(h.dir) // the sandbox's own: never overridden
 	return env
 }
 

@@ -26,6 +26,9 @@ var Kind = sandbox.Kind{
 		}
 		return &sandbox.Opened{Provider: p}, nil
 	},
+	Leftovers: func(spec string, env sandbox.Env) sandbox.LeftoverFinder {
+		return New(Config{Logger: env.Logger})
+	},
 	Doctor: func(ctx context.Context, spec string, env sandbox.Env) []sandbox.Check {
 		var c sandbox.Checks
 		needed := spec == "local"
@@ -82,8 +85,10 @@ func checkContainment(ctx context.Context, c *sandbox.Checks, network string, ne
 }
 
 // HostPaths returns WorkDir, which is on this computer, and the
-// sandbox's directory (sandbox.OnHost).
-func (h *handle) HostPaths() (work, all string, ok bool) { return h.work, h.dir, true }
+// sandbox's directory and record (sandbox.OnHost).
+func (h *handle) HostPaths() (work string, all []string, ok bool) {
+	return h.work, []string{h.dir, RecordPath(h.dir)}, true
+}
 
 var _ sandbox.OnHost = (*handle)(nil)
 
@@ -92,7 +97,7 @@ var _ sandbox.OnHost = (*handle)(nil)
 // (sandbox.Reachable).
 func (h *handle) Access() sandbox.Access {
 	q := shell.Quote
-	return sandbox.Access{Reach: "cd " + q(h.work), Remove: "chmod -R u+w -- " + q(h.dir) + " && rm -rf -- " + q(h.dir)}
+	return sandbox.Access{Reach: "cd " + q(h.work), Remove: "chmod -R u+w -- " + q(h.dir) + " && rm -rf -- " + q(h.dir) + " " + q(RecordPath(h.dir))}
 }
 
 var _ sandbox.Reachable = (*handle)(nil)

@@ -9,6 +9,13 @@
 //	<Root>/moat-local-<random>/home/     HOME of every command
 //	<Root>/moat-local-<random>/home/workspace/   WorkDir
 //	<Root>/moat-local-<random>/tmp/      TMPDIR (and /tmp under bwrap)
+//	<Root>/.moat-local-<random>.json     its sandbox.Record, out of its commands' reach
+//
+// Every command's processes carry sandbox.MarkerVar (the directory's
+// name), which the sandbox's environment cannot override: Close kills
+// what carries it (a daemon that left its process group, without bwrap),
+// and so does RemoveLeftover once the sandbox's maker is gone (see
+// Leftovers).
 //
 // Under bwrap a command sees the host's system directories read-only (see
 // hostMounts), a fresh /dev and /proc, its sandbox's tmp directory at /tmp,
@@ -58,6 +65,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -383,6 +391,14 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 			return nil, fmt.Errorf("local: create: network %s: %w", n, err)
 		}
 	}
+	// The record lies beside the sandbox directory, out of its commands'
+	// reach (they see only the directory).
+	if err := os.WriteFile(recordPath(dir), sandbox.NewRecord(opts.Labels).Marshal(), 0o600); err != nil {
+		h.net.close()
+		h.root.Close()
+		removeTree(dir)
+		return nil, fmt.Errorf("local: create: %w", err)
+	}
 	p.log.Debug("local sandbox created", "dir", dir, "isolated", bwrap != "")
 	return h, nil
 }
@@ -395,6 +411,9 @@ type handle struct {
 	bwrap                string            // "" for plain processes
 	root                 *os.Root          // the sandbox directory
 	net                  *netns            // bwrap, network isolated or none
+	// reopened is set for a handle on a leftover (OpenLeftover, OpenDir):
+	// its Close leaves the sandbox as it is.
+	reopened bool
 
 	mu     sync.Mutex
 	closed bool
@@ -478,8 +497,21 @@ func (h *handle) Close(ctx context.Context) error {
 			go func() { h.ops.Wait(); h.net.close() }()
 		}
 		h.root.Close()
+		if h.reopened {
+			return
+		}
+		// Without bwrap, what left the commands' process groups (setsid, a
+		// daemon) is found by the sandbox's mark; under bwrap nothing
+		// leaves its command's pid namespace, which ended with it.
+		if h.bwrap == "" {
+			killMarked(markerOf(h.dir))
+		}
 		if err := removeTree(h.dir); err != nil {
 			h.closeErr = fmt.Errorf("local: close: removing %s: %w", h.dir, err)
+			return
+		}
+		if err := os.Remove(recordPath(h.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.closeErr = fmt.Errorf("local: close: %w", err)
 			return
 		}
 		h.p.log.Debug("local sandbox removed", "dir", h.dir)

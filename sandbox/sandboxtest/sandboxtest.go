@@ -117,6 +117,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("ByteExact", s.testByteExact)
 	t.Run("Close", func(t *testing.T) { testClose(t, p) })
 	t.Run("Describe", func(t *testing.T) { testDescribe(t, p) })
+	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, p) })
 }
 
 // testDescribe: a Describer's description is one printable line that

@@ -9,7 +9,6 @@ import (
 
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/sshcheck"
-	"github.com/moatdev/moat/internal/sshhandle"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -38,6 +37,13 @@ var Kind = sandbox.Kind{
 			return nil, err
 		}
 		return &sandbox.Opened{Provider: New(Config{Addr: hostPort, User: user, Logger: env.Logger})}, nil
+	},
+	Leftovers: func(spec string, env sandbox.Env) sandbox.LeftoverFinder {
+		user, hostPort, err := ParseSpec(spec)
+		if err != nil {
+			return nil
+		}
+		return New(Config{Addr: hostPort, User: user, Logger: env.Logger})
 	},
 	Doctor: doctor,
 }
@@ -109,13 +115,7 @@ func doctor(ctx context.Context, spec string, env sandbox.Env) []sandbox.Check {
 	return c
 }
 
-// handle is one sandbox directory on the host.
-type handle struct {
-	*sshhandle.Handle
-	dest string // ssh://[user@]host[:port]
-}
-
-var _ sandbox.Reachable = (*handle)(nil)
+var _ sandbox.Reachable = (*Handle)(nil)
 
 // noForwarding are the ssh options that turn off agent, X11 and port
 // forwarding: the agent may have left a process behind on the host.
@@ -124,7 +124,7 @@ const noForwarding = "-a -x -o ClearAllForwardings=yes"
 // Access says how to reach the sandbox's directory with OpenSSH, which
 // takes the ssh:// form as it is, port included, and how to remove it
 // (sandbox.Reachable).
-func (h *handle) Access() sandbox.Access {
+func (h *Handle) Access() sandbox.Access {
 	q := shell.Quote
 	ssh := "ssh " + noForwarding + " " + q(h.dest)
 	return sandbox.Access{SSH: ssh, Reach: ssh + ", then cd " + q(h.WorkDir()), Remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}

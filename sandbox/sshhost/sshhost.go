@@ -1,8 +1,11 @@
 // Package sshhost makes sandboxes on any machine you can reach over SSH: a
 // devbox, a workstation, a VM you already have.
 //
-// Each sandbox is a fresh directory on that host; Close removes it and
-// kills the processes its commands left running (on Linux hosts). The
+// Each sandbox is a fresh directory on that host, <WorkDir>/moat-<hex>,
+// with its sandbox.Record beside it (.moat-<hex>.json); every process its
+// commands start carries sandbox.MarkerVar=moat-<hex>. Close removes both
+// and kills the processes that carry the mark (on Linux hosts); so does
+// RemoveLeftover, for a sandbox whose maker was killed (Leftovers). The
 // host itself is the isolation boundary: commands run as the SSH user and
 // can touch whatever that user can, so point it at a machine (or account)
 // you are happy to let an agent use.
@@ -91,33 +94,67 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	dir := strings.TrimSuffix(base, "/") + "/moat-" + hex.EncodeToString(id)
+	name := "moat-" + hex.EncodeToString(id)
+	dir := strings.TrimSuffix(base, "/") + "/" + name
 
-	workDir, err := sshhandle.MakeDir(ctx, client, dir, true)
+	// The record goes beside the directory in the same command.
+	rec := sandbox.NewRecord(opts.Labels)
+	workDir, err := sshhandle.MakeDirAnd(ctx, client, dir, true, writeRecordScript, map[string]string{"MOAT_REC": string(rec.Marshal())})
 	if err != nil {
-		// The directory may exist if ctx ended half way: remove it.
+		// The directory (and its record) may exist if ctx ended half way:
+		// remove them.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		sshhandle.RemoveDir(rctx, client, dir)
+		sshhandle.RemoveDir(rctx, client, recordPath(dir))
 		cancel()
 		p.conn.Release()
 		return nil, fmt.Errorf("sshhost %s: %w", client.Addr(), err)
 	}
 	cleanup := func(ctx context.Context, h *sshhandle.Handle) error {
 		defer p.conn.Release()
-		// The host outlives the sandbox: what its commands left running
-		// (a dev server started with nohup) goes too.
-		killErr := h.KillAll(ctx)
-		if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
-			return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
-		}
-		if killErr != nil {
-			return fmt.Errorf("sshhost %s: %w", client.Addr(), killErr)
-		}
-		return nil
+		return removeSandbox(ctx, client, h, workDir)
 	}
 	dest := "ssh://" + p.cfg.Addr
 	if p.cfg.User != "" {
 		dest = "ssh://" + p.cfg.User + "@" + p.cfg.Addr
 	}
-	return &handle{Handle: sshhandle.New(client, workDir, opts.Env, cleanup), dest: dest}, nil
+	return &Handle{Handle: sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), client: client, rec: rec, dest: dest}, nil
+}
+
+// Handle is a sandbox on an SSH host.
+type Handle struct {
+	*sshhandle.Handle
+	client *sshx.Client
+	rec    sandbox.Record
+	dest   string // ssh://[user@]host[:port]
+}
+
+var _ sandbox.Keeper = (*Handle)(nil)
+
+// MarkKept implements sandbox.Keeper: the sandbox's record says it was
+// kept on purpose.
+func (h *Handle) MarkKept(ctx context.Context) error {
+	r := h.rec
+	r.Kept = true
+	if err := writeRecord(ctx, h.client, h.WorkDir(), r); err != nil {
+		return fmt.Errorf("sshhost %s: %w", h.client.Addr(), err)
+	}
+	return nil
+}
+
+// removeSandbox kills what the sandbox's commands left running (the host
+// outlives the sandbox: a dev server started with nohup goes too), then
+// removes its directory and its record.
+func removeSandbox(ctx context.Context, client *sshx.Client, h *sshhandle.Handle, workDir string) error {
+	killErr := h.KillAll(ctx)
+	if err := sshhandle.RemoveDir(ctx, client, workDir); err != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+	}
+	if err := sshhandle.RemoveDir(ctx, client, recordPath(workDir)); err != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), err)
+	}
+	if killErr != nil {
+		return fmt.Errorf("sshhost %s: %w", client.Addr(), killErr)
+	}
+	return nil
 }

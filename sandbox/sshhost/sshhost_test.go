@@ -79,8 +79,8 @@ func TestCloseWithCancelledContextRemovesSandbox(t *testing.T) {
 	if r, err := h.Exec(t.Context(), "mkdir -p a/b && echo x > f && chmod 500 a", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
 		t.Fatalf("exec: %v %+v", err, r)
 	}
-	if len(leftovers(t, srv)) != 1 {
-		t.Fatalf("want one sandbox directory on the host, have %v", leftovers(t, srv))
+	if len(leftovers(t, srv)) != 2 {
+		t.Fatalf("want one sandbox directory and its record on the host, have %v", leftovers(t, srv))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -293,7 +293,7 @@ func TestInstallCommand(t *testing.T) {
 		{Tool{Package: "@anthropic-ai/claude-code"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @anthropic-ai/claude-code`},
 		{Tool{Package: "@openai/codex", NPM: "/opt/node 22/bin/npm"}, `'/opt/node 22/bin/npm' install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @openai/codex`},
 		{Tool{Package: "@openai/codex", Install: "curl -fsSL https://example.com/i.sh | sh"}, "curl -fsSL https://example.com/i.sh | sh"},
-		{Tool{Package: "@google/gemini-cli", Version: "0.61.0"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli@0.61.0`},
+		{Tool{Package: "@google/gemini-cli", Version: "0.61.0"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @google/gemini-cli@0.61.0`},
 	} {
 		if got := tc.tool.InstallCommand(); got != tc.want {
 			t.Errorf("InstallCommand() = %s, want %s", got, tc.want)

@@ -285,6 +285,9 @@ func start(opts []Option) (_ *Server, err error) {
 		}
 	}
 	s.homeDir = filepath.Join(s.dir, "home")
+	if err := s.writeOwner(); err != nil {
+		return nil, err
+	}
 
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -33,6 +33,9 @@ var Kind = sandbox.Kind{
 			FilesReason: "the exe.dev emulator's files",
 		}, nil
 	},
+	Leftovers: func(spec string, env sandbox.Env) sandbox.LeftoverFinder {
+		return Leftovers{Logger: env.Logger}
+	},
 	Doctor: func(ctx context.Context, spec string, env sandbox.Env) []sandbox.Check {
 		if spec != "emulator" {
 			return nil
@@ -76,7 +79,7 @@ var (
 
 // HostPaths returns the VM's WorkDir on this computer and the emulator's
 // directory, which holds every VM.
-func (h *handle) HostPaths() (work, all string, ok bool) {
+func (h *handle) HostPaths() (work string, all []string, ok bool) {
 	work, ok = h.srv.HostPath(h.VM().Name, h.WorkDir())
-	return work, h.srv.Dir(), ok
+	return work, []string{h.srv.Dir()}, ok
 }

@@ -101,6 +101,9 @@ func (s *Server) createVM(spec vmSpec, copyFrom string) (_ *vm, err error) {
 			return nil, err
 		}
 	}
+	if err := v.writeRecord(); err != nil {
+		return nil, err
+	}
 	if s.legacyLn != nil {
 		v.port = s.legacyLn.Addr().(*net.TCPAddr).Port
 	} else {
@@ -279,7 +282,7 @@ func (v *vm) restart() error {
 		v.mach = m
 		v.mu.Unlock()
 	}
-	return nil
+	return v.writeRecord()
 }
 
 // accessInfo is how clients reach a VM.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package exedevtest
+
+func machineNS(*machine) string { return "" }
