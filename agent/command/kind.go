@@ -6,7 +6,7 @@ import "github.com/moatdev/moat/agent"
 // program, named by --agent-cmd or agent_cmd.
 var Kind = agent.Kind{
 	Name:         "command",
-	Summary:      "any program (--agent-cmd)",
+	Summary:      "any program, run with --agent-cmd",
 	TakesCommand: true,
 	New: func(o agent.Options) (agent.Agent, error) {
 		if o.Command == "" {

@@ -67,7 +67,7 @@ is never touched.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "the repository (default: the one holding the working directory)")
-	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
 	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
 	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (it reads the prompt on stdin)")
@@ -168,11 +168,12 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	if interactive {
 		a := asker{ctx: cmd.Context(), in: bufio.NewReader(cmd.InOrStdin()), out: out}
 		fmt.Fprintf(out, "Setting up moat in %s. Enter takes the [default].\n", root)
-		fmt.Fprintln(out, "Sandboxes: exedev runs the agent in a fresh exe.dev VM; emulator is moat's")
-		fmt.Fprintln(out, "offline stand-in for it; local is a temporary directory (bubblewrap);")
-		fmt.Fprintln(out, "ssh://... is a fresh directory on any SSH host.")
 		if !changed("sandbox") {
-			if o.sandbox, err = a.ask("Sandbox (exedev, emulator, local, ssh://[user@]host[:port])", o.sandbox, config.CheckSandbox); err != nil {
+			fmt.Fprintln(out, "Sandboxes:")
+			for _, k := range registry.Sandboxes.Kinds() {
+				fmt.Fprintf(out, "  %-9s %s\n", k.Spec, k.About)
+			}
+			if o.sandbox, err = a.ask("Sandbox ("+strings.Join(registry.Sandboxes.Specs(), ", ")+")", o.sandbox, config.CheckSandbox); err != nil {
 				return err
 			}
 		}

@@ -173,3 +173,33 @@ func registerSandboxCompletion(cmd *cobra.Command) {
 		})
 	}
 }
+
+// agentSummaries names every agent with its summary, as prose:
+// "claude (Claude Code), codex (OpenAI Codex CLI) or ...".
+func agentSummaries() string {
+	var items []string
+	for _, k := range registry.Agents.Kinds() {
+		items = append(items, k.Name+" ("+k.Summary+")")
+	}
+	return agent.OneOf(items)
+}
+
+// wrapText breaks s into lines of at most width bytes, between words.
+func wrapText(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(s) {
+		switch {
+		case n == 0:
+		case n+1+len(w) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}

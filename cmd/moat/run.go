@@ -94,7 +94,7 @@ hooks, env, secret_env, an ssh:// sandbox, the [exedev] lobby, key or
 known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
 --trust-config.
 
-Sandboxes: ` + sandboxAbout() + `.
+` + wrapText("Sandboxes: "+sandboxAbout()+".", 72) + `
 
 The local sandbox's network (--network, or network in the config):
 isolated, the default, is its own network namespace reaching out through

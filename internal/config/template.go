@@ -10,7 +10,7 @@ import (
 
 // TemplateOptions are the choices `moat init` writes into the config file.
 type TemplateOptions struct {
-	Sandbox  string // "" is exedev
+	Sandbox  string // "" is registry.DefaultSandbox
 	Agent    string // "" is registry.DefaultAgent
 	Model    string // "": the agent's default (the key is left commented out)
 	AgentCmd string // for an agent that runs a command (agent.Kind.TakesCommand)
@@ -31,7 +31,7 @@ const DefaultPromptFile = ".moat/prompt.md"
 // with the chosen values.
 func Template(o TemplateOptions) string {
 	if o.Sandbox == "" {
-		o.Sandbox = "exedev"
+		o.Sandbox = registry.DefaultSandbox()
 	}
 	if o.Agent == "" {
 		o.Agent = registry.DefaultAgent()
@@ -61,10 +61,12 @@ func Template(o TemplateOptions) string {
 		"# Flags on the moat command line win over this file. A commented-out key",
 		"# shows its default. Credentials never go here: put them in .moat/.env.",
 		"",
-		"# Where the agent runs: exedev (a fresh exe.dev VM), emulator (moat's local",
-		"# stand-in for exe.dev: no account, no network), local (a temporary",
-		"# directory, inside bubblewrap when installed) or ssh://[user@]host[:port]",
-		"# (a fresh directory on any SSH host).",
+		"# Where the agent runs:",
+	)
+	for _, k := range registry.Sandboxes.Kinds() {
+		w("#   " + k.Spec + " (" + k.About + ")")
+	}
+	w(
 		set("sandbox", tomlString(o.Sandbox)),
 		"",
 		"# The local sandbox's network: isolated (its own; outbound connections and DNS",

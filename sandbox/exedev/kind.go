@@ -23,7 +23,7 @@ import (
 var Kind = sandbox.Kind{
 	Name:    kindName,
 	Summary: "exe.dev microVM",
-	About:   "a fresh exe.dev VM (MOAT_EXEDEV_* variables override the config)",
+	About:   "a fresh exe.dev VM; MOAT_EXEDEV_* variables override the config",
 	Open: func(ctx context.Context, spec string, env sandbox.Env) (*sandbox.Opened, error) {
 		return &sandbox.Opened{Provider: New(settings(env).WithEnv())}, nil
 	},
