@@ -11,7 +11,6 @@ import (
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
-	"github.com/moatdev/moat/sandbox/exedev"
 )
 
 // project is the repository a command works on, with its moat settings.
@@ -98,10 +97,6 @@ func (p *project) path(rel string) string {
 	}
 	return filepath.Join(p.Root, rel)
 }
-
-// exedevConfig is the exe.dev provider's configuration: the [exedev]
-// table of the config file, overridden by the MOAT_EXEDEV_* variables.
-func exedevConfig(c config.ExeDev) exedev.Config { return c.ProviderConfig().WithEnv() }
 
 // usageError is bad input from the user: a flag, an argument or a config
 // file. moat exits 2 for it.

@@ -88,7 +88,7 @@ func sandboxProvider(ctx context.Context) (*exedev.Provider, error) {
 		return nil, ctx.Err()
 	}
 	// Any other error: not in a git repository (or no git): defaults.
-	return exedev.New(exedevConfig(c)), nil
+	return exedev.New(c.ProviderConfig().WithEnv()), nil
 }
 
 func isUsageError(err error) bool {
@@ -901,3 +901,6 @@ func heldProvider(ctx context.Context) (p *exedev.Provider, release func(), err 
 	}
 	return p, release, nil
 }
+
+// wantsExeDev says whether the exe.dev VMs are part of a listing.
+func wantsExeDev(specs []string) bool { return len(specs) == 0 || slices.Contains(specs, "exedev") }

@@ -66,9 +66,6 @@ func checkLeftoverSpecs(specs []string) error {
 	return nil
 }
 
-// wantsExeDev says whether the exe.dev VMs are part of a listing.
-func wantsExeDev(specs []string) bool { return len(specs) == 0 || slices.Contains(specs, "exedev") }
-
 // found is one leftover with the finder that found it and, once
 // inspected, what it holds.
 type found struct {
@@ -191,7 +188,7 @@ func (f *found) fromText() string {
 // lookupLeftover finds the leftover named name ("NAME" or "KIND:NAME").
 func lookupLeftover(all []*found, name string) (*found, error) {
 	kind, n, ok := strings.Cut(name, ":")
-	if !ok || strings.HasPrefix(name, "ssh://") {
+	if !ok || strings.Contains(name, "://") { // a URL kind's name, not KIND:NAME
 		kind, n = "", name
 	}
 	var match []*found

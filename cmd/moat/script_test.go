@@ -23,7 +23,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(hermeticConfig{m}, map[string]func(){
-		"moat": func() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) },
+		"moat": func() {
+			if os.Getenv(extraKindsVar) != "" {
+				registerExtraKinds()
+			}
+			os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+		},
 	})
 }
 
