@@ -459,3 +459,31 @@ func TestManyConcurrentCreates(t *testing.T) {
 	}
 	assertNoVMs(t, srv)
 }
+
+// BenchmarkEmulatorExec measures one `true` Exec on a live emulator VM,
+// inside the VM's namespaces ("contained") and, as the baseline in the
+// same run, as a plain host process ("plain"): the difference is what
+// entering the VM costs per command.
+func BenchmarkEmulatorExec(b *testing.B) {
+	for _, shape := range []struct {
+		name string
+		opts []exedevtest.Option
+	}{{"contained", nil}, {"plain", []exedevtest.Option{exedevtest.WithoutSandbox()}}} {
+		b.Run(shape.name, func(b *testing.B) {
+			srv := exedevtest.NewServer(b, shape.opts...)
+			if shape.opts == nil && !srv.Sandboxed() {
+				b.Skip("the emulator cannot contain VMs here (no working bubblewrap)")
+			}
+			h, err := exedev.New(srv.Config()).Create(context.Background(), sandbox.CreateOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(context.Background())
+			for b.Loop() {
+				if r, err := h.Exec(context.Background(), "true", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+					b.Fatal(err, r.ExitCode)
+				}
+			}
+		})
+	}
+}
