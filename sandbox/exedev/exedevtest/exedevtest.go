@@ -92,6 +92,7 @@ type options struct {
 	oldJSON        bool
 	diskCeiling    int
 	noSandbox      bool
+	noIsolation    bool
 	logger         *slog.Logger
 }
 
@@ -171,9 +172,18 @@ func WithOldJSON() Option { return func(o *options) { o.oldJSON = true } }
 // WithDiskCeiling sets the largest --disk in GiB (default 25).
 func WithDiskCeiling(gib int) Option { return func(o *options) { o.diskCeiling = gib } }
 
-// WithoutSandbox runs VM commands as plain processes even when bubblewrap is
-// available (HOME is then the VM's directory on the host).
+// WithoutSandbox runs VM commands as plain processes even when the emulator
+// could contain them (HOME is then the VM's directory on the host). For
+// tests of the emulator's plain mode.
 func WithoutSandbox() Option { return func(o *options) { o.noSandbox = true } }
+
+// WithNoIsolation lets Start succeed when the emulator cannot contain its
+// VMs here (no bubblewrap or nsenter, or they do not work): VM commands
+// then run as plain host processes, as the emulator's user, and can read
+// and write whatever that user can, see and signal its processes and read
+// their environment. Containment says why. Without it, Start fails with a
+// *NoContainmentError. This is the CLI's --no-isolation.
+func WithNoIsolation() Option { return func(o *options) { o.noIsolation = true } }
 
 // WithNewDelay makes `new` answer d after it has made the VM, like a slow
 // lobby: a client that gives up meanwhile leaves a VM behind unless it
@@ -209,6 +219,7 @@ type Server struct {
 	hostSigner     ssh.Signer // guarded by mu: ChangeHostKey replaces it
 	clientPub      ssh.PublicKey
 	sandbox        *sandboxInfo // nil: plain processes
+	uncontained    error        // why sandbox is nil
 
 	lobbyLn  net.Listener
 	legacyLn net.Listener // shared VM port with legacy routing
@@ -232,11 +243,14 @@ type Server struct {
 }
 
 // NewServer starts an emulator for a test and closes it when the test ends.
+// Where the emulator cannot contain its VMs, it runs their commands as
+// plain processes (WithNoIsolation): a test's commands are its own. Tests
+// that rely on containment check Sandboxed.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	// Internal errors (the lobby shows only a trace ID, as exe.dev does) go
 	// to stderr, where a failing test's output shows them.
-	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}, opts...)
+	opts = append([]Option{WithNoIsolation(), WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}, opts...)
 	s, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("exedevtest: %v", err)
@@ -249,7 +263,9 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Start starts an emulator. Close it when done.
+// Start starts an emulator. Close it when done. It fails with a
+// *NoContainmentError (errors.Is ErrNoContainment) when it cannot contain
+// its VMs here, unless WithNoIsolation or WithoutSandbox is given.
 func Start(opts ...Option) (*Server, error) { return start(opts) }
 
 func start(opts []Option) (_ *Server, err error) {
@@ -312,11 +328,13 @@ func start(opts []Option) (_ *Server, err error) {
 		return nil, err
 	}
 
-	if !o.noSandbox {
-		s.sandbox = sandboxOnce(s.log)
-		if s.sandbox == nil {
-			s.log.Info("exedevtest: VM commands run as plain processes (no working bubblewrap); HOME is the VM's directory on the host")
+	if o.noSandbox {
+		s.uncontained = &NoContainmentError{Reason: "containment turned off (WithoutSandbox)"}
+	} else if s.sandbox, s.uncontained = sandboxOnce(s.log); s.sandbox == nil {
+		if !o.noIsolation {
+			return nil, s.uncontained
 		}
+		s.log.Info("exedevtest: VM commands run as plain processes; HOME is the VM's directory on the host", "why", s.uncontained)
 	}
 
 	lobbyAddr := o.lobbyAddr
@@ -388,24 +406,51 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
+// ErrNoContainment is what Start's error matches (errors.Is) when the
+// emulator cannot contain its VMs here and WithNoIsolation was not given.
+var ErrNoContainment = errors.New("the exe.dev emulator cannot contain its VMs here")
+
+// NoContainmentError says why the emulator cannot contain its VMs here and
+// what to install.
+type NoContainmentError struct {
+	Reason string // what is missing or failed, e.g. "bwrap not found on PATH"
+	Fix    string // how to get it, e.g. "install bubblewrap (apt-get install bubblewrap)"
+}
+
+func (e *NoContainmentError) Error() string {
+	msg := "the exe.dev emulator cannot contain its VMs here: " + e.Reason
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrNoContainment) true.
+func (e *NoContainmentError) Is(target error) bool { return target == ErrNoContainment }
+
 var probe struct {
 	once sync.Once
 	si   *sandboxInfo
+	err  error
 }
 
-// sandboxOnce probes bubblewrap once per process; log receives the reason
-// when it does not work.
-func sandboxOnce(log *slog.Logger) *sandboxInfo {
+// sandboxOnce probes bubblewrap once per process: the containment every
+// VM gets, or why there is none.
+func sandboxOnce(log *slog.Logger) (*sandboxInfo, error) {
 	probe.once.Do(func() {
 		dir, err := os.MkdirTemp("", "exedevtest-probe-")
 		if err != nil {
-			log.Info("exedevtest: no temp dir for the bubblewrap probe", "err", err)
+			probe.err = &NoContainmentError{Reason: "no temp dir for the bubblewrap probe: " + err.Error()}
 			return
 		}
 		defer os.RemoveAll(dir)
-		probe.si = probeSandbox(dir, log)
+		probe.si, probe.err = probeSandbox(dir, log)
+		var nc *NoContainmentError
+		if probe.err != nil && !errors.As(probe.err, &nc) {
+			probe.err = &NoContainmentError{Reason: "the bubblewrap probe failed: " + probe.err.Error()}
+		}
 	})
-	return probe.si
+	return probe.si, probe.err
 }
 
 // removeAll removes a tree, retrying briefly while killed processes are
@@ -549,8 +594,13 @@ func (s *Server) KeyFile() string { return s.keyFile }
 // [127.0.0.1]:PORT.
 func (s *Server) KnownHostsFile() string { return s.knownHostsFile }
 
-// Sandboxed reports whether VM commands run inside bubblewrap namespaces.
+// Sandboxed reports whether VM commands run contained, inside bubblewrap
+// namespaces.
 func (s *Server) Sandboxed() bool { return s.sandbox != nil }
+
+// Containment is nil when VM commands run contained; otherwise a
+// *NoContainmentError saying why they run as plain host processes.
+func (s *Server) Containment() error { return s.uncontained }
 
 // VMs returns the names of the VMs alive now, sorted.
 func (s *Server) VMs() []string {

@@ -17,8 +17,8 @@ import (
 // serveSFTP serves the sftp subsystem on ch. The server runs in the
 // emulator's process, so client paths are mapped onto the host the way the
 // VM's mount namespace maps them: /home/exedev is the VM's home, /tmp the
-// VM's /tmp, /home holds only exedev, and everything else is the host's
-// root, read-only. Unsandboxed, paths are the host's own and the working
+// VM's /tmp, /home holds only exedev, the system directories and
+// toolchains VMs see are the host's, read-only, and nothing else exists. Unsandboxed, paths are the host's own and the working
 // directory is the VM's home on the host.
 func (v *vm) serveSFTP(ch ssh.Channel) {
 	fsys := &vmFS{v: v, start: v.homeInside()}
@@ -58,6 +58,9 @@ func (f *vmFS) resolve(p string, write bool) (string, error) {
 	}
 	if rest, ok := under("/home"); ok {
 		return filepath.Join(f.v.dir, "homeroot", rest), nil
+	}
+	if !f.v.visible(p) {
+		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	}
 	return p, nil
 }

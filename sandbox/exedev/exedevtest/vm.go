@@ -449,6 +449,7 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 		return exitInfo{}, err
 	}
 	pgid := cmd.Process.Pid
+	target := v.signalTarget(cmd)
 	defer func() {
 		v.mu.Lock()
 		delete(v.procs, pgid)
@@ -492,9 +493,14 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 		for {
 			select {
 			case sig := <-r.signals:
-				killGroup(pgid, sig)
+				if g := target(); g != 0 {
+					killGroup(g, sig)
+				}
 			case <-r.abort:
-				killGroup(pgid, "KILL")
+				if g := target(); g != 0 {
+					killGroup(g, "KILL")
+				}
+				killGroup(pgid, "KILL") // nsenter too, when contained
 				outR.Close()
 				errR.Close()
 				return
