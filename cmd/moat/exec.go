@@ -20,15 +20,16 @@ import (
 )
 
 type execOptions struct {
-	repo      string
-	sandbox   string
-	network   string
-	env       []string
-	secretEnv []string
-	keep      bool
-	committed bool
-	quiet     bool
-	trust     bool
+	repo        string
+	sandbox     string
+	network     string
+	noIsolation bool
+	env         []string
+	secretEnv   []string
+	keep        bool
+	committed   bool
+	quiet       bool
+	trust       bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -68,6 +69,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
 	f.StringArrayVar(&o.secretEnv, "secret-env", nil, "like --env, and its value is a secret: redacted in moat's errors (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
@@ -110,6 +112,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
+		return fail(err)
+	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
 		return fail(err)
@@ -121,7 +126,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, errOut)
 	if err != nil {
 		return fail(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ type runOptions struct {
 	repo              string
 	sandbox           string
 	network           string
+	noIsolation       bool
 	agent             string
 	model             string
 	agentCmd          string
@@ -136,6 +138,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
 	f.StringVar(&o.model, "model", "", "model for claude or codex")
 	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (prompt on stdin)")
@@ -267,7 +270,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices)
+	provider, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, errOut)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +332,10 @@ func (o *runOptions) check() error {
 		return usageErrorf("--sandbox %q: %w", o.sandbox, err)
 	}
 	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
+		return err
+	}
+	var err error
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
 		return err
 	}
 	switch {
@@ -460,23 +467,43 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// pickSandbox returns the provider for spec and a func that releases what
-// it started (the in-process emulator). network is the local sandbox's
-// ("" is isolated); a local sandbox is probed here, so that containment
-// that is not available stops the command before anything runs.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer) (sandbox.Provider, func(), error) {
-	switch {
+// sandboxChoice is the sandbox a command asked for.
+type sandboxChoice struct {
+	spec    string // --sandbox
+	network string // --network, the local sandbox's ("" is isolated)
+	// noIsolation lets the emulator run VM commands uncontained where it
+	// cannot contain them (--no-isolation, MOAT_EMULATOR_NO_ISOLATION).
+	noIsolation bool
+}
+
+// pickSandbox returns the provider for c and a func that releases what it
+// started (the in-process emulator). A local sandbox is probed here, and
+// the emulator started, so that containment that is not available stops
+// the command before anything runs. warnings receives the warning of an
+// emulator that runs uncontained.
+func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices, warnings io.Writer) (sandbox.Provider, func(), error) {
+	switch spec := c.spec; {
 	case spec == "exedev":
 		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
 	case spec == "emulator":
-		srv, err := exedevtest.Start()
+		var opts []exedevtest.Option
+		if c.noIsolation {
+			opts = append(opts, exedevtest.WithNoIsolation())
+		}
+		srv, err := exedevtest.Start(opts...)
+		if errors.Is(err, exedevtest.ErrNoContainment) {
+			return nil, nil, fmt.Errorf("%w; or pass --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1) to run the agent's commands unisolated, as plain processes on this computer", err)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+		}
+		if why := srv.Containment(); why != nil {
+			fmt.Fprintln(warnings, noIsolationWarning(why))
 		}
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), func() { srv.Close() }, nil
 	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(network)})
+		lp := local.New(local.Config{Network: local.Network(c.network)})
 		if _, err := lp.Containment(ctx); err != nil {
 			return nil, nil, err
 		}
@@ -488,12 +515,45 @@ func pickSandbox(ctx context.Context, spec, network string, p *project, notices 
 		}
 		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), func() {}, nil
 	}
-	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
+	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", c.spec)
 }
 
 // addNetworkFlag defines --network, the local sandbox's network.
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "network", "", `local sandbox network: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+}
+
+// noIsolationHelp is --no-isolation's help.
+const noIsolationHelp = `with --sandbox emulator: run even where the emulator cannot contain its VMs (no working bubblewrap); the agent's commands then run as plain processes on this computer, as you, with a warning on every run (also MOAT_EMULATOR_NO_ISOLATION=1)`
+
+// addNoIsolationFlag defines --no-isolation, the emulator's opt-out of
+// containment.
+func addNoIsolationFlag(cmd *cobra.Command, dst *bool) {
+	cmd.Flags().BoolVar(dst, "no-isolation", false, noIsolationHelp)
+}
+
+// checkNoIsolation returns whether the emulator may run uncontained:
+// --no-isolation (flag), which only the emulator takes, or
+// MOAT_EMULATOR_NO_ISOLATION=1 in the environment.
+func checkNoIsolation(flag bool, sandboxSpec string) (bool, error) {
+	if flag && sandboxSpec != "emulator" {
+		return false, usageErrorf("--no-isolation: only --sandbox emulator takes --no-isolation (this run's sandbox is %s)", sandboxSpec)
+	}
+	v, set := os.LookupEnv("MOAT_EMULATOR_NO_ISOLATION")
+	if !set || v == "" {
+		return flag, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageErrorf("MOAT_EMULATOR_NO_ISOLATION=%q: want 1 (or leave it unset)", v)
+	}
+	return flag || on, nil
+}
+
+// noIsolationWarning is the warning of an emulator that runs its VMs'
+// commands uncontained: why is Server.Containment.
+func noIsolationWarning(why error) string {
+	return "moat: warning: NOT ISOLATED: " + why.Error() + ". With --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) the emulator runs VM commands, the agent's too, as plain processes on this computer, as you: they can read and change all your files, see and signal your processes and read their environment"
 }
 
 // checkNetwork checks the local sandbox's network: set says it came from
