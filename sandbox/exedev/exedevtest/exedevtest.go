@@ -428,29 +428,46 @@ func (e *NoContainmentError) Error() string {
 // Is makes errors.Is(err, ErrNoContainment) true.
 func (e *NoContainmentError) Is(target error) bool { return target == ErrNoContainment }
 
-var probe struct {
+var probes struct {
+	sync.Mutex
+	byPath map[string]*probeResult
+}
+
+type probeResult struct {
 	once sync.Once
 	si   *sandboxInfo
 	err  error
 }
 
-// sandboxOnce probes bubblewrap once per process: the containment every
-// VM gets, or why there is none.
+// sandboxOnce probes bubblewrap once per process and PATH (which says
+// where bwrap and nsenter are, and which toolchains VMs see): the
+// containment every VM gets, or why there is none.
 func sandboxOnce(log *slog.Logger) (*sandboxInfo, error) {
-	probe.once.Do(func() {
+	path := vmPath()
+	probes.Lock()
+	if probes.byPath == nil {
+		probes.byPath = map[string]*probeResult{}
+	}
+	p := probes.byPath[path]
+	if p == nil {
+		p = &probeResult{}
+		probes.byPath[path] = p
+	}
+	probes.Unlock()
+	p.once.Do(func() {
 		dir, err := os.MkdirTemp("", "exedevtest-probe-")
 		if err != nil {
-			probe.err = &NoContainmentError{Reason: "no temp dir for the bubblewrap probe: " + err.Error()}
+			p.err = &NoContainmentError{Reason: "no temp dir for the bubblewrap probe: " + err.Error()}
 			return
 		}
 		defer os.RemoveAll(dir)
-		probe.si, probe.err = probeSandbox(dir, log)
+		p.si, p.err = probeSandbox(dir, log)
 		var nc *NoContainmentError
-		if probe.err != nil && !errors.As(probe.err, &nc) {
-			probe.err = &NoContainmentError{Reason: "the bubblewrap probe failed: " + probe.err.Error()}
+		if p.err != nil && !errors.As(p.err, &nc) {
+			p.err = &NoContainmentError{Reason: "the bubblewrap probe failed: " + p.err.Error()}
 		}
 	})
-	return probe.si, probe.err
+	return p.si, p.err
 }
 
 // removeAll removes a tree, retrying briefly while killed processes are

@@ -120,14 +120,6 @@ func probeSandbox(dir string, log *slog.Logger) (*sandboxInfo, error) {
 	return si, nil
 }
 
-// vmPath is the PATH of VM logins: the emulator's own.
-func vmPath() string {
-	if p := os.Getenv("PATH"); p != "" {
-		return p
-	}
-	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-}
-
 // start starts a machine whose home and /tmp are the given host dirs. The
 // holder prints a line once it runs inside the finished sandbox; bwrap's
 // --info-fd then gives the host PID of the machine's init (it reports it

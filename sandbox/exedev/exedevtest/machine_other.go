@@ -11,7 +11,7 @@ import (
 // Outside Linux there is no bubblewrap: VM commands run as plain processes
 // (and outside Unix the emulator does not start at all).
 
-type sandboxInfo struct{}
+type sandboxInfo struct{ path string }
 
 type machine struct{}
 

@@ -368,9 +368,9 @@ func (v *vm) homeInside() string {
 // baseEnv is the environment of a login on the VM, before the session's own
 // env requests.
 func (v *vm) baseEnv() []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	path := vmPath()
+	if v.s.sandbox != nil {
+		path = v.s.sandbox.path // the one whose toolchains the VM sees
 	}
 	env := []string{
 		"PATH=" + path,
@@ -384,6 +384,14 @@ func (v *vm) baseEnv() []string {
 		env = append(env, markerVar+"="+v.marker)
 	}
 	return append(env, v.env...)
+}
+
+// vmPath is the PATH of VM logins: the emulator's own.
+func vmPath() string {
+	if p := os.Getenv("PATH"); p != "" {
+		return p
+	}
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
 // exitInfo is how a process ended.
