@@ -144,3 +144,39 @@ func canary(t *testing.T) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// TestEmulatorVMsHaveNoCapabilities: VM commands run without
+// capabilities, so they cannot remount what they see read-only and write
+// the host's system directories or the toolchains on PATH.
+func TestEmulatorVMsHaveNoCapabilities(t *testing.T) {
+	toolchain := t.TempDir() // a directory on PATH outside the system ones
+	t.Setenv("PATH", toolchain+string(os.PathListSeparator)+os.Getenv("PATH"))
+	srv := exedevtest.NewServer(t)
+	if !srv.Sandboxed() {
+		testenv.Unavailable(t, "the emulator cannot contain VMs here: %v", srv.Containment())
+	}
+	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(t.Context())
+	{
+		r, err := h.Exec(t.Context(), `grep '^CapEff' /proc/self/status
+			for d in /usr /etc "$TOOLCHAIN"; do
+				mount -o remount,bind,rw "$d" 2>/dev/null && echo "remounted $d"
+				touch "$d/.moat-escape" 2>/dev/null && echo "wrote $d"
+			done; true`, sandbox.ExecOptions{Env: map[string]string{"TOOLCHAIN": toolchain}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(r.Stdout, "CapEff:\t0000000000000000\n") || strings.Contains(r.Stdout, "remounted") || strings.Contains(r.Stdout, "wrote") {
+			t.Errorf("inside the VM: %q", r.Stdout)
+		}
+	}
+	for _, d := range []string{"/usr", "/etc", toolchain} {
+		if _, err := os.Stat(filepath.Join(d, ".moat-escape")); err == nil {
+			os.Remove(filepath.Join(d, ".moat-escape"))
+			t.Errorf("the VM wrote %s on the host", d)
+		}
+	}
+}

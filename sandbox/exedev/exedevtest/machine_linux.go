@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moatdev/moat/internal/hostview"
 	"github.com/moatdev/moat/internal/procstat"
@@ -45,6 +48,7 @@ import (
 // when the holder under it ends, the kernel kills every process of the VM.
 type sandboxInfo struct {
 	bwrap, nsenter, setsid string
+	setpriv                string // drops root's capabilities; "" when not root
 	path                   string // the PATH whose toolchains VMs see
 }
 
@@ -60,13 +64,28 @@ type machine struct {
 	// namespace's identity (its inode) is reused by new ones, and a sweep
 	// matching a reused one would kill another VM's processes.
 	nsRef *os.File
-	done  chan struct{}
+	// ownerNS is the user namespace that owns the machine's namespaces,
+	// held open while nsenter enters it by a path to this process's fd;
+	// nil when it is the emulator's own.
+	ownerNS *os.File
+	// inner: the holder runs in a user namespace nested in ownerNS, which
+	// sessions enter last (see userNamespaces).
+	inner bool
+	// dropCaps: the machine is in the emulator's user namespace, and the
+	// emulator is root there: sessions shed every capability (as bwrap
+	// does for the holder), or they could remount the read-only binds
+	// writable and write to the host's /usr and /etc.
+	dropCaps bool
+	done     chan struct{}
 }
 
 // release lets the machine's mount namespace go; sweeps by it must be over.
 func (m *machine) release() {
 	if m.nsRef != nil {
 		m.nsRef.Close()
+	}
+	if m.ownerNS != nil {
+		m.ownerNS.Close()
 	}
 }
 
@@ -89,8 +108,19 @@ func probeSandbox(dir string, log *slog.Logger) (*sandboxInfo, error) {
 		}
 		*tool.dst = p
 	}
-	if !hostview.Visible(filepath.Clean(si.setsid), si.path) {
-		return nil, &NoContainmentError{Reason: si.setsid + " is outside the directories VMs see", Fix: "install util-linux (apt-get install util-linux)"}
+	tools := []string{si.setsid}
+	if os.Geteuid() == 0 {
+		p, err := exec.LookPath("setpriv")
+		if err != nil {
+			return nil, &NoContainmentError{Reason: "setpriv not found on PATH (run as root, VM commands must shed their capabilities)", Fix: "install util-linux (apt-get install util-linux)"}
+		}
+		si.setpriv = p
+		tools = append(tools, p)
+	}
+	for _, tool := range tools {
+		if !hostview.Visible(filepath.Clean(tool), si.path) {
+			return nil, &NoContainmentError{Reason: tool + " is outside the directories VMs see", Fix: "install util-linux (apt-get install util-linux)"}
+		}
 	}
 	root := filepath.Join(dir, "probe")
 	home, tmp := filepath.Join(root, "home"), filepath.Join(root, "tmp")
@@ -109,8 +139,9 @@ func probeSandbox(dir string, log *slog.Logger) (*sandboxInfo, error) {
 	}
 	defer func() { m.stop(); m.release() }()
 	// Inside: the VM's home, hostname and /tmp, PID 1 is the machine's
-	// init, and the shell leads its own process group.
-	script := `test "$PWD" = /home/exedev && test "$(hostname)" = probe && test -d /proc/1 && test "$(ps -o pgid= -p $$)" -eq $$ && echo ok >/tmp/probe`
+	// init, the shell leads its own process group and has no
+	// capabilities.
+	script := `test "$PWD" = /home/exedev && test "$(hostname)" = probe && test -d /proc/1 && test "$(ps -o pgid= -p $$)" -eq $$ && grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status && echo ok >/tmp/probe`
 	cmd := exec.Command(si.nsenter, si.args(m, []string{"/bin/sh", "-c", script})...)
 	out, err := cmd.CombinedOutput()
 	if b, _ := os.ReadFile(filepath.Join(tmp, "probe")); err != nil || string(b) != "ok\n" {
@@ -217,10 +248,46 @@ func (si *sandboxInfo) start(hostname, home, tmp string) (*machine, error) {
 	if differs("cgroup") {
 		m.nsFlags = append(m.nsFlags, "-C")
 	}
-	if differs("user") {
-		m.nsFlags = append(m.nsFlags, "-U", "--preserve-credentials")
+	if err := m.userNamespaces(); err != nil {
+		m.stop()
+		m.release()
+		return nil, err
 	}
 	return m, nil
+}
+
+// userNamespaces sets how sessions enter the machine's user namespaces.
+// Run by root, bwrap makes none. Unprivileged, it makes two: the
+// machine's namespaces belong to an outer one, in which the user is root
+// (bwrap needs that to mount /dev/pts), and the holder runs in an inner
+// one, as the user, with no capabilities. A session enters the outer one
+// first (only there may it join the machine's namespaces), then, with
+// another nsenter inside, the inner one, so that it ends as the holder
+// is: the user, without capabilities (in the outer one it could remount
+// the read-only binds writable).
+func (m *machine) userNamespaces() error {
+	// (Run by root, sessions shed their capabilities instead: dropCaps.)
+	fd, err := unix.IoctlRetInt(int(m.nsRef.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return fmt.Errorf("the owner of the VM's mount namespace: %w", err)
+	}
+	owner := os.NewFile(uintptr(fd), "userns")
+	ownerID, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	selfID, _ := os.Readlink("/proc/self/ns/user")
+	holderID, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", m.pid))
+	if ownerID == "" || holderID == "" {
+		owner.Close()
+		return errors.New("cannot read the VM's user namespaces")
+	}
+	if ownerID == selfID {
+		owner.Close()
+		m.dropCaps = os.Geteuid() == 0
+	} else {
+		m.ownerNS = owner
+		m.nsFlags = append(m.nsFlags, fmt.Sprintf("--user=/proc/%d/fd/%d", os.Getpid(), fd), "--preserve-credentials")
+	}
+	m.inner = holderID != ownerID
+	return nil
 }
 
 // resolvConf makes /etc/resolv.conf work inside a VM (which shares the
@@ -256,7 +323,14 @@ func (m *machine) stop() {
 // init's working directory (/home/exedev), as the leader of a new session.
 func (si *sandboxInfo) args(m *machine, argv []string) []string {
 	a := append([]string{"-t", strconv.Itoa(m.pid)}, m.nsFlags...)
-	a = append(a, "-w", "--", si.setsid)
+	a = append(a, "-w", "--")
+	if m.inner {
+		a = append(a, si.nsenter, "-t", "1", "-U", "--preserve-credentials", "--")
+	}
+	if m.dropCaps {
+		a = append(a, si.setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--")
+	}
+	a = append(a, si.setsid)
 	return append(a, argv...)
 }
 
