@@ -117,15 +117,16 @@ Press Ctrl-C to stop; every VM is deleted.
 }
 
 // emulatorIsolationHelp says what the emulator isolates, for --help.
-const emulatorIsolationHelp = `Each VM is contained with bubblewrap: its own PID, IPC, UTS (hostname)
-and mount namespaces. It sees its own processes only (a private /proc),
-its own home (/home/exedev) and /tmp, and this computer's system
-directories (/usr, /bin, /lib*, /etc without its secret files such as
-/etc/shadow and /etc/ssh, /opt, and the directories on PATH) read-only;
-not your home, other homes, /root, /run or /var. It cannot see or signal
-your processes or read their environment. The network is NOT isolated: a
-VM shares this computer's network, loopback services included. Without a
-working bubblewrap (apt-get install bubblewrap) and nsenter the emulator
-refuses to start; --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) makes
-it run VM commands as plain processes on this computer instead, as you,
-able to read and change all your files, with a warning every time.`
+const emulatorIsolationHelp = `The emulator contains each VM with bubblewrap: its own PID, IPC, UTS
+(hostname) and mount namespaces, so a VM sees only its own processes (a
+private /proc) and cannot see or signal yours or read their environment;
+its own home (/home/exedev) and /tmp; this computer's system directories
+(/usr, /bin, /sbin, /lib*, /opt, /etc without secret files such as
+/etc/shadow and /etc/ssh, and the directories on PATH) read-only, with no
+capabilities; not your home, other homes, /root, /run or /var. The network
+is NOT isolated: a VM shares this computer's network, loopback services
+included. Without a working bubblewrap (apt-get install bubblewrap) and
+nsenter the emulator refuses to start; --no-isolation (or
+MOAT_EMULATOR_NO_ISOLATION=1) makes it run VM commands as plain processes
+on this computer instead, as you, able to read and change all your files,
+with a warning on every run.`

@@ -52,6 +52,10 @@ run. moat's own messages redact what a run redacts (.moat/.env,
 secret: *_KEY, *_TOKEN, *_SECRET, *PASSWORD*, *CREDENTIAL*); CMD's output
 is passed through untouched, byte for byte: it is yours.
 With --keep the sandbox is left running and moat prints how to reach it.
+--sandbox emulator contains its VMs with bubblewrap (own PID, IPC, UTS and
+mount namespaces, own home and /tmp, system directories read-only; NOT the
+network) and refuses to run without it unless --no-isolation: see
+'moat dev exedev --help'.
 A .moat/config.toml that sets what acts on this computer must be trusted
 first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 		Example: `  # Run the tests in a clean exe.dev VM:

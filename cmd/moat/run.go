@@ -86,6 +86,8 @@ config), emulator (the exe.dev emulator, in-process: no account, no
 network), local (a temp directory, inside bubblewrap when installed),
 ssh://[user@]host[:port] (a fresh directory on any SSH host).
 
+` + emulatorIsolationHelp + `
+
 The local sandbox's network (--network, or network in the config):
 isolated, the default, is its own network namespace reaching out through
 slirp4netns: connections to other machines and DNS work, this computer's

@@ -5,12 +5,17 @@
 // creates, presenting the lobby's host key as exe.dev's SSH proxy does.
 //
 // A VM is a private directory serving as the login user's home. Its
-// commands run with /bin/sh as the emulator's own user. When bubblewrap and
-// nsenter work, each VM is one set of namespaces (mount, UTS, IPC, cgroup;
-// the host's network and PID namespace): / is the host's root read-only,
-// /home/exedev the VM's home, /tmp the VM's own, and every session enters
-// the same namespaces, so the VM behaves like one machine. Otherwise
-// commands are plain processes with HOME set to the VM's directory.
+// commands run with /bin/sh as the emulator's own user, contained: each VM
+// is one set of bubblewrap namespaces (PID with its own /proc, mount, UTS,
+// IPC, and cgroup where allowed; the host's network) that every session
+// enters, so the VM behaves like one machine. It sees /home/exedev (its
+// home), its own /tmp, and the host's system directories and the
+// toolchains on PATH read-only (internal/hostview), and nothing else of the
+// host; its processes hold no capabilities, and die with the VM. Where
+// that is not available (no bwrap, nsenter or setsid, they do not work, or
+// not Linux), Start fails with a *NoContainmentError unless given
+// WithNoIsolation: VM commands are then plain processes with HOME set to
+// the VM's directory.
 //
 // Options inject the faults real users meet: slow readiness, quotas, taken
 // names, missing images, errors on stderr, connections dropped mid-command
@@ -21,7 +26,7 @@
 // forwarding was requested" or "new connections stayed under the rate".
 //
 // Use NewServer in tests and Start elsewhere (a standalone emulator). The
-// emulator needs a Unix system (bubblewrap only on Linux); Start fails on
+// emulator needs a Unix system, and Linux to contain VMs; Start fails on
 // others.
 //
 // Known differences from exe.dev, on purpose:
@@ -31,7 +36,8 @@
 //     therefore also carries ssh_port and ssh_command.
 //   - URLs point at <name>.exe.localhost; nothing serves them.
 //   - The image is only a label: every VM runs the host's userland, as the
-//     emulator's user (not exedev with sudo). PATH is the emulator's.
+//     emulator's user (not exedev with sudo: run as a user, sudo does not
+//     work in a VM). PATH is the emulator's. The network is the host's.
 //   - `ssh <vm> <command>` in the lobby passes the VM command's exit status
 //     through (other lobby commands exit 0 or 1), and waits while the VM is
 //     not ready yet.
