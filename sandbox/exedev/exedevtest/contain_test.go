@@ -5,11 +5,14 @@ package exedevtest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"github.com/moatdev/moat/internal/testenv"
 )
@@ -97,5 +100,61 @@ func TestVMDiesWithItsHolder(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("the session of a dead VM did not end")
+	}
+}
+
+// TestSFTPFollowsLinksAsTheVM: the SFTP server runs on the host, but a
+// link a VM's process plants leads it where it leads inside the VM,
+// never to a host file the VM does not see, for reading or writing.
+func TestSFTPFollowsLinksAsTheVM(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t)
+	if !s.Sandboxed() {
+		testenv.Unavailable(t, "the emulator cannot contain VMs here: %v", s.Containment())
+	}
+	hostDir := t.TempDir() // on the host, not in the VM
+	canary := filepath.Join(hostDir, "canary")
+	if err := os.WriteFile(canary, []byte("host secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lobby := mustDial(t, s, s.LobbyAddr(), "moat")
+	a := newVM(t, lobby, "--name=link-vm")
+	c := mustDial(t, s, a.addr(), "exedev")
+	r := run(c, `ln -s "$C" leak && ln -s "$D" leakdir && ln -s /etc/passwd passwd && ln -s /home/exedev/mine abs && echo mine > mine`, nil, "C", canary, "D", hostDir)
+	if r.code != 0 {
+		t.Fatalf("planting links: %+v", r)
+	}
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	read := func(p string) (string, error) {
+		f, err := sc.Open(p)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		return string(b), err
+	}
+	if got, err := read("leak"); err == nil || strings.Contains(got, "host secret") {
+		t.Errorf("read through a planted link: %q, %v", got, err)
+	}
+	if got, err := read("leakdir/canary"); err == nil || strings.Contains(got, "host secret") {
+		t.Errorf("read through a planted directory link: %q, %v", got, err)
+	}
+	if f, err := sc.Create("leakdir/written"); err == nil {
+		f.Close()
+	}
+	if _, err := os.Stat(filepath.Join(hostDir, "written")); err == nil {
+		t.Errorf("wrote on the host through a planted directory link")
+	}
+	// Links to what the VM sees work as inside it.
+	if got, err := read("abs"); err != nil || got != "mine\n" {
+		t.Errorf("absolute link inside the home: %q, %v", got, err)
+	}
+	if got, err := read("passwd"); err != nil || !strings.Contains(got, "root:") {
+		t.Errorf("link to /etc/passwd: %q, %v", got, err)
 	}
 }
