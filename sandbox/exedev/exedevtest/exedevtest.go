@@ -621,6 +621,17 @@ func (s *Server) KnownHostsFile() string { return s.knownHostsFile }
 // namespaces.
 func (s *Server) Sandboxed() bool { return s.sandbox != nil }
 
+// CheckContainment tells whether Start would contain its VMs here: nil,
+// or the *NoContainmentError Start would fail with. It probes as Start
+// does (once per process and PATH). For diagnostics (moat doctor).
+func CheckContainment() error {
+	if err := platformSupported(); err != nil {
+		return err
+	}
+	_, err := sandboxOnce(slog.New(slog.DiscardHandler))
+	return err
+}
+
 // Containment is nil when VM commands run contained; otherwise a
 // *NoContainmentError saying why they run as plain host processes.
 func (s *Server) Containment() error { return s.uncontained }
