@@ -37,9 +37,11 @@ import (
 //
 // Every session enters the machine with nsenter, which forks to join the
 // PID namespace (a process enters one only as a child); its child runs
-// setsid, which execs the shell, so the shell leads its own session and
-// process group inside the VM, and all sessions of a VM share one
-// filesystem and one PID namespace: a kill in one session reaches
+// setsid (after, unprivileged, a second nsenter into the holder's user
+// namespace, or, as root, setpriv shedding every capability: see
+// userNamespaces), which execs the shell, so the shell leads its own
+// session and process group inside the VM, and all sessions of a VM share
+// one filesystem and one PID namespace: a kill in one session reaches
 // processes started by another, as on one machine. nsenter waits for the
 // shell and ends as it did (with its exit status, or killed by the same
 // signal), so the emulator learns the shell's status from its own child.
@@ -108,7 +110,7 @@ func probeSandbox(dir string, log *slog.Logger) (*sandboxInfo, error) {
 		}
 		*tool.dst = p
 	}
-	tools := []string{si.setsid}
+	tools := []string{si.setsid, si.nsenter} // run inside VMs too
 	if os.Geteuid() == 0 {
 		p, err := exec.LookPath("setpriv")
 		if err != nil {
@@ -353,7 +355,8 @@ func (v *vm) command(argv, env []string) *exec.Cmd {
 // the session that cmd (started) runs go to, or 0 when there is none any
 // more. Plain, that is cmd's own group: cmd is the shell. Contained, cmd
 // is nsenter and the shell is its child, leading a group of its own once
-// setsid has run; it is looked for on first use, while nsenter runs. The
+// setsid has run; it is looked for on first use, and given only while
+// nsenter runs (until then the shell's PID is not free for reuse). The
 // func is for one goroutine.
 func (v *vm) signalTarget(cmd *exec.Cmd) func() int {
 	pid := cmd.Process.Pid
@@ -362,6 +365,11 @@ func (v *vm) signalTarget(cmd *exec.Cmd) func() int {
 	}
 	leader := 0
 	return func() int {
+		if !isLive(pid) {
+			// nsenter has ended (the emulator holds it as a zombie), so
+			// it has reaped the shell, whose PID may be another's now.
+			return 0
+		}
 		for deadline := time.Now().Add(5 * time.Second); leader == 0 && time.Now().Before(deadline); {
 			all, _ := procstat.All()
 			for _, st := range all {

@@ -45,7 +45,7 @@ type vm struct {
 	mu      sync.Mutex
 	readyAt time.Time
 	deleted bool
-	procs   map[int]struct{} // process groups of running sessions
+	procs   map[int]struct{} // process groups of running sessions (contained: nsenter's)
 	mach    *machine
 }
 
