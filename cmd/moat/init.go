@@ -331,8 +331,9 @@ func printInitDone(out io.Writer, root string, o initOptions, overwritten []stri
 		fmt.Fprintln(out, "     and list what your agent command needs.")
 	}
 	fmt.Fprintln(out, "  3. Check the setup: moat doctor")
-	fmt.Fprintln(out, "  4. Try moat offline, on the built-in exe.dev emulator with a stand-in agent")
-	fmt.Fprintln(out, "     (its commit lands on the branch moat/try):")
+	fmt.Fprintln(out, "  4. Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:")
+	fmt.Fprintln(out, "     apt-get install bubblewrap) with a stand-in agent (its commit lands on")
+	fmt.Fprintln(out, "     the branch moat/try):")
 	fmt.Fprintln(out, "       moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try \\")
 	fmt.Fprintln(out, `         --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`)
 	fmt.Fprintln(out, "  5. Run the agent: moat run")
