@@ -47,6 +47,12 @@ type ExecOptions struct {
 	// OnStatus, when set, receives what Exec is doing ("creating the
 	// sandbox", ...).
 	OnStatus func(string)
+	// Footprint, when set, is kept up to date with what Exec has made and
+	// not yet removed, as in a run (RunOptions.Footprint).
+	Footprint *Footprint
+	// OnWarning, when set, receives what the command will lack (the
+	// submodules arrive empty, say).
+	OnWarning func(string)
 }
 
 // ExecResult is what Exec did.
@@ -95,9 +101,12 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	res = &ExecResult{}
 	// The same phases as a run: a plan, a sandbox created while HEAD is
 	// bundled, synced in, and closed at the end.
-	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, OnEvent: func(e Event) {
-		if e.Kind == EventStatus && o.OnStatus != nil {
+	r := &runner{opts: RunOptions{Sandbox: o.Sandbox, Env: o.Env, Footprint: o.Footprint, OnEvent: func(e Event) {
+		switch {
+		case e.Kind == EventStatus && o.OnStatus != nil:
 			o.OnStatus(e.Text)
+		case e.Kind == EventWarning && o.OnWarning != nil:
+			o.OnWarning(e.Text)
 		}
 	}}, res: &RunResult{}}
 	defer func() {
@@ -109,6 +118,9 @@ func execute(ctx context.Context, o ExecOptions) (res *ExecResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	p.fp = o.Footprint
+	p.fp.setRunID(p.runID)
+	p.fp.put(footTemp, Kept{What: "directory", Path: p.tmp, Reason: "moat's temporary files", Fix: "rm -rf -- " + shell.Quote(p.tmp)})
 	defer p.cleanup()
 	repo := p.repo
 	p.branch, _ = hostgit.Line(ctx, 0, repo.TopLevel, "symbolic-ref", "-q", "--short", "HEAD")

@@ -1,6 +1,7 @@
 package moat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
+	"github.com/moatdev/moat/sandbox/local"
 	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
@@ -203,5 +205,104 @@ func TestKeptSandboxRecovery(t *testing.T) {
 	}
 	if got := git(t, repo, "show", recovered+":README.md"); !strings.HasSuffix(got, "more") {
 		t.Errorf("README.md on %s: %q", recovered, got)
+	}
+}
+
+// TestStillRunningKeepsSandbox: when the sandbox cannot confirm that the
+// agent's processes stopped (its Exec error wraps
+// sandbox.ErrStillRunning: the network went away for good, say, which
+// internal/sshhandle's tests bring about), Run does not read the tree the
+// agent may still be writing: no sync out, and the sandbox is kept with
+// the work in it. The fault is injected in front of a real local sandbox.
+func TestStillRunningKeepsSandbox(t *testing.T) {
+	repo := newRepo(t)
+	o := runOpts(target{provider: stillRunning{local.New(local.Config{})}}, repo, `echo work > work.txt; commit "agent work"`)
+	synced := false
+	o.OnEvent = func(e moat.Event) {
+		if e.Kind == moat.EventStatus && strings.HasPrefix(e.Text, "syncing the agent's work out") {
+			synced = true
+		}
+	}
+	res, err := moat.Run(t.Context(), o)
+	if !errors.Is(err, sandbox.ErrStillRunning) {
+		t.Fatalf("Run = %v; want an error wrapping sandbox.ErrStillRunning", err)
+	}
+	if res == nil || res.Sandbox == nil || keptPath(res, "sandbox") == "" {
+		t.Fatalf("the sandbox is not kept: %+v", res)
+	}
+	defer res.Sandbox.Close(t.Context())
+	if synced {
+		t.Error("sync out started while the agent's processes may still run")
+	}
+	if r, err := res.Sandbox.Exec(t.Context(), "git log -1 --format=%s", sandbox.ExecOptions{}); err != nil || strings.TrimSpace(r.Stdout) != "agent work" {
+		t.Errorf("the kept sandbox does not hold the agent's commit: %q %v", r.Stdout, err)
+	}
+}
+
+// stillRunning makes sandboxes whose agent command (the fake Claude)
+// runs, then reports that its processes may still run.
+type stillRunning struct{ sandbox.Provider }
+
+func (p stillRunning) Create(ctx context.Context, opts sandbox.CreateOptions) (sandbox.Handle, error) {
+	h, err := p.Provider.Create(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return stillRunningHandle{h}, nil
+}
+
+type stillRunningHandle struct{ sandbox.Handle }
+
+func (h stillRunningHandle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
+	r, err := h.Handle.Exec(ctx, cmd, opts)
+	if err == nil && strings.Contains(cmd, "fakeclaude.sh") && !strings.Contains(cmd, "--version") {
+		err = fmt.Errorf("the connection to the sandbox ended: %w: injected", sandbox.ErrStillRunning)
+	}
+	return r, err
+}
+
+// TestSaveKeptWork: for a sandbox that ends with the process, the work
+// of a kept sandbox is copied out into a bundle on the host; the sandbox
+// is then closed, and the Kept entry's step fetches everything.
+func TestSaveKeptWork(t *testing.T) {
+	srv := exedevtest.NewServer(t, exedevtest.WithDropExec(3, func(s string) bool {
+		return strings.Contains(s, "bundle create -q -")
+	}))
+	repo := newRepo(t)
+	o := runOpts(target{provider: exedev.New(srv.Config())}, repo,
+		`echo work > work.txt; commit "agent work"; echo draft > draft.txt`)
+	res, err := moat.Run(t.Context(), o)
+	if err == nil || res == nil || res.Sandbox == nil {
+		t.Fatalf("Run = %v; want a failure that keeps the sandbox (result %+v)", err, res)
+	}
+	dst := filepath.Join(t.TempDir(), "work.bundle")
+	if err := res.SaveKeptWork(t.Context(), dst); err != nil {
+		t.Fatal(err)
+	}
+	if res.Sandbox != nil || len(srv.VMs()) != 0 {
+		t.Errorf("the sandbox is still there after SaveKeptWork: %v, VMs %v", res.Sandbox, srv.VMs())
+	}
+	var fix string
+	for _, k := range res.Kept {
+		if k.What == "sandbox" {
+			t.Errorf("a kept sandbox is still listed: %+v", k)
+		}
+		if k.What == "bundle" && k.Path == dst {
+			fix = k.Fix
+		}
+	}
+	if fix == "" {
+		t.Fatalf("no kept bundle %s in %+v", dst, res.Kept)
+	}
+	first, _, _ := strings.Cut(fix, "\n")
+	if out, err := exec.Command("sh", "-c", first).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", first, err, out)
+	}
+	recovered := git(t, repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/moat/recovered-*")
+	if got := git(t, repo, "log", "--format=%s", "main.."+recovered); got != "moat: work the agent left uncommitted\nagent work" {
+		t.Errorf("%s holds %q", recovered, got)
+	}
+	if err := res.SaveKeptWork(t.Context(), dst); err == nil {
+		t.Error("a second SaveKeptWork succeeded with no sandbox")
 	}
 }

@@ -112,9 +112,10 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 	}
 	r.status("running %s", o.Agent.Name())
 	er, err := h.Exec(ictx, inv.Cmd, sandbox.ExecOptions{
-		Env:    inv.Env,
-		Stdin:  strings.NewReader(inv.Stdin),
-		OnLine: onLine,
+		Env:       inv.Env,
+		Stdin:     strings.NewReader(inv.Stdin),
+		ExitGrace: o.ExitGrace,
+		OnLine:    onLine,
 		OnStderrLine: func(l string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -127,6 +128,9 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 	defer mu.Unlock()
 	result.ExitCode = er.ExitCode
 	result.Duration = time.Since(start)
+	if len(er.Stray) > 0 {
+		r.emit(Event{Kind: EventWarning, Text: strayWarning(o.Agent.Name(), o.ExitGrace, er.Stray)})
+	}
 	if err != nil {
 		switch cause := context.Cause(ictx); {
 		case errors.Is(cause, errCompletedHanging):
@@ -147,9 +151,29 @@ func (r *runner) iteration(ctx context.Context, h sandbox.Handle) (IterationResu
 		if detail == "" {
 			detail = last.String()
 		}
+		if detail == "" {
+			return result, "", fmt.Errorf("moat: %w: %s exited with code %d and printed nothing", ErrAgentFailed, o.Agent.Name(), er.ExitCode)
+		}
 		return result, "", fmt.Errorf("moat: %w: %s exited with code %d:\n%s", ErrAgentFailed, o.Agent.Name(), er.ExitCode, detail)
 	}
 	return result, signal, nil
+}
+
+// strayWarning names the processes the agent left running when it
+// exited, which were killed once its output had ended or ExitGrace had
+// passed.
+func strayWarning(agent string, grace time.Duration, stray []string) string {
+	const most = 5
+	list := strings.Join(stray[:min(len(stray), most)], "; ")
+	if len(stray) > most {
+		list += fmt.Sprintf("; and %d more", len(stray)-most)
+	}
+	procs, them := "processes", "them"
+	if len(stray) == 1 {
+		procs, them = "process", "it"
+	}
+	return fmt.Sprintf("%s exited, leaving %d %s running in the sandbox; moat stopped %s (exit grace %s): %s",
+		agent, len(stray), procs, them, grace, list)
 }
 
 // lineClock tells the time of each line of output at half the cost of

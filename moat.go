@@ -26,6 +26,10 @@ import (
 // DefaultCompletionSignal is what an agent prints when it is done.
 const DefaultCompletionSignal = "<promise>COMPLETE</promise>"
 
+// DefaultExitGrace is RunOptions.ExitGrace when unset: enough for the
+// output still in flight when the agent exits, over a slow link too.
+const DefaultExitGrace = 5 * time.Second
+
 // RunOptions configure a Run.
 type RunOptions struct {
 	// Repo is the host repository; default the working directory.
@@ -55,6 +59,13 @@ type RunOptions struct {
 	// to exit by itself; then it is stopped and the iteration counts as
 	// complete. Default 60 seconds.
 	CompletionTimeout time.Duration
+	// ExitGrace is how long, once the agent's own process has exited,
+	// its output may take to end; then what is left of its processes in
+	// the sandbox (a child it put in the background, which may hold its
+	// output open for ever) is killed with a warning naming them, and the
+	// iteration goes on with the exit status the agent gave. Default 5
+	// seconds.
+	ExitGrace time.Duration
 
 	// Branch selects the branch strategy: "" merges the run's commits into
 	// the branch checked out in Repo (merge-to-head; in the sandbox the run
@@ -65,11 +76,15 @@ type RunOptions struct {
 	// branch checked out in Repo. A named Branch that exists already
 	// continues from its own tip instead.
 	Base string
-	// MaxSyncBytes and MaxSyncObjects bound what one sync out may bring
-	// home: the size of the bundle of new commits (default 1 GiB) and the
-	// git objects in it (default 2,000,000). Over them the run fails with
-	// a clear error and the work kept in the sandbox.
-	MaxSyncBytes, MaxSyncObjects int64
+	// MaxFileBytes, MaxSyncBytes, MaxSyncFiles and MaxSyncObjects bound
+	// what one sync out may bring home: the size of each new or changed
+	// file (default 100 MiB); their total size, and the size of the bundle
+	// of new commits (default 1 GiB); how many files (default 100,000);
+	// and the git objects in the bundle (default 2,000,000). Over one, the
+	// run fails with an error naming the file and the limit, nothing of
+	// the work comes home, and the sandbox is kept with it where it can
+	// outlive the run.
+	MaxFileBytes, MaxSyncBytes, MaxSyncFiles, MaxSyncObjects int64
 
 	// Env is set in the sandbox for every command. Its values are shown
 	// as given wherever they appear (events, the log, the result, errors),
@@ -114,6 +129,12 @@ type RunOptions struct {
 	// hour are spared). 0 means 50; a negative value, never remove. Only
 	// the default location is pruned.
 	LogKeep int
+
+	// Footprint, when set, is kept up to date with what the run has made
+	// and not yet removed (temporary files, refs, a worktree, the
+	// sandbox, a merge under way), so that a process that must quit at
+	// once can say what it leaves behind and how to recover or remove it.
+	Footprint *Footprint
 }
 
 // Hooks are shell commands run at fixed points; a failing hook fails the run.
@@ -178,8 +199,12 @@ type RunResult struct {
 	// Sandbox is set when the agent's work could not be brought out of the
 	// sandbox (Kept has a "sandbox" entry saying how to fetch it): rather
 	// than destroy the only copy, Run leaves the sandbox running. The caller
-	// owns it and must Close it once the work is safe.
+	// owns it and must Close it once the work is safe, or have
+	// SaveKeptWork copy the work out.
 	Sandbox sandbox.Handle
+
+	keptSave string // in Sandbox, the command that writes the work to KeptWorkBundle
+	keptRepo string // the host repository
 }
 
 // Phase is the time spent in one phase of a run.

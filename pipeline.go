@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,27 @@ type plan struct {
 	identity  hostgit.Identity
 	excludes  string // set by provision
 	tmp       string // host directory for packs and bundles
+	fp        *Footprint
 }
 
 func (p *plan) cleanup() {
-	if p.tmp != "" {
-		os.RemoveAll(p.tmp)
+	if p.tmp != "" && os.RemoveAll(p.tmp) == nil {
+		p.fp.drop(footTemp)
 	}
+}
+
+// refsKept is the footprint entry of the run's refs; head is the agent's
+// head brought home so far, "" when none came yet.
+func (p *plan) refsKept(head string) Kept {
+	q := shell.Quote
+	git := "git -C " + q(p.repo.TopLevel)
+	remove := git + " for-each-ref --format='delete %(refname)' " + p.refPrefix + "/ | " + git + " update-ref --stdin"
+	k := Kept{What: "refs", Path: p.refPrefix + "/", Reason: "the run's own refs in " + p.repo.TopLevel, Fix: "# remove them: " + remove}
+	if head != "" && head != p.base {
+		k.Reason += "; the agent's commits brought home so far are at " + p.refPrefix + "/head"
+		k.Fix = "# keep the agent's commits on a branch: " + git + " branch " + p.keep + " " + p.refPrefix + "/head\n" + k.Fix
+	}
+	return k
 }
 
 func (r *runner) run(ctx context.Context) (*RunResult, error) {
@@ -94,7 +110,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 		promptText = string(b)
 	}
 	// A prompt that cannot be expanded fails before anything is made.
-	if _, err := expandPrompt(promptText, o.PromptArgs, map[string]string{"SOURCE_BRANCH": "", "TARGET_BRANCH": ""}); err != nil {
+	if err := CheckPrompt(promptText, o.PromptArgs); err != nil {
 		return nil, err
 	}
 	defer r.phase("prepare")()
@@ -103,6 +119,9 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.fp = o.Footprint
+	p.fp.setRunID(p.runID)
+	p.fp.put(footTemp, Kept{What: "directory", Path: p.tmp, Reason: "moat's temporary files for the run", Fix: "rm -rf -- " + shell.Quote(p.tmp)})
 	top := p.repo.TopLevel
 	ok := false
 	defer func() {
@@ -153,6 +172,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err := p.recordBase(ctx); err != nil {
 		return nil, err
 	}
+	r.noteUncommitted(ctx, p)
 	ok = true
 	return p, nil
 }
@@ -167,8 +187,8 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 	p := &plan{repo: repo, runID: runID}
 	p.refPrefix = "refs/moat/runs/" + p.runID
 	p.keep = "moat/" + p.runID
-	if p.base, _ = hostgit.Line(ctx, 0, repo.TopLevel, "rev-parse", "-q", "--verify", "HEAD^{commit}"); p.base == "" {
-		return nil, fmt.Errorf("moat: the repository %s has no commits yet, so there is nothing to start from; make one first:\n  git commit --allow-empty -m init", repo.TopLevel)
+	if p.base, err = hostgit.Head(ctx, 0, repo.TopLevel); err != nil {
+		return nil, fmt.Errorf("moat: %w", err)
 	}
 	if err := hostgit.EnsureExcluded(repo.CommonDir); err != nil {
 		return nil, fmt.Errorf("moat: %w", err)
@@ -185,6 +205,7 @@ func newPlan(ctx context.Context, dir, runID string) (*plan, error) {
 // recordBase points refs/moat/runs/<run-id>/base at the base: the ref the
 // sync in packs.
 func (p *plan) recordBase(ctx context.Context) error {
+	p.fp.put(footRefs, p.refsKept(""))
 	if _, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "update-ref", p.refPrefix+"/base", p.base, ""); err != nil {
 		return fmt.Errorf("moat: recording the run's base: %w", err)
 	}
@@ -196,6 +217,8 @@ func (p *plan) recordBase(ctx context.Context) error {
 // the worktree's HEAD afterwards, so commits a hook makes travel too.
 func (r *runner) hostHooks(ctx context.Context, p *plan) (string, error) {
 	dir := filepath.Join(p.repo.MainRoot, hostgit.MoatDir, "worktrees", p.runID)
+	p.fp.put(footHookTree, Kept{What: "worktree", Path: dir, Reason: "the host hooks' worktree",
+		Fix: "git -C " + shell.Quote(p.repo.TopLevel) + " worktree remove --force " + shell.Quote(dir)})
 	if _, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "worktree", "add", "-q", "--detach", dir, p.base); err != nil {
 		return "", fmt.Errorf("moat: a worktree for the host hooks: %w", err)
 	}
@@ -204,6 +227,8 @@ func (r *runner) hostHooks(ctx context.Context, p *plan) (string, error) {
 		defer cancel()
 		if _, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "worktree", "remove", "--force", dir); err != nil {
 			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("removing the host hooks' worktree %s: %v", dir, err)})
+		} else {
+			p.fp.drop(footHookTree)
 		}
 	}()
 	for _, hook := range r.opts.Hooks.OnWorktreeReady {
@@ -242,10 +267,19 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 		end()
 		bch <- packed{b, err}
 	}()
+	r.noteSubmodules(ctx, p)
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
+	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
+		Reason: "moat was creating the run's sandbox; it may exist, holding nothing but the repository",
+		Fix:    "moat sandbox ls   # find it; remove it with: moat sandbox gc"})
 	h, err := o.Sandbox.Create(ctx, sandbox.CreateOptions{Env: o.Env})
 	end()
+	if err != nil {
+		o.Footprint.drop(footSandbox)
+	} else {
+		o.Footprint.putSandbox(h, r.sandboxKept(p, h, p.base, "the run's sandbox; the agent's newest work may be only in it"))
+	}
 	// The excludes are read while the pack is still being made.
 	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
 	bd := <-bch
@@ -301,7 +335,10 @@ func (r *runner) setup(ctx context.Context, p *plan, h sandbox.Handle) error {
 			return fmt.Errorf("moat: sandbox hook %q: %w", hook, err)
 		}
 		if hr.ExitCode != 0 {
-			return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, lastLinesOf(hr.Stderr, 10))
+			if tail := strings.TrimSpace(lastLinesOf(hr.Stderr, 10)); tail != "" {
+				return fmt.Errorf("moat: sandbox hook %q exited %d: %s", hook, hr.ExitCode, tail)
+			}
+			return fmt.Errorf("moat: sandbox hook %q exited %d and printed nothing on stderr", hook, hr.ExitCode)
 		}
 	}
 	if len(o.CopyToWorktree) > 0 || len(o.Hooks.OnSandboxReady) > 0 {
@@ -342,6 +379,14 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		it, signal, ierr := r.iteration(ctx, h)
 		end()
 		r.res.Iterations = append(r.res.Iterations, it)
+		if errors.Is(ierr, sandbox.ErrStillRunning) {
+			// The agent may still be writing to the tree: what a sync out
+			// read now could be half made. The sandbox holds the work.
+			lr.lost = true
+			lr.err = fmt.Errorf("%w; the sandbox is kept, with the agent's work in it", ierr)
+			r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: its work was not brought out", i, o.MaxIterations)})
+			break
+		}
 
 		r.status("syncing the agent's work out of the sandbox")
 		end = r.phase("sync out")
@@ -351,6 +396,8 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 		if serr == nil {
 			n = out.New
 			lr.head = out.Head
+			p.fp.put(footRefs, p.refsKept(lr.head))
+			o.Footprint.putSandbox(h, r.sandboxKept(p, h, lr.head, "the run's sandbox; the agent's work after what came home may be only in it"))
 			if out.Uncommitted != "" {
 				lr.uncommitted, lr.unfinished = out.Uncommitted, out.Unfinished
 			}
@@ -362,10 +409,14 @@ func (r *runner) loop(ctx context.Context, p *plan, h sandbox.Handle) loopResult
 				r.emit(Event{Kind: EventWarning, Text: "the agent left uncommitted work; moat committed it as \"" + gitsync.DefaultLabel + "\""})
 			}
 		}
-		r.emit(Event{Kind: EventIterationEnd, Text: fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)})
+		done := fmt.Sprintf("iteration %d/%d: %d commit(s)", i, o.MaxIterations, n)
+		if serr != nil {
+			done = fmt.Sprintf("iteration %d/%d: the agent's work could not be brought out", i, o.MaxIterations)
+		}
+		r.emit(Event{Kind: EventIterationEnd, Text: done})
 		if serr != nil {
 			lr.lost = true
-			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the sandbox is kept, with the agent's work in it", serr))
+			lr.err = errors.Join(ierr, fmt.Errorf("moat: %w; the agent's work is kept (see what was kept, and how to fetch it)", serr))
 			break
 		}
 		if ierr != nil {
@@ -410,7 +461,7 @@ func (r *runner) syncOut(ctx context.Context, p *plan, h sandbox.Handle, known s
 	var out gitsync.OutResult
 	err := r.retry(sctx, "syncing the agent's work out", func() error {
 		var err error
-		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: gitsync.Limits{BundleBytes: r.opts.MaxSyncBytes, Objects: r.opts.MaxSyncObjects}}, gitsync.Options{Logf: r.logf})
+		out, err = gitsync.SyncOut(sctx, h, gitsync.Out{Repo: p.repo.TopLevel, GitDir: p.repo.CommonDir, RefPrefix: p.refPrefix, Known: known, Limits: r.opts.syncLimits(), TempDir: p.tmp}, gitsync.Options{Logf: r.logf})
 		var le *gitsync.LimitError
 		if errors.As(err, &le) || errors.Is(err, gitsync.ErrHostileBundle) {
 			return permanent{err}
@@ -439,6 +490,11 @@ func (r *runner) land(ctx context.Context, p *plan, lr loopResult) landResult {
 	}
 	if p.target != "" {
 		r.status("merging into %s", p.target)
+		git := "git -C " + shell.Quote(p.repo.TopLevel)
+		p.fp.put(footMerge, Kept{What: "merge", Path: p.repo.TopLevel,
+			Reason: "moat was merging the run's commits into " + p.target + " here; the merge may be half done",
+			Fix:    git + " status   # when it says a merge is in progress, undo it: " + git + " merge --abort"})
+		defer p.fp.drop(footMerge)
 	} else {
 		r.status("bringing the commits onto %s", p.branch)
 	}
@@ -470,12 +526,10 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	var nl *land.NotLandedError
 	switch {
 	case errors.As(ld.err, &nl):
-		res.Kept = append(res.Kept, Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
-		if nl.Conflict {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
-		} else {
-			runErr = errors.Join(runErr, fmt.Errorf("moat: %s", nl.Error()))
-		}
+		r.keep(Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
+		// A conflict or a refusal: either way the commits wait on their
+		// branch for the user.
+		runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
 	case ld.err != nil:
 		runErr = errors.Join(runErr, fmt.Errorf("moat: %w", ld.err))
 	case runErr != nil && lr.head != p.base && !ld.landed:
@@ -488,7 +542,7 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 		} else {
 			n := r.countNew(ctx, p, p.base, lr.head)
 			into := r.res.Branch
-			res.Kept = append(res.Kept, Kept{What: "branch", Path: p.keep,
+			r.keep(Kept{What: "branch", Path: p.keep,
 				Reason: fmt.Sprintf("the run failed after %d commit(s); they were not merged into %s", n, into),
 				Fix:    fmt.Sprintf("git merge %s   # if you want them; or drop them: git branch -D %s", p.keep, p.keep)})
 		}
@@ -497,14 +551,14 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 		b := p.keep + "-uncommitted"
 		cctx, cancel := cleanupCtx(ctx, time.Minute)
 		if _, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "update-ref", "refs/heads/"+b, lr.uncommitted); err == nil {
-			res.Kept = append(res.Kept, Kept{What: "branch", Path: b,
+			r.keep(Kept{What: "branch", Path: b,
 				Reason: fmt.Sprintf("the agent left uncommitted work during an unfinished %s, so it was not put on the run's branch", strings.TrimSpace(lr.unfinished)),
 				Fix:    fmt.Sprintf("git show --stat %s   # look; take it with: git cherry-pick %s", b, b)})
 		}
 		cancel()
 	}
 	for _, ref := range lr.replaced {
-		res.Kept = append(res.Kept, Kept{What: "ref", Path: ref,
+		r.keep(Kept{What: "ref", Path: ref,
 			Reason: "the agent rewrote history moat had brought home; the old history stays reachable here",
 			Fix:    fmt.Sprintf("git log --oneline %s   # when you no longer need it: git update-ref -d %s", ref, ref)})
 	}
@@ -513,10 +567,18 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 	} else if cerr := r.waitClose(ctx, sb); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("moat: close sandbox: %w", cerr)
 	}
-	if len(res.Kept) == 0 {
+	// Kept branches hold all they need; a kept ref is one of the run's
+	// refs, and a kept sandbox's recovery starts from them.
+	if !slices.ContainsFunc(res.Kept, func(k Kept) bool { return k.What != "branch" }) {
 		r.dropRunRefs(ctx, p)
 	}
 	return runErr
+}
+
+// keep adds k to what the run keeps for recovery.
+func (r *runner) keep(k Kept) {
+	r.res.Kept = append(r.res.Kept, k)
+	r.opts.Footprint.put("kept "+k.What+" "+k.Path, k)
 }
 
 // dropRunRefs removes refs/moat/runs/<run-id>/ once nothing there is needed.
@@ -524,12 +586,18 @@ func (r *runner) dropRunRefs(ctx context.Context, p *plan) {
 	cctx, cancel := cleanupCtx(ctx, time.Minute)
 	defer cancel()
 	out, err := hostgit.Run(cctx, 0, p.repo.TopLevel, "for-each-ref", "--format=delete %(refname)", p.refPrefix+"/")
-	if err != nil || out == "" {
+	if err != nil {
+		return
+	}
+	if out == "" {
+		p.fp.drop(footRefs)
 		return
 	}
 	if _, err := (hostgit.Cmd{Dir: p.repo.TopLevel, Args: []string{"update-ref", "--stdin"}, Stdin: strings.NewReader(out)}).Run(cctx); err != nil {
 		r.logf("removing %s: %v", p.refPrefix, err)
+		return
 	}
+	p.fp.drop(footRefs)
 }
 
 // startClose starts closing the sandbox; waitClose waits for it.
@@ -541,6 +609,9 @@ func (r *runner) startClose(ctx context.Context, sb *sandboxed) <-chan error {
 		defer cancel()
 		err := sb.h.Close(cctx)
 		sb.took = time.Since(start)
+		if err == nil {
+			r.opts.Footprint.drop(footSandbox)
+		}
 		done <- err
 	}()
 	return done
@@ -570,6 +641,7 @@ func (r *runner) closeSandbox(ctx context.Context, sb *sandboxed) error {
 		r.emit(Event{Kind: EventWarning, Text: "closing the sandbox: " + err.Error()})
 		return err
 	}
+	r.opts.Footprint.drop(footSandbox)
 	return nil
 }
 
@@ -578,13 +650,10 @@ func (r *runner) closeSandbox(ctx context.Context, sb *sandboxed) error {
 func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known string) {
 	h := sb.h
 	r.res.Sandbox = h
-	path := h.WorkDir()
-	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
-		path = s.String() + ":" + path
-	}
-	r.res.Kept = append(r.res.Kept, Kept{What: "sandbox", Path: path,
-		Reason: "the agent's work could not be brought out of it, so it was not deleted",
-		Fix:    keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)})
+	k := r.sandboxKept(p, h, known, "the agent's work could not be brought out of it, so it was not deleted")
+	r.res.Kept = append(r.res.Kept, k)
+	r.opts.Footprint.putSandbox(h, k)
+	r.res.keptSave, r.res.keptRepo = keptSaveCommand(h.WorkDir(), known, p.identity), p.repo.TopLevel
 	r.emit(Event{Kind: EventWarning, Text: "the sandbox is kept: the agent's work is still in it (see the result for how to fetch it)"})
 	// Spare it from garbage collection, where the sandbox can say so.
 	if m, ok := h.(interface{ MarkKept(context.Context) error }); ok {
@@ -594,6 +663,17 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 		}
 		cancel()
 	}
+}
+
+// sandboxKept describes the sandbox h for recovery: known is the agent's
+// commit the host has.
+func (r *runner) sandboxKept(p *plan, h sandbox.Handle, known, reason string) Kept {
+	path := h.WorkDir()
+	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
+		path = s.String() + ":" + path
+	}
+	return Kept{What: "sandbox", Path: path, Reason: reason,
+		Fix: keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)}
 }
 
 // KeptWorkBundle is where the recovery steps of a kept sandbox put the
@@ -609,17 +689,32 @@ const KeptWorkBundleHost = "moat-work.bundle"
 // then everything beyond known, the commit the host has, as one bundle,
 // fetched into a new branch.
 func keptSandboxFix(workDir, repo, known, bundle string, id hostgit.Identity) string {
+	save := keptSaveCommand(workDir, known, id)
+	fetch, branch := keptFetchCommand(repo, bundle)
+	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
+		save + "\n" +
+		"# 2. copy " + shell.Quote(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + shell.Quote(bundle) + ", then:\n" +
+		fetch + "\n" +
+		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+}
+
+// keptSaveCommand is the shell command that, in a kept sandbox, commits
+// what is left and writes the work beyond known to KeptWorkBundle.
+func keptSaveCommand(workDir, known string, id hostgit.Identity) string {
 	q := shell.Quote
-	branch := "moat/recovered-" + time.Now().Format("20060102-150405")
 	git := "git -c core.hooksPath=/dev/null -c commit.gpgSign=false"
 	if !id.Configured {
 		git += " -c user.name=" + q(id.Name) + " -c user.email=" + q(id.Email)
 	}
-	return "# 1. in the sandbox (how to reach it is below): commit what is left, then write the work to one file\n" +
-		"cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known + "\n" +
-		"# 2. copy " + q(workDir+"/"+KeptWorkBundle) + " from the sandbox to " + q(bundle) + ", then:\n" +
-		"cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch + "\n" +
-		"# 3. merge " + branch + " where you want it, then remove the sandbox"
+	return "cd " + q(workDir) + " && git add -A && { git diff --cached --quiet || " + git + " commit --no-verify -qm " + q(gitsync.DefaultLabel) + "; } && git bundle create " + KeptWorkBundle + " HEAD ^" + known
+}
+
+// keptFetchCommand is the host command that fetches the work in bundle
+// into a new branch of repo, which it returns too.
+func keptFetchCommand(repo, bundle string) (cmd, branch string) {
+	q := shell.Quote
+	branch = "moat/recovered-" + time.Now().Format("20060102-150405")
+	return "cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch, branch
 }
 
 func toCommits(cs []land.Commit) []Commit {
@@ -628,4 +723,9 @@ func toCommits(cs []land.Commit) []Commit {
 		out = append(out, Commit{SHA: c.SHA, Subject: c.Subject})
 	}
 	return out
+}
+
+// syncLimits are the run's bounds on what one sync out brings home.
+func (o RunOptions) syncLimits() gitsync.Limits {
+	return gitsync.Limits{FileBytes: o.MaxFileBytes, BundleBytes: o.MaxSyncBytes, Files: o.MaxSyncFiles, Objects: o.MaxSyncObjects}
 }

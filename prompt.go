@@ -8,6 +8,15 @@ import (
 
 var promptArg = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
+// CheckPrompt reports whether text expands with args: every {{KEY}} it
+// uses has a value in args or is one of Run's built-ins (SOURCE_BRANCH,
+// TARGET_BRANCH), which args may not set. Run makes the same check before
+// it makes anything; a caller checks first to refuse bad input earlier.
+func CheckPrompt(text string, args map[string]string) error {
+	_, err := expandPrompt(text, args, map[string]string{"SOURCE_BRANCH": "", "TARGET_BRANCH": ""})
+	return err
+}
+
 // expandPrompt replaces {{KEY}} from args and the built-ins, which args may
 // not override. A key with no value is an error naming it.
 func expandPrompt(text string, args, builtins map[string]string) (string, error) {

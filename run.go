@@ -23,9 +23,13 @@ var (
 	// ErrSyncOut: the agent's work could not be applied on the host; it is
 	// kept on disk (RunResult.Kept says where and how to finish).
 	ErrSyncOut = errors.New("could not apply the agent's work on the host")
-	// ErrMergeConflict: the run's commits conflict with the target branch;
-	// the run's branch is kept.
-	ErrMergeConflict = errors.New("merge conflict")
+	// ErrMergeConflict: the run's commits were not merged: they conflict
+	// with the target branch, or moat refused the merge (it would
+	// overwrite uncommitted changes or untracked files, the branch was
+	// switched, the commits change moat's own files, the agent rewrote
+	// history). The run's branch is kept; RunResult.Kept says how to
+	// finish.
+	ErrMergeConflict = errors.New("not merged")
 )
 
 // errCompletedHanging cancels an agent that printed its completion signal
@@ -92,6 +96,11 @@ func newRunner(o RunOptions) (*runner, error) {
 	if o.MaxIterations == 0 {
 		o.MaxIterations = 1
 	}
+	for name, v := range map[string]int64{"MaxFileBytes": o.MaxFileBytes, "MaxSyncBytes": o.MaxSyncBytes, "MaxSyncFiles": o.MaxSyncFiles, "MaxSyncObjects": o.MaxSyncObjects} {
+		if v < 0 {
+			return nil, fmt.Errorf("moat: %s is %d; a limit must be positive (0 means its default)", name, v)
+		}
+	}
 	if len(o.CompletionSignals) == 0 {
 		o.CompletionSignals = []string{DefaultCompletionSignal}
 	}
@@ -106,6 +115,9 @@ func newRunner(o RunOptions) (*runner, error) {
 	if o.CompletionTimeout <= 0 {
 		o.CompletionTimeout = 60 * time.Second
 	}
+	if o.ExitGrace <= 0 {
+		o.ExitGrace = DefaultExitGrace
+	}
 	if o.Repo == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -115,6 +127,7 @@ func newRunner(o RunOptions) (*runner, error) {
 	}
 	r := &runner{opts: o, res: &RunResult{}, secrets: newRedactor(secretsOf(o.Env, o.SecretEnv, o.Agent.CredentialEnv()))}
 	r.opts.Env, r.opts.SecretEnv = sandboxEnv(o.Env, o.SecretEnv), nil
+	o.Footprint.setRedact(r.redact)
 	return r, nil
 }
 

@@ -422,6 +422,52 @@ say "history=$(git rev-list --reverse HEAD ^HEAD~1^1 ^HEAD^2~1 | tr '
 				t.Errorf("sandboxes left: %v", left)
 			}
 		}},
+		{"BackgroundChildHoldsStdout", func(t *testing.T, tg target) {
+			// The agent's exit ends the iteration: a child it left in the
+			// background, holding its stdout, neither keeps the run
+			// waiting for the idle timeout nor fails it.
+			repo := newRepo(t)
+			o := runOpts(tg, repo, `echo bg > bg.txt; commit "work before exit"; (sleep 1000 &); say "leaving a child behind"`)
+			o.IdleTimeout = 2 * time.Minute
+			o.ExitGrace = time.Second
+			var mu sync.Mutex
+			var warnings []string
+			o.OnEvent = func(e moat.Event) {
+				if e.Kind == moat.EventWarning {
+					mu.Lock()
+					warnings = append(warnings, e.Text)
+					mu.Unlock()
+				}
+			}
+			start := time.Now()
+			res, err := moat.Run(t.Context(), o)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("Run: %v (after %v)", err, took)
+			}
+			if took > 45*time.Second {
+				t.Errorf("the run took %v: it waited for the background child", took)
+			}
+			if len(res.Commits) != 1 || res.Commits[0].Subject != "work before exit" {
+				t.Errorf("commits %+v", res.Commits)
+			}
+			if got := git(t, repo, "log", "-1", "--format=%s", "main"); got != "work before exit" {
+				t.Errorf("main's last commit: %q", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			named := false
+			for _, w := range warnings {
+				named = named || strings.Contains(w, "sleep 1000")
+			}
+			// The local sandbox's pid namespace dies with the agent, and the
+			// child with it: nothing is left to name there.
+			if !named && tg.name != "local" {
+				t.Errorf("no warning names the stray process: %q", warnings)
+			}
+			t.Logf("took %v; warnings %q", took, warnings)
+			assertClean(t, tg, repo)
+		}},
 	}
 	for _, tg := range targets(t) {
 		t.Run(tg.name, func(t *testing.T) {

@@ -10,6 +10,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 // Provider makes sandboxes of one kind.
@@ -129,6 +132,17 @@ type ExecOptions struct {
 
 	// Sudo runs the command as root inside the sandbox.
 	Sudo bool
+
+	// ExitGrace, when positive, makes the exit of the command's own
+	// process the end of the command, as for an agent whose background
+	// children must not keep its iteration alive. Once that process has
+	// exited, Exec waits at most ExitGrace for the output to end, then
+	// kills what is left of the command's process group in the sandbox
+	// and returns the command's own exit status, with
+	// ExecResult.Stray naming what it killed. Zero means the command
+	// ends when its output does, as a shell pipeline would see it
+	// (a background child holding stdout keeps it running).
+	ExitGrace time.Duration
 }
 
 // ExecResult is what a command left behind.
@@ -140,6 +154,12 @@ type ExecResult struct {
 
 	// ExitCode is the command's exit status; 128+N when killed by signal N.
 	ExitCode int
+
+	// Stray describes, one entry each (PID and command line, cut
+	// short), the processes of the command's group that were still
+	// running when the command's own process had exited and
+	// ExecOptions.ExitGrace had passed, and were killed.
+	Stray []string
 }
 
 const (
@@ -151,3 +171,33 @@ const (
 
 // ErrClosed is wrapped by errors from a Handle that has been closed.
 var ErrClosed = errors.New("sandbox is closed")
+
+// ErrStillRunning is wrapped by an Exec error when the command's outcome
+// is unknown (the connection to the sandbox was lost, or ctx ended) and
+// the command's processes could not be confirmed stopped: they may still
+// be running and changing the sandbox. A caller that was about to read
+// the sandbox's files (to bring an agent's work out, say) should treat
+// the sandbox as lost rather than read a tree that may still change.
+var ErrStillRunning = errors.New("the command's processes may still be running in the sandbox")
+
+// ShortCommand returns the start of a command line for ExecResult.Stray:
+// its first line, at most 80 bytes (cut at a UTF-8 boundary), with "…"
+// where something was cut.
+func ShortCommand(args string) string {
+	args = strings.TrimSpace(args)
+	cut := false
+	if i := strings.IndexByte(args, '\n'); i >= 0 {
+		args, cut = strings.TrimSpace(args[:i]), true
+	}
+	if len(args) > 80 {
+		n := 80
+		for n > 0 && !utf8.RuneStart(args[n]) {
+			n--
+		}
+		args, cut = args[:n], true
+	}
+	if cut {
+		args += "…"
+	}
+	return args
+}

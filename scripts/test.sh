@@ -8,14 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the tests drive for real: OpenSSH's sshd (interop), bubblewrap (local
-# isolation), slirp4netns (the local sandbox's isolated network), git, sudo
-# (Sandbox Sudo), and ssh/scp (benchmark baselines).
+# isolation), slirp4netns (the local sandbox's isolated network), nsenter
+# (commands join their sandbox's network), git, sudo (Sandbox Sudo), and
+# ssh/scp (benchmark baselines).
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 have sshd || need_pkgs+=(openssh-server)
 have ssh || need_pkgs+=(openssh-client)
 have bwrap || need_pkgs+=(bubblewrap)
 have slirp4netns || need_pkgs+=(slirp4netns)
+have nsenter || need_pkgs+=(util-linux)
 have git || need_pkgs+=(git)
 have sudo || need_pkgs+=(sudo)
 if ! have go; then

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
@@ -51,6 +52,10 @@ type Config struct {
 
 	// NPM is the npm command Ensure installs with; empty means "npm".
 	NPM string
+
+	// InstallTimeout bounds the install Ensure runs when the CLI is
+	// missing; 0 means 5 minutes.
+	InstallTimeout time.Duration
 
 	// NativeInstallCommand is Claude Code's own installer, which Ensure
 	// runs when the sandbox has curl but no npm (it puts a native binary in
@@ -94,6 +99,7 @@ func (a *Agent) tool() npmcli.Tool {
 		Package: Package,
 		NPM:     a.cfg.NPM,
 		Install: a.cfg.InstallCommand,
+		Timeout: a.cfg.InstallTimeout,
 		Native:  a.native(),
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
@@ -47,6 +48,10 @@ type Config struct {
 
 	// NPM is the npm command Ensure installs with; empty means "npm".
 	NPM string
+
+	// InstallTimeout bounds the install Ensure runs when the CLI is
+	// missing; 0 means 5 minutes.
+	InstallTimeout time.Duration
 }
 
 // Agent is Codex. Create one with New.
@@ -79,6 +84,7 @@ func (a *Agent) tool() npmcli.Tool {
 		Package: Package,
 		NPM:     a.cfg.NPM,
 		Install: a.cfg.InstallCommand,
+		Timeout: a.cfg.InstallTimeout,
 	}
 }
 

@@ -87,7 +87,7 @@ func runDevExedev(cmd *cobra.Command, o devExedevOptions) error {
 		return fmt.Errorf("start the exe.dev emulator: %w", err)
 	}
 	if why := srv.Containment(); why != nil {
-		fmt.Fprintln(cmd.ErrOrStderr(), noIsolationWarning(why))
+		writerWarnings(cmd.ErrOrStderr())(noIsolationWarning(why))
 	}
 	printDevExedevHelp(cmd.OutOrStdout(), srv)
 	<-cmd.Context().Done()

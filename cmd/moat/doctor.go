@@ -250,7 +250,13 @@ func (d *doctor) checkRepoAndConfig(ctx context.Context, gitOK bool) (*project, 
 		d.report(stInfo, "config", "not in a repository: the defaults and MOAT_* variables apply")
 		return nil, false
 	}
-	d.report(stOK, "repository", repo.TopLevel)
+	var noCommits *hostgit.NoCommitsError
+	if _, err := hostgit.Head(ctx, 30*time.Second, repo.TopLevel); errors.As(err, &noCommits) {
+		d.report(stWarn, "repository", repo.TopLevel+" has no commits yet, and a run starts from one",
+			"fix: git commit --allow-empty -m init")
+	} else {
+		d.report(stOK, "repository", repo.TopLevel)
+	}
 	p, err := loadProject(ctx, wd)
 	if err != nil {
 		d.report(stFail, "config", err.Error())
@@ -594,21 +600,8 @@ func (d *doctor) checkCredentials(agentName string, proj *project, inRepo bool) 
 		if len(set) > 0 {
 			d.report(stOK, "credentials", fmt.Sprintf("%s: %s", agentName, strings.Join(set, ", ")))
 		} else {
-			var fix string
-			switch {
-			case !inRepo:
-				fix = "fix: export one of them, or put it in " + config.EnvFile + " of your repository"
-			case proj == nil: // the config did not load
-				fix = "fix: put one of them in " + config.EnvFile + ", or export it"
-			case fileExists(filepath.Join(proj.Root, ".moat", ".env.example")) && !fileExists(envFile):
-				fix = "fix: cp .moat/.env.example .moat/.env, then give one of them a value there"
-			case fileExists(envFile):
-				fix = "fix: give one of them a value in " + config.EnvFile + " (or export it)"
-			default:
-				fix = "fix: put one of them in " + config.EnvFile + " (moat init writes .moat/.env.example), or export it"
-			}
-			d.report(stFail, "credentials",
-				fmt.Sprintf("%s needs one of %s: none is set in %s or your environment", agentName, strings.Join(keys, ", "), config.EnvFile), fix)
+			msg, fix := missingCredentials(agentName, keys, proj, inRepo)
+			d.report(stFail, "credentials", msg, fix)
 		}
 	}
 
@@ -624,6 +617,30 @@ func (d *doctor) checkCredentials(agentName string, proj *project, inRepo bool) 
 		d.report(stWarn, config.EnvFile, fmt.Sprintf("readable by others than you (mode %04o); it holds credentials", perm),
 			"fix: chmod 600 "+envFile)
 	}
+}
+
+// missingCredentials says that agentName has none of its credential
+// variables keys, and how to give it one: what doctor reports, and why a
+// run refuses to start.
+func missingCredentials(agentName string, keys []string, proj *project, inRepo bool) (msg, fix string) {
+	var envFile string
+	if proj != nil {
+		envFile = filepath.Join(proj.Root, config.EnvFile)
+	}
+	switch {
+	case !inRepo:
+		fix = "fix: export one of them, or put it in " + config.EnvFile + " of your repository"
+	case proj == nil: // the config did not load
+		fix = "fix: put one of them in " + config.EnvFile + ", or export it"
+	case fileExists(filepath.Join(proj.Root, ".moat", ".env.example")) && !fileExists(envFile):
+		fix = "fix: cp .moat/.env.example .moat/.env, then give one of them a value there"
+	case fileExists(envFile):
+		fix = "fix: give one of them a value in " + config.EnvFile + " (or export it)"
+	default:
+		fix = "fix: put one of them in " + config.EnvFile + " (moat init writes .moat/.env.example), or export it"
+	}
+	msg = fmt.Sprintf("%s needs one of %s: none is set in %s or your environment", agentName, strings.Join(keys, ", "), config.EnvFile)
+	return msg, fix
 }
 
 func fileExists(path string) bool {

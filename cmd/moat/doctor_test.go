@@ -19,6 +19,11 @@ func docRepo(t *testing.T, envFile string, perm os.FileMode) string {
 	if out, err := exec.Command("git", "init", "-q", repo).CombinedOutput(); err != nil {
 		t.Fatalf("git init: %v\n%s", err, out)
 	}
+	commit := exec.Command("git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "init")
+	commit.Dir = repo
+	if out, err := commit.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
 	if envFile != "" {
 		os.Mkdir(filepath.Join(repo, ".moat"), 0o755)
 		f := filepath.Join(repo, ".moat", ".env")

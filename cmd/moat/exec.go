@@ -36,7 +36,7 @@ func newExecCmd() *cobra.Command {
 	var o execOptions
 	cmd := &cobra.Command{
 		Use:         "exec [flags] -- CMD [ARG...]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; stopping the command and deleting the sandbox"},
 		Short:       "Run a command in a fresh sandbox holding your repository",
 		Long: `Creates a fresh sandbox, syncs the repository into it (with your
 uncommitted changes and untracked files, unless --committed), runs CMD
@@ -116,11 +116,18 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
+	if o.keep && o.sandbox == "emulator" {
+		// Nothing to keep: the in-process emulator, and its VM, end with moat.
+		return fail(usageErrorf("--keep with --sandbox emulator: the emulator runs inside moat and its VM ends when moat exits, so none can be kept; run 'moat dev exedev' and use --sandbox exedev to keep one"))
+	}
 	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
 		return fail(err)
 	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
+		return fail(err)
+	}
+	if err := p.requireCommit(ctx); err != nil {
 		return fail(err)
 	}
 	notices := errOut
@@ -130,14 +137,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, errOut)
+	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}
 	defer stop()
-	if o.keep && o.sandbox == "emulator" {
-		fmt.Fprintln(notices, "moat: warning: --keep with --sandbox emulator: the emulator stops when moat exits, and the VM with it; use 'moat dev exedev' and --sandbox exedev to keep one")
-	}
 
 	command := args[0]
 	if len(args) > 1 {
@@ -153,12 +157,16 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		// the sandbox, and the command would wait on it forever).
 		stdin = cmd.InOrStdin()
 	}
+	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu, noWork: true}
+	quitReportOf(ctx).set(func(string) string { return left.text() })
 	start := time.Now()
 	res, err := moat.Exec(ctx, moat.ExecOptions{
 		Repo: o.repo, Sandbox: provider, Command: command, Env: env, SecretEnv: secretEnv,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
-		OnStatus: func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		OnStatus:  func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
+		Footprint: left.fp,
+		OnWarning: writerWarnings(errOut),
 	})
 	if res != nil && res.Sandbox != nil {
 		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
@@ -218,7 +226,12 @@ func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxA
 		ssh := "ssh " + noForwarding + " " + q(spec)
 		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}
 	}
-	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf " + q(h.WorkDir())}
+	if d, ok := h.(interface{ Dir() string }); ok {
+		// A local sandbox: all of its directory, also what the agent made
+		// read-only.
+		return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "chmod -R u+w -- " + q(d.Dir()) + " && rm -rf -- " + q(d.Dir())}
+	}
+	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf -- " + q(h.WorkDir())}
 }
 
 // lobbyHostKeyName is the lobby's name in known_hosts: "exe.dev", or

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/gitsync"
 	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
@@ -52,8 +53,9 @@ func newInitCmdWith(isTerminal func(io.Reader, io.Writer) bool) *cobra.Command {
 On a terminal it asks for the sandbox, the agent and the model (Enter takes
 the default in brackets); flags answer the questions in advance, and --yes
 takes the defaults for the rest. Elsewhere (a script, CI) the flags alone
-decide. It refuses to overwrite these files unless given --force; the rest
-of .moat/ (logs, worktrees) is never touched.`,
+decide. It writes only the files that are missing and names those it
+skipped; --force overwrites them too. The rest of .moat/ (logs, worktrees)
+is never touched.`,
 		Example: `  moat init                                  # asks on a terminal
   moat init -y                               # exe.dev and Claude Code, no questions
   moat init --sandbox emulator --agent command --agent-cmd 'sh agent.sh'
@@ -122,29 +124,42 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return usageErrorf("--repo %s: no such directory", dir)
 	}
-	repo, err := hostgit.Locate(ctx, 30*time.Second, dir)
+	repo, err := locateRepo(ctx, dir)
 	if err != nil {
-		if hostgit.ExitCode(err) == 128 {
-			return fmt.Errorf("%s is not inside a git repository: moat works on a git repository; run `git init` first (or pass --repo DIR)", dir)
-		}
 		return err
 	}
 	root := repo.TopLevel
 
 	files := []initFile{{rel: config.File}, {rel: ".moat/prompt.md"}, {rel: ".moat/.env.example"}, {rel: ".moat/.gitignore"}}
+	// Files that exist are left as they are (the user may have edited
+	// them), unless --force.
 	var existing []string
+	skip := map[string]bool{}
 	for _, f := range files {
 		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(f.rel))); err == nil {
 			existing = append(existing, f.rel)
+			skip[f.rel] = !o.force
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	if len(existing) > 0 && !o.force {
-		if len(existing) == 1 {
-			return fmt.Errorf("%s already exists in %s; moat init --force overwrites it (and the other files init writes; the rest of .moat/ is left alone)", existing[0], root)
+	if len(existing) == len(files) && !o.force {
+		fmt.Fprintf(out, "Nothing to write: %s already exist in %s; moat init --force overwrites them (the rest of .moat/ is left alone).\n", strings.Join(existing, ", "), root)
+		printNoCommitsNote(ctx, out, root)
+		return nil
+	}
+	if skip[config.File] {
+		// The questions are the config's: the existing config answers
+		// them (its agent decides .env.example), and flags for it say so.
+		if cfg, _, err := config.Load(root); err == nil && cfg.Agent != "" {
+			o.agent = cfg.Agent
 		}
-		return fmt.Errorf("%s already exist in %s; moat init --force overwrites them (the rest of .moat/ is left alone)", strings.Join(existing, ", "), root)
+		for _, f := range []string{"sandbox", "agent", "model", "agent-cmd"} {
+			if changed(f) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: --%s is a setting of %s, which exists and is left as it is (moat init --force writes it anew)\n", f, config.File)
+			}
+		}
+		interactive = false
 	}
 
 	if interactive {
@@ -192,6 +207,9 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	var written []string
 	for _, f := range files {
+		if skip[f.rel] {
+			continue
+		}
 		if err := writeInitFile(filepath.Join(root, filepath.FromSlash(f.rel)), f.content); err != nil {
 			if len(written) > 0 {
 				return fmt.Errorf("%w (after writing %s; run moat init --force to write them all again)", err, strings.Join(written, ", "))
@@ -200,18 +218,52 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		}
 		written = append(written, f.rel)
 	}
-	// What init writes is trusted as written; a later change to it needs
-	// 'moat trust'.
-	if store, err := trust.Default(); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
-	} else if err := store.Trust(root, trust.Hash([]byte(files[0].content))); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	// A config init did not write is not its to trust.
+	if !skip[config.File] {
+		trustWritten(cmd.ErrOrStderr(), root, files[0].content)
 	}
 	if interactive {
 		fmt.Fprintln(out)
 	}
-	printInitDone(out, root, o, existing)
+	var skipped, overwritten []string
+	for _, rel := range existing {
+		if skip[rel] {
+			skipped = append(skipped, rel)
+		} else {
+			overwritten = append(overwritten, rel)
+		}
+	}
+	printInitDone(ctx, out, root, o, initReport{written: written, skipped: skipped, overwritten: overwritten})
 	return nil
+}
+
+// trustWritten trusts the config init wrote, as written; a later change
+// to it needs 'moat trust'.
+func trustWritten(errOut io.Writer, root, content string) {
+	if store, err := trust.Default(); err != nil {
+		fmt.Fprintf(errOut, "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	} else if err := store.Trust(root, trust.Hash([]byte(content))); err != nil {
+		fmt.Fprintf(errOut, "moat: warning: %v; run 'moat trust' once it is fixed\n", err)
+	}
+}
+
+// initReport is what init did with each file.
+type initReport struct {
+	written     []string // relative to the repository root
+	skipped     []string // existed, left alone
+	overwritten []string // existed, replaced (--force)
+}
+
+// printNoCommitsNote says, when the repository has no commit yet, that a
+// run needs one and how to make it.
+func printNoCommitsNote(ctx context.Context, out io.Writer, root string) bool {
+	var nc *hostgit.NoCommitsError
+	if _, err := hostgit.Head(ctx, 30*time.Second, root); errors.As(err, &nc) {
+		fmt.Fprintln(out, "This repository has no commits yet, and a run starts from one; make one first:")
+		fmt.Fprintln(out, "  git commit --allow-empty -m init")
+		return true
+	}
+	return false
 }
 
 func checkInitAgent(s string) error {
@@ -303,25 +355,41 @@ func writeInitFile(path, content string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func printInitDone(out io.Writer, root string, o initOptions, overwritten []string) {
+func printInitDone(ctx context.Context, out io.Writer, root string, o initOptions, r initReport) {
 	verb := "Wrote"
-	if len(overwritten) > 0 {
-		verb = "Wrote (overwriting " + strings.Join(overwritten, ", ") + ")"
+	if len(r.overwritten) > 0 {
+		verb = "Wrote (overwriting " + strings.Join(r.overwritten, ", ") + ")"
 	}
 	what := "agent " + o.agent
 	if o.model != "" && o.agent != "command" {
 		what += ", model " + o.model
 	}
+	about := map[string]string{
+		config.File:          fmt.Sprintf("sandbox %s, %s, max_iterations %d", o.sandbox, what, config.DefaultMaxIterations),
+		".moat/prompt.md":    "the prompt: put your task in it",
+		".moat/.env.example": "the credentials the agent needs",
+		".moat/.gitignore":   "keeps .env, logs/, worktrees/ and patches/ out of git",
+	}
 	fmt.Fprintf(out, "%s in %s:\n", verb, root)
-	fmt.Fprintf(out, "  .moat/config.toml    sandbox %s, %s, max_iterations %d\n", o.sandbox, what, config.DefaultMaxIterations)
-	fmt.Fprintf(out, "  .moat/prompt.md      the prompt: put your task in it\n")
-	fmt.Fprintf(out, "  .moat/.env.example   the credentials the agent needs\n")
-	fmt.Fprintf(out, "  .moat/.gitignore     keeps .env, logs/, worktrees/ and patches/ out of git\n")
+	for _, rel := range r.written {
+		fmt.Fprintf(out, "  %-20s %s\n", rel, about[rel])
+	}
+	if len(r.skipped) > 0 {
+		fmt.Fprintf(out, "Skipped, as they exist (moat init --force overwrites them): %s\n", strings.Join(r.skipped, ", "))
+	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Next:")
-	fmt.Fprintln(out, "  1. Describe the task in .moat/prompt.md.")
-	fmt.Fprintln(out, "  2. Give the agent its credentials:")
-	fmt.Fprintln(out, "       cp .moat/.env.example .moat/.env && chmod 600 .moat/.env")
+	step := 0
+	next := func(format string, args ...any) {
+		step++
+		fmt.Fprintf(out, "  %d. "+format+"\n", append([]any{step}, args...)...)
+	}
+	var nc *hostgit.NoCommitsError
+	if _, err := hostgit.Head(ctx, 30*time.Second, root); errors.As(err, &nc) {
+		next("Make a first commit: this repository has none, and a run starts from one:\n       git commit --allow-empty -m init")
+	}
+	next("Describe the task in .moat/prompt.md.")
+	next("Give the agent its credentials:\n       cp .moat/.env.example .moat/.env && chmod 600 .moat/.env")
 	switch o.agent {
 	case "claude":
 		fmt.Fprintln(out, "     and fill in CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or ANTHROPIC_API_KEY.")
@@ -330,14 +398,14 @@ func printInitDone(out io.Writer, root string, o initOptions, overwritten []stri
 	default:
 		fmt.Fprintln(out, "     and list what your agent command needs.")
 	}
-	fmt.Fprintln(out, "  3. Check the setup: moat doctor")
-	fmt.Fprintln(out, "  4. Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:")
-	fmt.Fprintln(out, "     apt-get install bubblewrap) with a stand-in agent (its commit lands on")
-	fmt.Fprintln(out, "     the branch moat/try):")
-	fmt.Fprintln(out, "       moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try \\")
-	fmt.Fprintln(out, `         --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`)
-	fmt.Fprintln(out, "  5. Run the agent: moat run")
+	next("Check the setup: moat doctor")
+	next("Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:\n     apt-get install bubblewrap) with a stand-in agent (its commit lands on\n     the branch moat/try):\n       %s", tryCommand)
+	next("Run the agent: moat run")
 }
+
+// tryCommand is tryExample, the offline try, cut in two lines.
+const tryCommand = `moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try \
+         --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`
 
 const initGitignore = `# moat's local files: credentials and run output stay out of git.
 .env
@@ -353,8 +421,10 @@ tell it is done.
 
 # How to work
 
-You are in a git repository, in a sandbox. Only your commits come back:
-work you do not commit is lost. Your commits will land on {{TARGET_BRANCH}}.
+You are in a git repository, in a sandbox. Your commits come back and
+will land on {{TARGET_BRANCH}}. Work you leave uncommitted comes back too,
+but only as one commit labelled "` + gitsync.DefaultLabel + `",
+with no message saying what it is: commit each step yourself.
 
 1. Read the code involved before changing it.
 2. Work in small steps. After each step, run the tests (and the build or

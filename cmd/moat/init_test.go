@@ -217,7 +217,7 @@ func TestInitWorkingDirectory(t *testing.T) {
 	}
 }
 
-func TestInitRefusesExisting(t *testing.T) {
+func TestInitSkipsExisting(t *testing.T) {
 	root := initGitRepo(t)
 	if _, _, err := execInit(t, false, "", "--repo", root); err != nil {
 		t.Fatal(err)
@@ -228,32 +228,37 @@ func TestInitRefusesExisting(t *testing.T) {
 	}
 	before := readInitFiles(t, root)
 	stdout, _, err := execInit(t, false, "", "--repo", root, "--agent", "codex")
-	if err == nil {
-		t.Fatalf("second init succeeded:\n%s", stdout)
+	if err != nil {
+		t.Fatalf("second init: %v", err)
 	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		t.Errorf("refusing is a usage error (exit 2), want a plain failure: %v", err)
-	}
-	for _, want := range append(initFiles, "already exist", "--force") {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
+	for _, want := range append(initFiles, "Nothing to write", "already exist", "--force") {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output does not mention %q:\n%s", want, stdout)
 		}
 	}
 	if after := readInitFiles(t, root); !reflect.DeepEqual(before, after) {
-		t.Errorf("a refused init changed the files")
+		t.Errorf("a second init changed the files")
 	}
 
-	// One file is enough to refuse, and the error names it.
+	// The missing files are written, the others named as skipped.
 	for _, f := range initFiles[:3] {
 		os.Remove(filepath.Join(root, f))
 	}
-	_, _, err = execInit(t, false, "", "--repo", root)
-	if err == nil || !strings.Contains(err.Error(), ".moat/.gitignore already exists") || strings.Contains(err.Error(), "config.toml") {
-		t.Errorf("init with only .moat/.gitignore present: %v", err)
+	os.WriteFile(filepath.Join(root, ".moat", ".gitignore"), []byte("mine\n"), 0o644)
+	stdout, _, err = execInit(t, false, "", "--repo", root)
+	if err != nil {
+		t.Fatalf("init with only .moat/.gitignore present: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, ".moat", "config.toml")); err == nil {
-		t.Error("a refused init wrote config.toml")
+	if !strings.Contains(stdout, "Skipped, as they exist (moat init --force overwrites them): .moat/.gitignore\n") {
+		t.Errorf("init does not name the file it skipped:\n%s", stdout)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, ".moat", ".gitignore")); string(b) != "mine\n" {
+		t.Errorf("init overwrote .moat/.gitignore without --force: %q", b)
+	}
+	for _, f := range initFiles[:3] {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("init did not write the missing %s: %v", f, err)
+		}
 	}
 }
 
@@ -484,4 +489,27 @@ func (w *cancelAtPrompt) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// TestTryExample: the offline try is the same in 'moat init's next steps,
+// the first example of 'moat run --help' (run as pasted by the
+// first_run_example script) and the README.
+func TestTryExample(t *testing.T) {
+	if got := strings.Join(strings.Fields(strings.ReplaceAll(tryCommand, "\\\n", " ")), " "); got != tryExample {
+		t.Errorf("moat init's try:\n  %s\nis not moat run --help's first example:\n  %s", got, tryExample)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ""
+	for l := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(l, "moat run ") {
+			first = strings.TrimSpace(l)
+			break
+		}
+	}
+	if first != tryExample {
+		t.Errorf("the README's first moat run example is\n  %s\nnot moat run --help's first:\n  %s", first, tryExample)
+	}
 }

@@ -224,7 +224,7 @@ func jsonResultOf(res *moat.RunResult, took time.Duration, runErr error) jsonRes
 		Commits:    []jsonCommit{}, Iterations: []jsonIteration{}, Phases: []jsonPhase{}, Kept: []jsonKept{},
 	}
 	if runErr != nil {
-		r.Error = runErr.Error()
+		r.Error = errorText(runErr)
 		r.ErrorKind = errorKind(runErr)
 		switch r.ErrorKind {
 		case "interrupted":

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,30 +38,41 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	notice := "moat: interrupted; stopping (press Ctrl-C again to quit at once)"
+	notice := "moat: interrupted; stopping"
 	if c, _, err := root.Find(args); err == nil && c.Annotations[interruptNotice] != "" {
 		notice = c.Annotations[interruptNotice]
 	}
-	sigs := make(chan os.Signal, 2)
+	bound, err := shutdownBound()
+	if err != nil {
+		printError(stderr, err)
+		return exitUsage
+	}
+	quit := &quitReport{}
+	ctx = withQuitReport(ctx, quit)
+	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	interrupted := make(chan struct{})
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
-		// The first signal cancels: runs sync the agent's work out and
-		// delete their sandbox before moat exits. A second one quits now.
-		select {
-		case <-sigs:
-		case <-ctx.Done():
+		if !awaitInterrupt(ctx, sigs) {
 			return
 		}
 		close(interrupted)
-		fmt.Fprintln(stderr, "\n"+notice)
+		fmt.Fprintf(stderr, "\n%s (at most %s; Ctrl-C again, a second or more later, quits at once and says what it leaves)\n", notice, bound)
 		cancel()
-		<-sigs
-		fmt.Fprintln(stderr, "moat: quitting without cleaning up")
+		why := awaitQuit(sigs, finished, bound)
+		if why == "" {
+			return
+		}
+		fmt.Fprintf(stderr, "\nmoat: %s: quitting at once, without cleaning up\n", why)
+		if text := quit.text(why); text != "" {
+			fmt.Fprint(stderr, text)
+		}
 		os.Exit(exitInterrupted)
 	}()
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	wasInterrupted := false
 	select {
 	case <-interrupted:
@@ -67,6 +80,109 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	default:
 	}
 	return reportError(stderr, err, wasInterrupted)
+}
+
+// Signals and shutdown. The first SIGINT or SIGTERM cancels the command,
+// which then stops what it started and brings the work home (a run syncs
+// the agent's work out and closes its sandbox). Signals that come with it
+// are the same request: coreutils' timeout sends SIGTERM to moat and then
+// to its process group, a terminal's Ctrl-C reaches every process of the
+// group, a supervisor may send SIGINT and SIGTERM together. So only a
+// signal at least sameInterrupt after the first quits at once, and so
+// does a shutdown still going on after the bound (shutdownBound).
+const (
+	sameInterrupt        = time.Second
+	defaultShutdownBound = 25 * time.Second
+	shutdownBoundEnv     = "MOAT_SHUTDOWN_TIMEOUT"
+)
+
+// shutdownBound is how long moat may take, after the first interrupt, to
+// bring the work home and clean up before it quits at once:
+// $MOAT_SHUTDOWN_TIMEOUT, default 25s, below the 30s a Kubernetes pod gets
+// by default.
+func shutdownBound() (time.Duration, error) {
+	v := os.Getenv(shutdownBoundEnv)
+	if v == "" {
+		return defaultShutdownBound, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, &usageError{fmt.Errorf("%s=%q: want a positive duration such as 25s", shutdownBoundEnv, v)}
+	}
+	return d, nil
+}
+
+// awaitInterrupt waits for the first signal; false when ctx ends first.
+func awaitInterrupt(ctx context.Context, sigs <-chan os.Signal) bool {
+	select {
+	case <-sigs:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// awaitQuit, called at the first signal, returns why moat must quit at once
+// now: a second interrupt at least sameInterrupt after the first, or a
+// shutdown longer than bound. "" when the command finished first.
+func awaitQuit(sigs <-chan os.Signal, finished <-chan struct{}, bound time.Duration) string {
+	first := time.Now()
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-sigs:
+			if time.Since(first) >= sameInterrupt {
+				return "interrupted again"
+			}
+			// The same request, delivered twice.
+		case <-deadline.C:
+			return fmt.Sprintf("still not done %s after the interrupt (%s)", bound, shutdownBoundEnv)
+		case <-finished:
+			return ""
+		}
+	}
+}
+
+// quitReport says what quitting at once would leave behind: the running
+// command sets it, the signal handler prints it.
+type quitReport struct {
+	mu     sync.Mutex
+	report func(why string) string
+}
+
+// set makes f say what is left when moat quits at once for the reason
+// why; f must be safe to call from another goroutine while the command
+// runs.
+func (q *quitReport) set(f func(why string) string) {
+	q.mu.Lock()
+	q.report = f
+	q.mu.Unlock()
+}
+
+func (q *quitReport) text(why string) string {
+	q.mu.Lock()
+	f := q.report
+	q.mu.Unlock()
+	if f == nil {
+		return ""
+	}
+	return f(why)
+}
+
+type quitReportKey struct{}
+
+func withQuitReport(ctx context.Context, q *quitReport) context.Context {
+	return context.WithValue(ctx, quitReportKey{}, q)
+}
+
+// quitReportOf is the command's quitReport; a detached one when there is
+// none (a command run from a test).
+func quitReportOf(ctx context.Context) *quitReport {
+	if q, ok := ctx.Value(quitReportKey{}).(*quitReport); ok {
+		return q
+	}
+	return &quitReport{}
 }
 
 // reportError prints err for a person and returns the exit code for it.
@@ -101,11 +217,22 @@ func reportError(stderr io.Writer, err error, interrupted bool) int {
 // printed, so each line is made safe (internal/safetext: no escape
 // sequence, no carriage return).
 func printError(w io.Writer, err error) {
-	msg := safetext.Lines(err.Error(), "")
+	msg := safetext.Lines(errorText(err), "")
 	if !strings.HasPrefix(msg, "moat:") {
 		msg = "moat: " + msg
 	}
 	fmt.Fprintln(w, msg)
+}
+
+// errorText is err's message as a person reads it: without trailing
+// blank space, and never ending in a colon that announces nothing (a
+// command that failed without a word on stderr).
+func errorText(err error) string {
+	msg := strings.TrimRight(err.Error(), " \t\r\n")
+	for strings.HasSuffix(msg, ":") {
+		msg = strings.TrimRight(strings.TrimSuffix(msg, ":"), " \t\r\n")
+	}
+	return msg
 }
 
 // exitError makes moat exit with code, after printing err when it is not
@@ -143,7 +270,14 @@ the exe.dev lobby or key) only once you trust it: see 'moat trust'.
 
 Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
 config, or an untrusted config), 130 interrupted; moat exec returns its
-command's status, or 125 when moat itself failed.`,
+command's status, or 125 when moat itself failed.
+
+Signals: the first SIGINT or SIGTERM stops cleanly (a run brings the
+agent's work home and deletes its sandbox) within 25s, or
+$MOAT_SHUTDOWN_TIMEOUT; signals within a second of it count as the same
+one (timeout, a terminal, a supervisor). A second Ctrl-C a second or more
+later, or the end of that time, quits at once, printing what is left and
+the commands to recover or remove it.`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -79,7 +79,14 @@ type runPrinter struct {
 	jsonBuf    []byte
 	jsonTimes  timeCache
 	iterations int
+	// closeFailed: a warning said closing the sandbox failed. A run that
+	// failed earlier still closes its sandbox, and that step is not what
+	// failed.
+	closeFailed bool
 }
+
+// closingStep is the status of the run's last step, closing the sandbox.
+const closingStep = "closing the sandbox"
 
 // flushDelay bounds how long printed output waits in runPrinter's
 // buffers.
@@ -307,6 +314,9 @@ func (p *runPrinter) Event(e moat.Event) {
 		w.WriteString(p.dim(markTool + compactToolCall(e.Tool, e.ToolArg)))
 		w.WriteByte('\n')
 	case moat.EventWarning:
+		if strings.HasPrefix(e.Text, closingStep+":") {
+			p.closeFailed = true
+		}
 		p.clearStatus()
 		fmt.Fprintf(p.stderr(), "%s %s\n", p.yellow("!"), safetext.String(e.Text))
 	case moat.EventStderr:
@@ -362,7 +372,7 @@ func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr erro
 		p.writeJSON(jsonResultOf(res, took, runErr))
 		return
 	case modeTerminal:
-		if runErr == nil {
+		if runErr == nil || p.status == closingStep && !p.closeFailed {
 			p.endStep()
 		} else {
 			p.clearStatus()
@@ -374,6 +384,25 @@ func (p *runPrinter) Finish(res *moat.RunResult, took time.Duration, runErr erro
 	p.summary(res, took, runErr)
 }
 
+// Abandon is Finish for a moat that quits at once, the run still going:
+// what is buffered is written out, the status line cleared, and with
+// --json the result event ends the stream, listing in res.Kept what is
+// left behind. After Finish it only flushes.
+func (p *runPrinter) Abandon(res *moat.RunResult, took time.Duration, why error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.flush()
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.clearStatus()
+	p.status = ""
+	if p.mode == modeJSON {
+		p.writeJSON(jsonResultOf(res, took, why))
+	}
+}
+
 func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr error) {
 	if res == nil {
 		return
@@ -382,6 +411,10 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	quiet := p.mode == modeQuiet
 	if !quiet {
 		fmt.Fprintf(w, "\n%s\n", p.bold(fmt.Sprintf("── summary (%s) ──", stepDuration(took))))
+		if runErr != nil {
+			// What failed comes first; the details follow on stderr.
+			fmt.Fprintf(w, "%s %s\n", p.red("failed:"), safetext.String(failureLine(runErr)))
+		}
 		if len(res.Phases) > 0 {
 			var parts []string
 			for _, ph := range res.Phases {
@@ -420,6 +453,16 @@ func (p *runPrinter) summary(res *moat.RunResult, took time.Duration, runErr err
 	if res.LogFile != "" && !quiet {
 		fmt.Fprintf(w, "log: %s\n", res.LogFile)
 	}
+}
+
+// failureLine is what failed, in one line: the first line of err without
+// moat's prefix.
+func failureLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	for strings.HasPrefix(line, "moat: ") {
+		line = strings.TrimPrefix(line, "moat: ")
+	}
+	return strings.TrimSuffix(strings.TrimSpace(line), ":")
 }
 
 func totalUsage(res *moat.RunResult) *agent.Usage {

@@ -59,12 +59,23 @@ type cliRun struct {
 	maxRSS  int64         // peak resident set of moat (and what it waited for), bytes
 	logSize int64
 	tail    string // the end of stdout
+	stderr  string
 }
 
 // runMoat runs `moat run` (bin) with a command agent running agentCmd in
 // repo, with extra args, reading its stdout as a terminal would (and as
 // fast as it comes) but keeping only the end.
 func runMoat(tb testing.TB, bin, repo, agentCmd string, args ...string) cliRun {
+	tb.Helper()
+	r, err := tryMoat(tb, bin, repo, agentCmd, args...)
+	if err != nil {
+		tb.Fatalf("moat run: %v\nstderr:\n%s\nstdout (end):\n%s", err, r.stderr, r.tail)
+	}
+	return r
+}
+
+// tryMoat is runMoat for a run that may fail: the error is moat's exit.
+func tryMoat(tb testing.TB, bin, repo, agentCmd string, args ...string) (cliRun, error) {
 	tb.Helper()
 	os.RemoveAll(filepath.Join(repo, ".moat", "logs"))
 	cmd := exec.Command(bin, append([]string{"run", "--repo", repo, "--sandbox", "local", "--agent", "command", "--agent-cmd", agentCmd, "-p", "go"}, args...)...)
@@ -91,10 +102,11 @@ func runMoat(tb testing.TB, bin, repo, agentCmd string, args ...string) cliRun {
 			break
 		}
 	}
-	if err := cmd.Wait(); err != nil {
-		tb.Fatalf("moat run: %v\nstderr:\n%s\nstdout (end):\n%s", err, stderr.String(), tail)
+	werr := cmd.Wait()
+	r := cliRun{tail: string(tail), stderr: stderr.String(), maxRSS: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024}
+	if werr != nil {
+		return r, werr
 	}
-	r := cliRun{tail: string(tail), maxRSS: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024}
 	if logs, _ := filepath.Glob(filepath.Join(repo, ".moat", "logs", "*.log")); len(logs) == 1 {
 		st, _ := os.Stat(logs[0])
 		r.logSize = st.Size()
@@ -114,7 +126,7 @@ func runMoat(tb testing.TB, bin, repo, agentCmd string, args ...string) cliRun {
 	if r.agent == 0 {
 		tb.Fatalf("no agent phase in moat's output:\n%s", r.tail)
 	}
-	return r
+	return r, nil
 }
 
 // bareExec is the time the same command takes through the same sandbox
@@ -210,6 +222,41 @@ func BenchmarkCLIGigabyte(b *testing.B) {
 				}
 				if !strings.Contains(r.tail, "(completed: <promise>COMPLETE</promise>)") {
 					b.Errorf("the completion signal at the end of 1 GB was not found:\n%s", r.tail)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSyncLimit2GB: the real moat binary, the agent committing a
+// 2 GiB file (sparse: git reads 2 GiB of zeros, the disk holds none).
+// Under the default 100 MiB per-file limit, and with that raised under a
+// 1 GiB per-run limit, the run must end with an error naming the file and
+// the limit, and moat's peak RSS (with the git processes it waited for)
+// must stay under 100 MB: nothing of the file is sent.
+//
+//	go test -run '^$' -bench SyncLimit2GB -benchtime 1x ./cmd/moat
+func BenchmarkSyncLimit2GB(b *testing.B) {
+	bin := buildMoat(b)
+	agent := "truncate -s 2G big.bin && git add big.bin && git commit -qm big"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"per-file", nil, `the agent's file "big.bin" is 2.0 GiB, over the limit of 100.0 MiB per file`},
+		{"per-run", []string{"--max-file-size", "4GiB"}, "add up to 2.0 GiB, over the limit of 1.0 GiB per run"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				repo := outputRepo(b)
+				r, err := tryMoat(b, bin, repo, agent, tc.args...)
+				b.ReportMetric(float64(r.maxRSS)/(1<<20), "peak-RSS-MiB")
+				if err == nil || !strings.Contains(r.stderr, tc.want) {
+					b.Fatalf("moat run: %v; want it to fail saying %q:\n%s", err, tc.want, r.stderr)
+				}
+				if r.maxRSS >= 100e6 {
+					b.Errorf("peak RSS %d bytes; want under 100 MB", r.maxRSS)
 				}
 			}
 		})

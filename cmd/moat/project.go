@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ func loadProject(ctx context.Context, dir string) (*project, error) {
 		}
 		dir = wd
 	}
-	repo, err := hostgit.Locate(ctx, 30*time.Second, dir)
+	repo, err := locateRepo(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +69,25 @@ func loadProject(ctx context.Context, dir string) (*project, error) {
 		return nil, usageErrorf("%w", err)
 	}
 	return p, nil
+}
+
+// locateRepo finds the repository holding dir; outside one, the error
+// says what to do, without git's own words.
+func locateRepo(ctx context.Context, dir string) (hostgit.Repo, error) {
+	repo, err := hostgit.Locate(ctx, 30*time.Second, dir)
+	var nr *hostgit.NotRepoError
+	if errors.As(err, &nr) {
+		return repo, errors.New(nr.Error() + " (or pass --repo DIR)")
+	}
+	return repo, err
+}
+
+// requireCommit fails, saying how to make one, when the repository has
+// no commit yet: a run and a sandbox start from one. It is checked before
+// a sandbox is made.
+func (p *project) requireCommit(ctx context.Context) error {
+	_, err := hostgit.Head(ctx, 30*time.Second, p.Root)
+	return err
 }
 
 // path resolves a path from the config file, which is relative to the

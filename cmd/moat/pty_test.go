@@ -237,3 +237,33 @@ func TestTerminalHostileOutput(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%q", want, plainErr)
 	}
 }
+
+// TestTerminalFailedRun: on a terminal, a run whose agent fails marks no
+// step it did not fail with ✗ (closing the sandbox went well), and its
+// summary starts with what failed.
+func TestTerminalFailedRun(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "local", "--max-iterations", "1",
+		"--agent", "command", "--agent-cmd", "sleep 0.3; exit 3", "-p", "go")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "TERM=xterm-256color", "NO_COLOR=1")
+	outTTY, errTTY := openPTY(t), openPTY(t)
+	cmd.Stdout, cmd.Stderr = outTTY.term, errTTY.term
+	runErr := cmd.Run()
+	stdout, stderr := outTTY.output(t), errTTY.output(t)
+	if runErr == nil {
+		t.Fatalf("moat run succeeded with a failing agent:\n%q\n%q", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "\r\x1b[K") {
+		t.Fatalf("not the terminal output mode (no spinner):\n%q", stderr)
+	}
+	if strings.Contains(stderr, "✗ closing the sandbox") || !strings.Contains(stderr, "✓ closing the sandbox") {
+		t.Errorf("closing the sandbox went well, yet it is not marked ✓ alone:\n%q", stderr)
+	}
+	if !regexp.MustCompile(`── summary \([^)]*\) ──\r?\nfailed: agent failed: command exited with code 3 and printed nothing\r?\n`).MatchString(stdout) {
+		t.Errorf("the summary does not start with what failed:\n%q", stdout)
+	}
+	if strings.HasSuffix(strings.TrimSpace(stderr), ":") {
+		t.Errorf("the error ends in a colon:\n%q", stderr)
+	}
+}

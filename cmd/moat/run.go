@@ -22,6 +22,7 @@ import (
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/shell"
+	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/exedev"
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
@@ -45,8 +46,11 @@ type runOptions struct {
 	maxIterations     int
 	branch            string
 	idleTimeout       time.Duration
+	installTimeout    time.Duration
 	completionTimeout time.Duration
+	exitGrace         time.Duration
 	copy              []string
+	limits            syncLimits
 	jsonOut           bool
 	quiet             bool
 	logFile           string
@@ -58,6 +62,11 @@ type runOptions struct {
 	promptFromConfig bool
 }
 
+// tryExample is the first example of 'moat run --help' and of the README:
+// a run that works as pasted in any repository with a commit, with no
+// account, no network and no file of moat's.
+const tryExample = `moat run --sandbox emulator --branch moat/try --max-iterations 1 -p try --agent command --agent-cmd 'date > moat-try.txt && git add moat-try.txt && git commit -qm "moat: try"'`
+
 // errInterrupted marks a run stopped by Ctrl-C or SIGTERM.
 var errInterrupted = errors.New("interrupted")
 
@@ -65,7 +74,7 @@ func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:         "run [-p PROMPT | -f FILE] [flags]",
-		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox (press Ctrl-C again to quit at once, which may leave the sandbox behind)"},
+		Annotations: map[string]string{interruptNotice: "moat: interrupted; saving the agent's work and deleting the sandbox"},
 		Short:       "Run an agent in a fresh sandbox and bring its commits home",
 		Long: `Creates one sandbox, syncs the repository into it, runs the agent for up to
 --max-iterations iterations (stopping early when it prints the completion
@@ -73,6 +82,18 @@ signal <promise>COMPLETE</promise>), brings its commits back and merges them
 into your checked-out branch (or keeps them on --branch). The sandbox is
 deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
+
+Ctrl-C or SIGTERM stops the agent, brings its commits home (on their
+moat/<run-id> branch, or --branch) and deletes the sandbox, within 25s
+($MOAT_SHUTDOWN_TIMEOUT); signals within a second of the first count as
+one. A second Ctrl-C, a second or more later, or the end of that time
+quits at once and prints what is left and how to recover or remove it.
+
+A run starts from your last commit: changes you have not committed are not
+part of it, and moat says so in one line (moat exec includes them).
+Submodules arrive empty, and moat names them. An agent whose credentials
+are missing stops the run before a sandbox is made (exit 2), with what
+'moat doctor' says.
 
 Settings come from .moat/config.toml (see 'moat init'), then flags, which
 win. The prompt is -p, -f, or the config's prompt_file (a file inside the
@@ -122,8 +143,9 @@ escaped (ESC as ^[), so no escape sequence reaches your terminal, in a
 pipe or the log either. --json: one JSON event per line on stdout ending
 with a "result" event (docs/json.md); -q: only what landed, what was
 kept, warnings and errors. A log is written to .moat/logs/.`,
-		Example: `  # Offline, on the built-in exe.dev emulator, with a scripted agent:
-  moat run --sandbox emulator --agent command --agent-cmd 'sh greeter.sh' -p 'say hello'
+		Example: `  # Offline, on the built-in exe.dev emulator, with a stand-in agent (in any
+  # repository with a commit; the agent's commit lands on the branch moat/try):
+  ` + tryExample + `
 
   # Claude Code on exe.dev, the prompt from .moat/prompt.md, up to 5 iterations:
   moat run --max-iterations 5
@@ -152,8 +174,11 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.IntVar(&o.maxIterations, "max-iterations", 1, "most agent iterations")
 	f.StringVar(&o.branch, "branch", "", "keep the commits on this branch instead of merging into the current one")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "fail when the agent prints nothing for this long")
+	f.DurationVar(&o.installTimeout, "install-timeout", 5*time.Minute, "give up installing the agent's CLI in the sandbox (when it is missing) after this long")
 	f.DurationVar(&o.completionTimeout, "completion-timeout", 60*time.Second, "after the completion signal, how long the agent may take to exit")
+	f.DurationVar(&o.exitGrace, "exit-grace", moat.DefaultExitGrace, "once the agent has exited, how long its output may take to end before what it left running is stopped")
 	f.StringArrayVar(&o.copy, "copy", nil, "path (from the repository root) to copy into the sandbox, e.g. node_modules (repeatable)")
+	addLimitFlags(cmd, &o.limits)
 	f.BoolVar(&o.jsonOut, "json", false, "print newline-delimited JSON events on stdout, ending with a result event")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only what landed, what was kept, warnings and errors")
 	f.BoolVar(&o.trustConfig, "trust-config", false, "trust .moat/config.toml for this run only, as 'moat trust' would (for CI)")
@@ -191,9 +216,13 @@ func (o *runOptions) resolve(cmd *cobra.Command, p *project) {
 	if !set("completion-timeout") && c.CompletionTimeout.Duration > 0 {
 		o.completionTimeout = c.CompletionTimeout.Duration
 	}
+	if !set("exit-grace") && c.ExitGrace.Duration > 0 {
+		o.exitGrace = c.ExitGrace.Duration
+	}
 	if !set("copy") {
 		o.copy = c.Copy
 	}
+	o.limits.resolve(set, c)
 }
 
 func runRun(cmd *cobra.Command, o runOptions) error {
@@ -202,7 +231,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 	// From here on, --json ends with a result event whatever happens.
 	start := time.Now()
 	printer := newRunPrinter(pickMode(o.jsonOut, o.quiet, out, errOut), out, errOut)
-	res, err := startRun(cmd, o, printer)
+	res, err := startRun(cmd, o, printer, start)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}
@@ -211,7 +240,7 @@ func runRun(cmd *cobra.Command, o runOptions) error {
 }
 
 // startRun checks the options, applies the config and runs.
-func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunResult, error) {
+func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.Time) (*moat.RunResult, error) {
 	ctx := cmd.Context()
 	errOut := cmd.ErrOrStderr()
 	if o.jsonOut && o.quiet {
@@ -231,6 +260,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 	}
 	o.networkSet = cmd.Flags().Changed("network")
 	o.resolve(cmd, p)
+	if err := o.checkAgentCmd(cmd.Flags().Changed, p.Config); err != nil {
+		return nil, err
+	}
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -247,13 +279,21 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		}
 		o.prompt, o.promptFile = string(data), ""
 	}
-	ag, err := pickAgent(o.agent, o.model, o.agentCmd)
+	ag, err := pickAgentWith(o.agent, o.model, o.agentCmd, o.installTimeout)
 	if err != nil {
 		return nil, err
 	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, ag.CredentialEnv())
 	if err != nil {
 		return nil, err
+	}
+	// An agent without its credentials would fail in the sandbox, after
+	// its install: stop now, with what moat doctor says.
+	if keys := ag.CredentialEnv(); len(keys) > 0 && !slices.ContainsFunc(keys, func(k string) bool {
+		return strings.TrimSpace(env[k]) != "" || strings.TrimSpace(secretEnv[k]) != ""
+	}) {
+		msg, fix := missingCredentials(ag.Name(), keys, p, true)
+		return nil, usageErrorf("%s\n  %s (or pass one with --secret-env KEY)", msg, fix)
 	}
 	promptArgs := map[string]string{}
 	for _, a := range o.args {
@@ -263,20 +303,50 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		}
 		promptArgs[k] = v
 	}
+	// A placeholder with no value is bad input: refused before anything
+	// starts, as the run itself would refuse it later.
+	promptText := o.prompt
+	if o.promptFile != "" {
+		data, err := os.ReadFile(o.promptFile)
+		if err != nil {
+			return nil, usageErrorf("prompt file: %w", err)
+		}
+		promptText = string(data)
+	}
+	if err := moat.CheckPrompt(promptText, promptArgs); err != nil {
+		return nil, &usageError{err}
+	}
 	// With --json, stdout carries only the event stream; notices go to
 	// stderr (and vanish with -q).
 	notices := errOut
 	if printer.mode == modeQuiet {
 		notices = io.Discard
 	}
+	if o.branch != "" {
+		if err := hostgit.CheckBranchName(ctx, p.Root, o.branch); err != nil {
+			return nil, usageErrorf("--branch: %w", err)
+		}
+	}
+	if err := p.requireCommit(ctx); err != nil {
+		return nil, err
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(errOut, "moat: warning: %s\n", w)
 	}
-	provider, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, errOut)
+	// A provider's warnings are the run's: printed like moat's own (and
+	// in --json as warning events).
+	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
+	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
+	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
+	quitReportOf(ctx).set(func(why string) string {
+		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
+			fmt.Errorf("%w: %s: quit at once, without cleaning up", errInterrupted, why))
+		return left.text()
+	})
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
@@ -292,32 +362,64 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter) (*moat.RunR
 		Hooks:             moat.Hooks{OnWorktreeReady: p.Config.Hooks.OnWorktreeReady, OnSandboxReady: p.Config.Hooks.OnSandboxReady},
 		IdleTimeout:       o.idleTimeout,
 		CompletionTimeout: o.completionTimeout,
+		ExitGrace:         o.exitGrace,
 		CopyToWorktree:    o.copy,
+		MaxFileBytes:      o.limits.fileBytes.n,
+		MaxSyncBytes:      o.limits.syncBytes.n,
+		MaxSyncFiles:      o.limits.files,
 		LogFile:           o.logFile,
 		OnEvent:           printer.Event,
+		Footprint:         left.fp,
 	})
+	if res != nil && res.Sandbox != nil && o.sandbox == "emulator" {
+		// The emulator ends with moat, and its VM with it: no sandbox can
+		// be kept, so the work is copied out of it now.
+		saveEmulatorWork(ctx, res, p.Root, warn)
+	}
 	if res != nil && res.Sandbox != nil {
-		// The sandbox holds the only copy of the agent's work: say how to
-		// reach it and remove it, next to how to fetch the work.
-		a := keptSandboxAccess(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev))
-		help := "# reach it: " + a.reach
-		if a.ssh != "" {
-			// ssh joins its arguments into one remote command line, which
-			// the remote shell splits again: quote the path twice.
-			help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(res.Sandbox.WorkDir()+"/"+moat.KeptWorkBundle)) +
-				" > " + shell.Quote(filepath.Join(p.Root, moat.KeptWorkBundleHost))
-		}
-		help += "\n# remove it: " + a.remove
-		if o.sandbox == "emulator" {
-			help += "\n# (the emulator, and the VM with it, end when moat exits)"
-		}
 		for i, k := range res.Kept {
-			if k.What == "sandbox" {
-				res.Kept[i].Fix = strings.TrimRight(k.Fix, "\n") + "\n" + help
+			if k.What == "sandbox" && res.Sandbox != nil {
+				res.Kept[i].Fix = left.sandboxFix(res.Sandbox, k.Fix)
 			}
 		}
 	}
 	return res, err
+}
+
+// checkAgentCmd decides what --agent-cmd means: alone it chooses the
+// command agent (as in moat init); with another --agent, or in a config
+// whose agent is not command, it is refused.
+func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error {
+	switch {
+	case set("agent-cmd") && !set("agent"):
+		o.agent = "command"
+	case set("agent-cmd") && o.agent != "command":
+		return usageErrorf("--agent-cmd is for --agent command, not --agent %s: drop one of them", o.agent)
+	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && c.Agent != "command":
+		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
+	}
+	return nil
+}
+
+// saveEmulatorWork copies the work out of a sandbox of the in-process
+// emulator that the run kept, into a bundle under .moat/kept/: the
+// sandbox ends when moat exits, so no "kept sandbox" can be offered.
+// When that fails the work is lost, and a warning says so.
+func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, warn func(string)) {
+	// In .moat/kept/, which git status does not show (hostgit's excludes).
+	dst := filepath.Join(root, hostgit.MoatDir, "kept", res.RunID+".bundle")
+	err := os.MkdirAll(filepath.Dir(dst), 0o755)
+	if err == nil {
+		err = res.SaveKeptWork(ctx, dst)
+	}
+	if err == nil {
+		warn("the emulator's VM ends with moat, so the agent's work was copied out of it to " + dst)
+	} else {
+		warn(fmt.Sprintf("the agent's work is lost: the emulator's VM ends with moat, and %v", err))
+		res.Sandbox.Close(context.WithoutCancel(ctx))
+		res.Sandbox = nil
+		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
+	}
 }
 
 // check refuses option values that cannot work, before anything starts.
@@ -336,6 +438,14 @@ func (o *runOptions) check() error {
 	if err := checkNetwork(o.network, o.networkSet, o.sandbox); err != nil {
 		return err
 	}
+	if err := o.limits.check(); err != nil {
+		return err
+	}
+	for _, rel := range o.copy {
+		if !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
+		}
+	}
 	var err error
 	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
 		return err
@@ -345,18 +455,28 @@ func (o *runOptions) check() error {
 		return usageErrorf("--max-iterations %d: want 1 or more", o.maxIterations)
 	case o.idleTimeout <= 0:
 		return usageErrorf("--idle-timeout %s: want a positive duration such as 10m", o.idleTimeout)
+	case o.installTimeout <= 0:
+		return usageErrorf("--install-timeout %s: want a positive duration such as 5m", o.installTimeout)
 	case o.completionTimeout <= 0:
 		return usageErrorf("--completion-timeout %s: want a positive duration such as 60s", o.completionTimeout)
+	case o.exitGrace <= 0:
+		return usageErrorf("--exit-grace %s: want a positive duration such as 5s", o.exitGrace)
 	}
 	return nil
 }
 
 func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
+	return pickAgentWith(name, model, agentCmd, 0)
+}
+
+// pickAgentWith is pickAgent, with a bound on installing the agent's CLI
+// (0: the agent's default).
+func pickAgentWith(name, model, agentCmd string, installTimeout time.Duration) (agent.Agent, error) {
 	switch name {
 	case "claude":
-		return claude.New(claude.Config{Model: model}), nil
+		return claude.New(claude.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "codex":
-		return codex.New(codex.Config{Model: model}), nil
+		return codex.New(codex.Config{Model: model, InstallTimeout: installTimeout}), nil
 	case "command":
 		if agentCmd == "" {
 			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
@@ -444,6 +564,9 @@ func envFlagValues(envFlags, secretFlags []string, secretKeys map[string]bool) (
 				// Not %q of e: what follows "=" may be a secret.
 				return nil, usageErrorf("%s: an entry has no name before its =; want KEY=VALUE or KEY", f.name)
 			}
+			if !shell.ValidName(k) {
+				return nil, usageErrorf("%s %q: not a valid variable name; use letters, digits and underscores, not starting with a digit", f.name, k)
+			}
 			if !ok {
 				val, set := os.LookupEnv(k)
 				if !set {
@@ -478,15 +601,16 @@ type sandboxChoice struct {
 	noIsolation bool
 }
 
-// pickSandbox returns the provider for c and a func that releases what it
-// started (the in-process emulator). A local sandbox is probed here, and
-// the emulator started, so that containment that is not available stops
-// the command before anything runs. warnings receives the warning of an
-// emulator that runs uncontained.
-func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices, warnings io.Writer) (sandbox.Provider, func(), error) {
+// pickSandbox returns the provider for c, the in-process emulator when
+// c.spec is "emulator" (else nil), and a func that releases what it
+// started. A local sandbox is probed here, and the emulator started, so
+// that containment that is not available stops the command before
+// anything runs. The provider's warnings go to warn, the emulator's that
+// it runs uncontained too.
+func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
 	switch spec := c.spec; {
 	case spec == "exedev":
-		return exedev.New(exedevConfig(p.Config.ExeDev)), func() {}, nil
+		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
 	case spec == "emulator":
 		var opts []exedevtest.Option
 		if c.noIsolation {
@@ -494,30 +618,30 @@ func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices, warn
 		}
 		srv, err := exedevtest.Start(opts...)
 		if errors.Is(err, exedevtest.ErrNoContainment) {
-			return nil, nil, fmt.Errorf("%w; or pass --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1) to run the agent's commands unisolated, as plain processes on this computer", err)
+			return nil, nil, nil, fmt.Errorf("%w; or pass --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1) to run the agent's commands unisolated, as plain processes on this computer", err)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
 		}
 		if why := srv.Containment(); why != nil {
-			fmt.Fprintln(warnings, noIsolationWarning(why))
+			warn(noIsolationWarning(why))
 		}
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
-		return exedev.New(srv.Config()), func() { srv.Close() }, nil
+		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
 	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(c.network)})
+		lp := local.New(local.Config{Network: local.Network(c.network), Logger: newWarnLogger(warn)})
 		if _, err := lp.Containment(ctx); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return lp, func() {}, nil
+		return lp, nil, func() {}, nil
 	case strings.HasPrefix(spec, "ssh://"):
 		user, hostPort, err := config.SplitSSH(spec)
 		if err != nil {
-			return nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
+			return nil, nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
 		}
-		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), func() {}, nil
+		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
 	}
-	return nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", c.spec)
+	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", c.spec)
 }
 
 // addNetworkFlag defines --network, the local sandbox's network.
@@ -555,7 +679,7 @@ func checkNoIsolation(flag bool, sandboxSpec string) (bool, error) {
 // noIsolationWarning is the warning of an emulator that runs its VMs'
 // commands uncontained: why is Server.Containment.
 func noIsolationWarning(why error) string {
-	return "moat: warning: NOT ISOLATED: " + why.Error() + ". With --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) the emulator runs VM commands, the agent's too, as plain processes on this computer, as you: they can read and change all your files, see and signal your processes and read their environment"
+	return "NOT ISOLATED: " + why.Error() + ". With --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) the emulator runs VM commands, the agent's too, as plain processes on this computer, as you: they can read and change all your files, see and signal your processes and read their environment"
 }
 
 // checkNetwork checks the local sandbox's network: set says it came from

@@ -115,18 +115,19 @@ func TestScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "")
 			return nil
 		},
-		// [contained]: bubblewrap and slirp4netns are installed, so a local
-		// sandbox gets its isolated network. In CI they must be.
+		// [contained]: bubblewrap, slirp4netns and nsenter are installed,
+		// so a local sandbox gets its isolated network. In CI they must be.
 		Condition: func(cond string) (bool, error) {
 			if cond != "contained" {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
 			_, bwrap := testenv.LookPath("bwrap")
 			_, slirp := testenv.LookPath("slirp4netns")
-			if !(bwrap && slirp) && testenv.InCI() {
-				return false, errors.New("CI=true and bwrap or slirp4netns is not installed (scripts/test.sh installs them)")
+			_, nsenter := testenv.LookPath("nsenter")
+			if !(bwrap && slirp && nsenter) && testenv.InCI() {
+				return false, errors.New("CI=true and bwrap, slirp4netns or nsenter is not installed (scripts/test.sh installs them)")
 			}
-			return bwrap && slirp && runtime.GOOS == "linux", nil
+			return bwrap && slirp && nsenter && runtime.GOOS == "linux", nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"emu-new": func(ts *testscript.TestScript, neg bool, args []string) {

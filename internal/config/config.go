@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -35,7 +36,11 @@ type Config struct {
 	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
 	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
 	CompletionTimeout Duration `toml:"completion_timeout"` // e.g. "60s"
+	ExitGrace         Duration `toml:"exit_grace"`         // e.g. "5s"
 	Branch            string   `toml:"branch"`             // "": merge into the checked-out branch
+	MaxFileSize       Size     `toml:"max_file_size"`      // e.g. "100MiB"
+	MaxSyncSize       Size     `toml:"max_sync_size"`      // e.g. "1GiB"
+	MaxFiles          int64    `toml:"max_files"`          // 0: not set
 	Copy              []string `toml:"copy"`               // CopyToWorktree paths
 	Env               []string `toml:"env"`                // keys passed from the process environment
 	SecretEnv         []string `toml:"secret_env"`         // the same, and their values are redacted
@@ -80,6 +85,65 @@ func (d *Duration) UnmarshalText(text []byte) error {
 
 // MarshalText writes the duration as UnmarshalText reads it.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Size is a number of bytes written as "100MiB", "1GiB", "500KB" or a
+// plain number of bytes.
+type Size struct {
+	Bytes int64
+	text  string // as written
+}
+
+// sizeHint is what a bad size is told to look like.
+const sizeHint = `a size such as "100MiB" or "1GiB"`
+
+// UnmarshalText parses a size as ParseSize does.
+func (z *Size) UnmarshalText(text []byte) error {
+	v, err := ParseSize(string(text))
+	if err != nil {
+		return err
+	}
+	z.Bytes, z.text = v, string(text)
+	return nil
+}
+
+// String is the size as written, or in bytes.
+func (z Size) String() string {
+	if z.text != "" {
+		return z.text
+	}
+	return strconv.FormatInt(z.Bytes, 10)
+}
+
+// MarshalText writes the size as String does.
+func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }
+
+// sizeUnits are the suffixes ParseSize takes: KiB, MiB ... powers of 1024,
+// as are K, M, G and T (git's own); KB, MB ... powers of 1000.
+var sizeUnits = map[string]int64{
+	"": 1, "B": 1,
+	"K": 1 << 10, "KIB": 1 << 10, "KB": 1e3,
+	"M": 1 << 20, "MIB": 1 << 20, "MB": 1e6,
+	"G": 1 << 30, "GIB": 1 << 30, "GB": 1e9,
+	"T": 1 << 40, "TIB": 1 << 40, "TB": 1e12,
+}
+
+// ParseSize reads a positive size: a whole number of bytes, optionally
+// followed by a unit (KiB, MiB, GiB, TiB or K, M, G, T: powers of 1024; KB,
+// MB, GB, TB: powers of 1000; any case, a space allowed).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(t)
+	}
+	num, unit := t[:i], strings.ToUpper(strings.TrimSpace(t[i:]))
+	mul, ok := sizeUnits[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if !ok || err != nil || n <= 0 || n > math.MaxInt64/mul {
+		return 0, fmt.Errorf("%q: want %s", s, sizeHint)
+	}
+	return n * mul, nil
+}
 
 // Error is a problem in .moat/config.toml or .moat/.env. Its message never
 // contains a value from .moat/.env.
@@ -146,6 +210,8 @@ func tomlError(text string, err error) error {
 			switch sk.kind {
 			case kDuration:
 				msg += fmt.Sprintf(`; write durations in quotes, such as %s = "10m"`, name)
+			case kSize:
+				msg += fmt.Sprintf(`; write sizes in quotes, such as %s = "100MiB"`, name)
 			case kString:
 				msg += fmt.Sprintf("; put the value of %s in quotes", name)
 			}
@@ -197,6 +263,7 @@ const (
 	kString kind = iota
 	kInt
 	kDuration
+	kSize
 	kStrings
 	kTable
 )
@@ -206,6 +273,7 @@ var want = [...]string{
 	kString:   `a string in quotes, such as "text"`,
 	kInt:      `a whole number, such as 4`,
 	kDuration: durationHint,
+	kSize:     sizeHint,
 	kStrings:  `an array of strings, such as ["a", "b"]`,
 	kTable:    `a table`,
 }
@@ -228,7 +296,11 @@ var schema = []key{
 	{"max_iterations", kInt},
 	{"idle_timeout", kDuration},
 	{"completion_timeout", kDuration},
+	{"exit_grace", kDuration},
 	{"branch", kString},
+	{"max_file_size", kSize},
+	{"max_sync_size", kSize},
+	{"max_files", kInt},
 	{"copy", kStrings},
 	{"env", kStrings},
 	{"secret_env", kStrings},
@@ -305,6 +377,14 @@ func checkKey(text string, raw map[string]any, k toml.Key) error {
 		}
 		if _, err := time.ParseDuration(s); err != nil {
 			return &Error{File: File, Line: line, Key: name, Msg: fmt.Sprintf("%s: want %s", show(name, v), durationHint)}
+		}
+	case kSize:
+		s, ok := v.(string)
+		if !ok {
+			return bad("")
+		}
+		if _, err := ParseSize(s); err != nil {
+			return &Error{File: File, Line: line, Key: name, Msg: fmt.Sprintf("%s: want %s", show(name, v), sizeHint)}
 		}
 	case kStrings:
 		items, ok := v.([]any)
@@ -539,6 +619,8 @@ func (c *Config) validate(text string) error {
 		{"max_iterations", int64(c.MaxIterations), "a whole number such as 5 (0 means the default)"},
 		{"idle_timeout", int64(c.IdleTimeout.Duration), durationHint},
 		{"completion_timeout", int64(c.CompletionTimeout.Duration), durationHint},
+		{"exit_grace", int64(c.ExitGrace.Duration), durationHint},
+		{"max_files", c.MaxFiles, "a number of files such as 100000 (0 means the default)"},
 		{"exedev.cpu", int64(c.ExeDev.CPU), "a number of CPUs such as 2 (0 means exe.dev's default)"},
 		{"exedev.ready_timeout", int64(c.ExeDev.ReadyTimeout.Duration), durationHint},
 	} {

@@ -43,6 +43,7 @@ prompt_file = "p.md"
 max_iterations = 7
 idle_timeout = "5m"
 completion_timeout = "1m30s"
+exit_grace = "3s"
 branch = "moat/work"
 copy = [".env.local", "node_modules"]
 env = ["GOFLAGS", "_X1"]
@@ -69,7 +70,7 @@ tags = ["ci", "moat"]
 	want := Config{
 		Sandbox: "ssh://me@build.example.com:2222", Network: "none", Agent: "command", Model: "m", AgentCmd: "sh agent.sh",
 		PromptFile: "p.md", MaxIterations: 7,
-		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second},
+		IdleTimeout: Duration{5 * time.Minute}, CompletionTimeout: Duration{90 * time.Second}, ExitGrace: Duration{3 * time.Second},
 		Branch: "moat/work", Copy: []string{".env.local", "node_modules"}, Env: []string{"GOFLAGS", "_X1"},
 		SecretEnv: []string{"DATABASE_URL"},
 		Hooks:     Hooks{OnWorktreeReady: []string{"make gen"}, OnSandboxReady: []string{"npm ci", "go mod download"}},
@@ -92,7 +93,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unquoted string", "[exedev]\nimage = ubuntu\n", 2, "exedev.image", "; put the value of exedev.image in quotes"},
 		{"unquoted duration", "idle_timeout = 10m\n", 1, "", `; write durations in quotes, such as idle_timeout = "10m"`},
 		{"unknown key", "sandbox = \"local\"\nmax_iteration = 3\n", 2, "max_iteration",
-			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, branch, copy, env, secret_env, hooks, exedev)`},
+			`unknown key "max_iteration"; did you mean "max_iterations"? (known: sandbox, network, agent, model, agent_cmd, prompt_file, max_iterations, idle_timeout, completion_timeout, exit_grace, branch, max_file_size, max_sync_size, max_files, copy, env, secret_env, hooks, exedev)`},
 		{"unknown dashed key", "idle-timeout = \"1m\"\n", 1, "idle-timeout", `did you mean "idle_timeout"?`},
 		{"unknown key far from any", "colour = \"blue\"\n", 1, "colour", `unknown key "colour" (known: sandbox,`},
 		{"unknown key in table", "[exedev]\nimage = \"x\"\ncpus = 2\n", 3, "exedev.cpus",
@@ -105,6 +106,9 @@ func TestLoadErrors(t *testing.T) {
 		{"int for string", "sandbox = 1\n", 1, "sandbox", `sandbox = 1: want a string in quotes, such as "text", not a whole number`},
 		{"bad duration", "\nidle_timeout = \"10\"\n", 2, "idle_timeout", `idle_timeout = "10": want a duration such as "10m" or "90s"`},
 		{"int duration", "completion_timeout = 60\n", 1, "completion_timeout", `completion_timeout = 60: want a duration such as "10m" or "90s", not a whole number`},
+		{"bad size", "max_file_size = \"big\"\n", 1, "max_file_size", `max_file_size = "big": want a size such as "100MiB" or "1GiB"`},
+		{"int size", "max_sync_size = 1024\n", 1, "max_sync_size", `max_sync_size = 1024: want a size such as "100MiB" or "1GiB", not a whole number`},
+		{"negative file count", "max_files = -1\n", 1, "max_files", `max_files is negative`},
 		{"string for array", "copy = \".env\"\n", 1, "copy", `copy = ".env": want an array of strings, such as ["a", "b"], not a string`},
 		{"bad array item", "tags = 1\n[exedev]\ntags = [\"a\", 2]\n", 1, "tags", `unknown key "tags"; did you mean "exedev.tags"?`},
 		{"bad array item in table", "[exedev]\ntags = [\"a\", 2]\n", 2, "exedev.tags", `exedev.tags: want an array of strings, such as ["a", "b"], but item 2 is a whole number`},
@@ -121,6 +125,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negative iterations", "max_iterations = -1\n", 1, "max_iterations", "max_iterations is negative"},
 		{"negative timeout", "idle_timeout = \"-1s\"\n", 1, "idle_timeout", "idle_timeout is negative"},
 		{"negative completion timeout", "completion_timeout = \"-1s\"\n", 1, "completion_timeout", "completion_timeout is negative"},
+		{"negative exit grace", "exit_grace = \"-1s\"\n", 1, "exit_grace", "exit_grace is negative"},
 		{"negative cpu", "[exedev]\ncpu = -2\n", 2, "exedev.cpu", "exedev.cpu is negative"},
 		{"bad env name", "env = [\"OK\", \"NOT-OK\"]\n", 1, "env", `env item 2 = "NOT-OK" is not a variable name`},
 		{"env with value", "env = [\"TOKEN=s3cr3t\"]\n", 1, "env", "env item 1 is KEY=VALUE: env lists only names"},
@@ -394,5 +399,18 @@ func TestLoadQuotedKeys(t *testing.T) {
 	_, _, err = Load(repoWith(t, "config.toml", "\"exedev.cpu\" = 2\n"))
 	if err == nil || !strings.Contains(err.Error(), `unknown key "\"exedev.cpu\""`) {
 		t.Fatalf(`"exedev.cpu" = 2: %v`, err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"100MiB": 100 << 20, "1GiB": 1 << 30, "1 gib": 1 << 30, "500KB": 500_000, "2G": 2 << 30, "4096": 4096, "7B": 7, "1TiB": 1 << 40} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1MiB", "1.5GiB", "MiB", "10 parsecs", "99999999999TiB"} {
+		if got, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) = %d; want an error", in, got)
+		}
 	}
 }

@@ -45,8 +45,36 @@ func (c Config) HostSettings() []Setting {
 	if c.Network == "host" {
 		s = append(s, Setting{"network", tomlString(c.Network), "lets a local sandbox reach this computer's loopback services and abstract Unix sockets (X11, D-Bus, ...), through which code can run on it"})
 	}
+	for _, l := range c.raisedLimits() {
+		s = append(s, Setting{l.key, l.value, "lets the sandbox send home more than moat's default limit, " + l.def})
+	}
 	s = append(s, c.ExeDev.HostSettings()...)
 	return s
+}
+
+// Default limits on what comes home (gitsync's): a file can raise them only
+// once trusted, since they protect this computer's disk and memory.
+const (
+	DefaultMaxFileSize = 100 << 20
+	DefaultMaxSyncSize = 1 << 30
+	DefaultMaxFiles    = 100_000
+)
+
+type raisedLimit struct{ key, value, def string }
+
+// raisedLimits lists the limits the file sets above their defaults.
+func (c Config) raisedLimits() []raisedLimit {
+	var r []raisedLimit
+	if c.MaxFileSize.Bytes > DefaultMaxFileSize {
+		r = append(r, raisedLimit{"max_file_size", tomlString(c.MaxFileSize.String()), "100MiB per file"})
+	}
+	if c.MaxSyncSize.Bytes > DefaultMaxSyncSize {
+		r = append(r, raisedLimit{"max_sync_size", tomlString(c.MaxSyncSize.String()), "1GiB per run"})
+	}
+	if c.MaxFiles > DefaultMaxFiles {
+		r = append(r, raisedLimit{"max_files", fmt.Sprint(c.MaxFiles), "100000 files"})
+	}
+	return r
 }
 
 // HostSettings returns the [exedev] settings that act on the host or take
@@ -75,6 +103,16 @@ func (c Config) WithoutHostSettings() Config {
 	}
 	if c.Network == "host" {
 		c.Network = ""
+	}
+	for _, l := range c.raisedLimits() {
+		switch l.key {
+		case "max_file_size":
+			c.MaxFileSize = Size{}
+		case "max_sync_size":
+			c.MaxSyncSize = Size{}
+		case "max_files":
+			c.MaxFiles = 0
+		}
 	}
 	c.ExeDev.Lobby, c.ExeDev.IdentityFile, c.ExeDev.KnownHostsFile = "", "", ""
 	return c

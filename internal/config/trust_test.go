@@ -59,6 +59,21 @@ image = "img"
 			t.Errorf("WithoutHostSettings kept network = %q", net)
 		}
 	}
+	// Limits lowered need no trust; raised, they do.
+	lim, err := Parse([]byte("max_file_size = \"10MiB\"\nmax_sync_size = \"2GiB\"\nmax_files = 200000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raised []string
+	for _, s := range lim.HostSettings() {
+		raised = append(raised, s.String())
+	}
+	if got := strings.Join(raised, "|"); got != `max_sync_size = "2GiB"|max_files = 200000` {
+		t.Errorf("HostSettings of the limits: %s", got)
+	}
+	if plain := lim.WithoutHostSettings(); plain.MaxFileSize.Bytes != 10<<20 || plain.MaxSyncSize.Bytes != 0 || plain.MaxFiles != 0 {
+		t.Errorf("WithoutHostSettings of the limits: %+v", plain)
+	}
 	for _, tpl := range []TemplateOptions{{}, {Sandbox: "local", Agent: "command", AgentCmd: "x"}} {
 		c, err := Parse([]byte(Template(tpl)))
 		if err != nil {

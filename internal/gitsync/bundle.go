@@ -16,48 +16,89 @@ import (
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
 
-// Limits bound what a sandbox may send home in one sync out.
+// Limits bound what a sandbox may send home in one sync out. A zero
+// field means its default.
+//
+// The sandbox checks its work against them before it sends anything, so
+// an honest sandbox over a limit sends nothing and its error names the
+// file; the host checks again what arrives (the bundle's size and object
+// count as it comes, every new file's size before any ref points at it),
+// so a hostile sandbox gets no further.
 type Limits struct {
-	// BundleBytes caps the bundle of new commits; 0 means
-	// DefaultBundleBytes.
+	// FileBytes caps the size of each new or changed file.
+	FileBytes int64
+	// BundleBytes caps the run's bundle of new commits, and the sum of
+	// the sizes of the new and changed files in it.
 	BundleBytes int64
-	// Objects caps the objects in it; 0 means DefaultObjects.
+	// Files caps how many new or changed files the work holds.
+	Files int64
+	// Objects caps the git objects in the bundle (files, directories and
+	// commits).
 	Objects int64
 }
 
-// Defaults of Limits.
+// Defaults of Limits: a real project's work fits in them.
 const (
+	DefaultFileBytes   = 100 << 20
 	DefaultBundleBytes = 1 << 30
+	DefaultFiles       = 100_000
 	DefaultObjects     = 2_000_000
 )
 
-func (l Limits) bundleBytes() int64 {
-	if l.BundleBytes > 0 {
-		return l.BundleBytes
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
 	}
-	return DefaultBundleBytes
+	return def
 }
 
-func (l Limits) objects() int64 {
-	if l.Objects > 0 {
-		return l.Objects
-	}
-	return DefaultObjects
-}
+func (l Limits) fileBytes() int64   { return orDefault(l.FileBytes, DefaultFileBytes) }
+func (l Limits) bundleBytes() int64 { return orDefault(l.BundleBytes, DefaultBundleBytes) }
+func (l Limits) files() int64       { return orDefault(l.Files, DefaultFiles) }
+func (l Limits) objects() int64     { return orDefault(l.Objects, DefaultObjects) }
+
+// What a LimitError says is over its limit.
+const (
+	OverFileSize    = "file size"
+	OverTotalSize   = "total size"
+	OverFileCount   = "file count"
+	OverBundleSize  = "bundle size"
+	OverObjectCount = "object count"
+)
 
 // LimitError is a sync out refused because the sandbox's work is over a
 // limit. Nothing changed on the host; the work is still in the sandbox.
 type LimitError struct {
-	What  string // "bundle size" or "object count"
+	What  string // one of the Over constants
+	Path  string // the file, for OverFileSize ("" when the host found it: a hostile sandbox)
 	Got   int64  // what the sandbox sent or announced (a lower bound when cut off)
 	Limit int64
 }
 
 func (e *LimitError) Error() string {
-	if e.What == "bundle size" {
-		return fmt.Sprintf("the agent's work is %s or more as a git bundle, over the limit of %s (the work is still in the sandbox; a Go program can raise the limit with RunOptions.MaxSyncBytes, the CLI has no flag for it yet)", bytesText(e.Got), bytesText(e.Limit))
+	var over, raise string
+	switch e.What {
+	case OverFileSize:
+		file := "a file of the agent's"
+		if e.Path != "" {
+			file = fmt.Sprintf("the agent's file %q", e.Path)
+		}
+		over = fmt.Sprintf("%s is %s, over the limit of %s per file", file, bytesText(e.Got), bytesText(e.Limit))
+		raise = "--max-file-size, config max_file_size or RunOptions.MaxFileBytes"
+	case OverTotalSize:
+		over = fmt.Sprintf("the agent's new and changed files add up to %s, over the limit of %s per run", bytesText(e.Got), bytesText(e.Limit))
+		raise = "--max-sync-size, config max_sync_size or RunOptions.MaxSyncBytes"
+	case OverBundleSize:
+		over = fmt.Sprintf("the agent's work is %s or more as a git bundle, over the limit of %s per run", bytesText(e.Got), bytesText(e.Limit))
+		raise = "--max-sync-size, config max_sync_size or RunOptions.MaxSyncBytes"
+	case OverFileCount:
+		over = fmt.Sprintf("the agent's work has %d new or changed files, over the limit of %d", e.Got, e.Limit)
+		raise = "--max-files, config max_files or RunOptions.MaxSyncFiles"
+	default:
+		over = fmt.Sprintf("the agent's work holds %d git objects, over the limit of %d", e.Got, e.Limit)
+		raise = "RunOptions.MaxSyncObjects"
 	}
-	return fmt.Sprintf("the agent's work holds %d git objects, over the limit of %d", e.Got, e.Limit)
+	return over + ", so nothing came home (raise the limit with " + raise + ")"
 }
 
 // ErrHostileBundle is wrapped by the error for a bundle moat will not take:
@@ -181,7 +222,7 @@ func (s *syncer) importBundle(ctx context.Context, repo hostgit.Repo, path strin
 		}
 	}
 	if h.objects > lim.objects() {
-		return none, &LimitError{What: "object count", Got: h.objects, Limit: lim.objects()}
+		return none, &LimitError{What: OverObjectCount, Got: h.objects, Limit: lim.objects()}
 	}
 	pack := io.NewSectionReader(f, h.packAt, fi.Size()-h.packAt)
 	// --keep: a concurrent git gc must not prune the objects before a ref

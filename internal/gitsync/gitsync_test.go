@@ -303,8 +303,15 @@ c=$(git commit-tree $tree -p HEAD -m evil) && git update-ref HEAD $c`, Limits{},
 			func(err error) bool {
 				return errors.Is(err, ErrHostileBundle) && strings.Contains(err.Error(), "refs/heads/main")
 			}},
-		{"over the size limit", `head -c 300000 /dev/urandom > big.bin && git add big.bin && git commit -qm big`, Limits{BundleBytes: 100 << 10},
-			func(err error) bool { var le *LimitError; return errors.As(err, &le) && le.What == "bundle size" }},
+		{"over the size limit, the sandbox's check skipped", `head -c 300000 /dev/urandom > big.bin && git add big.bin && git commit -qm big &&
+` + fakeBundle(`git bundle create -q - HEAD ^refs/moat/sync-base`), Limits{BundleBytes: 100 << 10},
+			func(err error) bool { var le *LimitError; return errors.As(err, &le) && le.What == OverBundleSize }},
+		{"a file over its limit, the sandbox's check skipped", `head -c 300000 /dev/urandom > big.bin && git add big.bin && git commit -qm big &&
+` + fakeBundle(`git bundle create -q - HEAD ^refs/moat/sync-base`), Limits{FileBytes: 100 << 10},
+			func(err error) bool {
+				var le *LimitError
+				return errors.As(err, &le) && le.What == OverFileSize && le.Got == 300000 && le.Limit == 100<<10
+			}},
 		{"over the object limit", `for i in 1 2 3 4 5 6; do echo $i > f$i; done && git add . && git commit -qm many`, Limits{Objects: 3},
 			func(err error) bool { var le *LimitError; return errors.As(err, &le) && le.What == "object count" }},
 		{"not a bundle at all", fakeBundle(`echo 'moat-out: head 0000000000000000000000000000000000000000' >&2; echo '# v2 git bundle'; echo garbage`), Limits{},
@@ -317,7 +324,7 @@ c=$(git commit-tree $tree -p HEAD -m evil) && git update-ref HEAD $c`, Limits{},
 			before := git(t, s.repo, "for-each-ref")
 			var err error
 			if strings.Contains(c.prepare, "fake.sh") {
-				err = s.outWith(t, "sh ../fake.sh")
+				err = s.outWith(t, "sh ../fake.sh", c.lim)
 			} else {
 				_, err = s.out(t, s.base, c.lim)
 			}
@@ -338,11 +345,59 @@ c=$(git commit-tree $tree -p HEAD -m evil) && git update-ref HEAD $c`, Limits{},
 	}
 }
 
+// An honest sandbox over a limit sends nothing, and the error says which
+// file, which limit, and how to raise it.
+func TestLimitsCheckedInTheSandbox(t *testing.T) {
+	cases := []struct {
+		name, prepare string
+		lim           Limits
+		what          string
+		says          []string
+	}{
+		{"a file too big", `mkdir -p data && head -c 300000 /dev/urandom > 'data/big file.bin' && echo small > s.txt && git add . && git commit -qm big`,
+			Limits{FileBytes: 200 << 10}, OverFileSize,
+			[]string{`"data/big file.bin"`, "293.0 KiB", "200.0 KiB per file", "--max-file-size", "nothing came home"}},
+		{"too much in all", `for i in 1 2 3; do head -c 60000 /dev/urandom > f$i; done && git add . && git commit -qm three && echo uncommitted > u.txt`,
+			Limits{BundleBytes: 150 << 10}, OverTotalSize,
+			[]string{"add up to", "150.0 KiB per run", "--max-sync-size"}},
+		{"too many files", `mkdir m && for i in 1 2 3 4 5 6; do echo $i > m/f$i; done && git add . && git commit -qm many`,
+			Limits{Files: 5}, OverFileCount,
+			[]string{"6 new or changed files", "limit of 5", "--max-files"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := setup(t)
+			sx(t, s.h, c.prepare)
+			before, objects := git(t, s.repo, "for-each-ref"), git(t, s.repo, "count-objects", "-v")
+			_, err := s.out(t, s.base, c.lim)
+			var le *LimitError
+			if !errors.As(err, &le) || le.What != c.what {
+				t.Fatalf("SyncOut = %v; want a %s LimitError", err, c.what)
+			}
+			for _, w := range c.says {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if after := git(t, s.repo, "for-each-ref"); after != before {
+				t.Errorf("refs changed:\n%s\nwas\n%s", after, before)
+			}
+			if n := git(t, s.repo, "count-objects", "-v"); n != objects {
+				t.Errorf("objects arrived all the same:\n%s\nwas\n%s", n, objects)
+			}
+			// Raised, the same work comes home.
+			if _, err := s.out(t, s.base, Limits{}); err != nil {
+				t.Errorf("with the default limits: %v", err)
+			}
+		})
+	}
+}
+
 // outWith is a sync out whose sandbox side is cmd (a hostile sandbox's
 // own answer) rather than moat's script.
-func (s synced) outWith(t *testing.T, cmd string) error {
+func (s synced) outWith(t *testing.T, cmd string, lim Limits) error {
 	h := &rewriting{Handle: s.h, cmd: cmd}
-	_, err := SyncOut(t.Context(), h, Out{Repo: s.repo, RefPrefix: prefix, Known: s.base}, opts(t))
+	_, err := SyncOut(t.Context(), h, Out{Repo: s.repo, RefPrefix: prefix, Known: s.base, Limits: lim}, opts(t))
 	return err
 }
 

@@ -33,6 +33,9 @@ type Out struct {
 	Label string
 	// Limits bound the bundle.
 	Limits Limits
+	// TempDir holds the bundle while it is checked, in a directory of
+	// its own removed before SyncOut returns; "" is os.TempDir().
+	TempDir string
 }
 
 // DefaultLabel is Out.Label's default.
@@ -94,8 +97,9 @@ func SyncOut(ctx context.Context, h sandbox.Handle, out Out, o Options) (OutResu
 
 // outScript is the sandbox side of SyncOut. Its findings go to stderr as
 // "moat-out: " lines; the bundle, when there is one, to stdout.
-func outScript(known, label string) string {
+func outScript(known, label string, lim Limits) string {
 	q := shell.Quote
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	return gitFunc + `
 say() { printf 'moat-out: %s\n' "$*" >&2; }
 known=` + q(known) + `
@@ -132,6 +136,19 @@ if [ -n "$st" ]; then
 fi
 say "head $head"
 if [ "$head" = "$known" ] && [ -z "$wip" ]; then say nothing; exit 0; fi
+# The limits, checked before anything is sent: each new file's size (the
+# first path that has it names it), their sum, their count.
+over=$(g rev-list --objects HEAD ${wip:+refs/moat/uncommitted} $ex | g cat-file --batch-check='%(objecttype) %(objectsize) %(rest)' |
+	awk -v fmax=` + n(lim.fileBytes()) + ` -v tmax=` + n(lim.bundleBytes()) + ` -v nmax=` + n(lim.files()) + ` '
+$1 != "blob" { next }
+{ n++; t += $2 }
+$2 > fmax + 0 && !big { big = 1; bsz = $2; p = $0; sub(/^[^ ]* [^ ]* /, "", p) }
+END {
+	if (big) printf "file-size %.0f %s\n", bsz, p
+	else if (t > tmax + 0) printf "total-size %.0f\n", t
+	else if (n > nmax + 0) printf "file-count %.0f\n", n
+}') || exit 1
+if [ -n "$over" ]; then say "over $over"; exit 0; fi
 exec git bundle create -q - HEAD ${wip:+refs/moat/uncommitted} $ex
 `
 }
@@ -149,7 +166,7 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	if label == "" {
 		label = DefaultLabel
 	}
-	tmp, err := os.MkdirTemp("", "moat-out-")
+	tmp, err := os.MkdirTemp(o.TempDir, "moat-out-")
 	if err != nil {
 		return res, err
 	}
@@ -169,7 +186,7 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 		nothing  bool
 		sbxLines int
 	)
-	er, err := s.h.Exec(ectx, outScript(o.Known, label), sandbox.ExecOptions{Env: sandboxEnv, Stdout: bundle,
+	er, err := s.h.Exec(ectx, outScript(o.Known, label, o.Limits), sandbox.ExecOptions{Env: sandboxEnv, Stdout: bundle,
 		OnStderrLine: func(l string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -185,7 +202,7 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 		}})
 	cerr := f.Close()
 	if bundle.exceeded {
-		return res, &LimitError{What: "bundle size", Got: bundle.n, Limit: bundle.limit}
+		return res, &LimitError{What: OverBundleSize, Got: bundle.n, Limit: bundle.limit}
 	}
 	if err != nil {
 		return res, fmt.Errorf("sandbox command (commit what is left, bundle the new commits): %w", err)
@@ -195,6 +212,9 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	}
 	if er.ExitCode != 0 {
 		return res, fmt.Errorf("the sandbox could not bundle the agent's work (exit status %d): %s", er.ExitCode, strings.Join(stderr, "\n"))
+	}
+	if le := overLimit(said, o.Limits); le != nil {
+		return res, le
 	}
 	for _, v := range said {
 		switch f := strings.Fields(v); {
@@ -216,6 +236,9 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 	bh, err := s.importBundle(ctx, repo, path, allowed, o.Limits)
 	defer s.releaseKeeps()
 	if err != nil {
+		return OutResult{Head: o.Known}, err
+	}
+	if err := s.checkFileSizes(ctx, repo.TopLevel, bh, o); err != nil {
 		return OutResult{Head: o.Known}, err
 	}
 	refs := bh.refs
@@ -305,3 +328,50 @@ func (c *cappedFile) Write(p []byte) (int, error) {
 }
 
 var errTooLarge = errors.New("over the size limit")
+
+// overLimit reads the sandbox's "over <what> <n> [path]" finding.
+func overLimit(said []string, lim Limits) *LimitError {
+	for _, v := range said {
+		rest, ok := strings.CutPrefix(v, "over ")
+		if !ok {
+			continue
+		}
+		what, rest, _ := strings.Cut(rest, " ")
+		num, path, _ := strings.Cut(rest, " ")
+		got, _ := strconv.ParseInt(num, 10, 64)
+		switch what {
+		case "file-size":
+			return &LimitError{What: OverFileSize, Path: path, Got: got, Limit: lim.fileBytes()}
+		case "total-size":
+			return &LimitError{What: OverTotalSize, Got: got, Limit: lim.bundleBytes()}
+		default:
+			return &LimitError{What: OverFileCount, Got: got, Limit: lim.files()}
+		}
+	}
+	return nil
+}
+
+// checkFileSizes makes sure no new file in the imported bundle is over
+// the per-file limit, whatever the sandbox said: one git rev-list on the
+// host, which leaves out (and prints with "~") every blob that big.
+func (s *syncer) checkFileSizes(ctx context.Context, repo string, bh bundleHeader, o Out) error {
+	args := []string{"rev-list", "--objects", "--no-object-names", fmt.Sprintf("--filter=blob:limit=%d", o.Limits.fileBytes()+1), "--filter-print-omitted"}
+	for _, id := range bh.refs {
+		args = append(args, id)
+	}
+	if o.Known != "" {
+		args = append(args, "^"+o.Known)
+	}
+	out, err := hostgit.Cmd{Dir: repo, Args: args, Timeout: s.timeout}.Run(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if id, ok := strings.CutPrefix(l, "~"); ok {
+			size, _ := hostgit.Line(ctx, s.timeout, repo, "cat-file", "-s", id)
+			got, _ := strconv.ParseInt(size, 10, 64)
+			return &LimitError{What: OverFileSize, Got: got, Limit: o.Limits.fileBytes()}
+		}
+	}
+	return nil
+}

@@ -12,9 +12,10 @@ import (
 
 // Proxy forwards TCP connections from a loopback port to a target.
 type Proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	refuse bool
 }
 
 // Start starts a proxy to target, stopped when the test ends.
@@ -31,6 +32,13 @@ func Start(t testing.TB, target string) *Proxy {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			refuse := p.refuse
+			p.mu.Unlock()
+			if refuse {
+				c.Close()
+				continue
 			}
 			up, err := net.Dial("tcp", target)
 			if err != nil {
@@ -60,4 +68,20 @@ func (p *Proxy) Cut() {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// Down cuts every connection and refuses new ones (each is closed as
+// soon as it is accepted) until Up: the network is gone for a while.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	p.refuse = true
+	p.mu.Unlock()
+	p.Cut()
+}
+
+// Up lets new connections through again after Down.
+func (p *Proxy) Up() {
+	p.mu.Lock()
+	p.refuse = false
+	p.mu.Unlock()
 }

@@ -48,7 +48,7 @@ import (
 
 // SessionOpener opens SSH sessions; *sshx.Client is one.
 type SessionOpener interface {
-	NewSession(ctx context.Context) (*sshx.Session, error)
+	NewChannel(ctx context.Context) (*sshx.Channel, error)
 }
 
 // Handle is a sandbox.Handle whose commands run over SSH.
@@ -121,12 +121,12 @@ func (h *Handle) closedWhileRunning(err error) error {
 // Run is Exec without the closed check, for providers' setup and cleanup.
 func (h *Handle) Run(ctx context.Context, cmd string, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
 	stdout, stderr := execout.NewPair(opts)
-	code, err := h.run(ctx, cmd, opts, stdout, stderr)
+	code, stray, err := h.run(ctx, cmd, opts, stdout, stderr)
 	stdout.Flush()
 	stderr.Flush()
 	stdout.Stop()
 	stderr.Stop()
-	return sandbox.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}, err
+	return sandbox.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code, Stray: stray}, err
 }
 
 // The remote side of every exec is one POSIX shell, run by the login
@@ -261,54 +261,84 @@ func (h *Handle) script(cmd string, opts sandbox.ExecOptions) (string, error) {
 }
 
 // run executes cmd and copies its raw output to stdout and stderr. It returns
-// the exit code, or an error when the outcome is unknown.
-func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, stdout, stderr io.Writer) (int, error) {
+// the exit code, or an error when the outcome is unknown; and, with
+// opts.ExitGrace, what it killed of the command's group.
+func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, stdout, stderr io.Writer) (code int, stray []string, err error) {
 	script, err := h.script(cmd, opts)
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return -1, err
+		return -1, nil, err
 	}
-	sess, err := h.conn.NewSession(ctx)
+	ch, err := h.conn.NewChannel(ctx)
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
-	defer sess.Close()
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return -1, fmt.Errorf("ssh session stdin: %w", err)
-	}
+	defer ch.Close()
 	pid := &pidCatcher{w: stderr, found: make(chan struct{})}
-	sess.Stdout = stdout
-	sess.Stderr = pid
-	if err := sess.Start(h.wrapper()); err != nil {
-		return -1, fmt.Errorf("start remote command: %w", err)
+	if err := ch.Start(h.wrapper()); err != nil {
+		return -1, nil, fmt.Errorf("start remote command: %w", err)
 	}
 	go func() {
-		// Write errors mean the command exited or the session ended; Wait
-		// reports whichever it was.
-		if _, err := io.WriteString(stdin, script); err == nil && opts.Stdin != nil {
-			io.Copy(stdin, opts.Stdin)
+		// Write errors mean the command exited or the session ended; the
+		// exit status or the lost channel tells which.
+		if _, err := io.WriteString(ch, script); err == nil && opts.Stdin != nil {
+			io.Copy(ch, opts.Stdin)
 		}
-		stdin.Close()
+		ch.CloseWrite()
 	}()
-	waited := make(chan error, 1)
-	go func() { waited <- sess.Wait() }()
-	select {
-	case err = <-waited:
-	case <-ctx.Done():
-		// sshd delivers the signal to the session's process group; the kill
-		// from a new session covers servers that ignore signal requests.
-		// Closing first frees this session's slot for that new session.
-		sess.Signal(ssh.SIGKILL)
-		sess.Close()
-		h.kill(pid, opts.Sudo)
+	var outputs sync.WaitGroup
+	outputs.Go(func() { io.Copy(stdout, ch.Stdout()) })
+	outputs.Go(func() { io.Copy(pid, ch.Stderr()) })
+	outputDone := make(chan struct{})
+	go func() { outputs.Wait(); close(outputDone) }()
+	// drain waits (a bounded time) for the output copies to end after the
+	// channel closed, so that nothing is written after run returns.
+	drain := func() {
 		select {
-		case <-waited:
+		case <-outputDone:
 		case <-time.After(5 * time.Second):
 		}
-		return -1, fmt.Errorf("command cancelled: %w", ctx.Err())
+	}
+
+	// The command ends when its channel does (the output ended), or, with
+	// ExitGrace, when its own process exited and then the output ended or
+	// the grace passed.
+	exited := ch.Exited()
+	if opts.ExitGrace <= 0 {
+		exited = nil
+	}
+	var outputEnded <-chan struct{}
+	var graceOver <-chan time.Time
+	for done := false; !done; {
+		select {
+		case <-ch.Ended():
+			<-outputDone // the channel is closed: its streams are at EOF
+			done = true
+		case <-exited:
+			exited = nil
+			t := time.NewTimer(opts.ExitGrace)
+			defer t.Stop()
+			outputEnded, graceOver = outputDone, t.C
+		case <-outputEnded:
+			done = true
+		case <-graceOver:
+			done = true
+		case <-ctx.Done():
+			// sshd delivers the signal to the session's process group; the
+			// kill from a new session covers servers that ignore signal
+			// requests. Closing first frees this channel's slot for that new
+			// session.
+			ch.Signal(ssh.SIGKILL)
+			ch.Close()
+			stopErr := h.stopAfterLoss(pid, opts.Sudo, cancelWindow)
+			drain()
+			if stopErr != nil {
+				return -1, nil, fmt.Errorf("command cancelled: %w; %w", ctx.Err(), stopErr)
+			}
+			return -1, nil, fmt.Errorf("command cancelled: %w", ctx.Err())
+		}
 	}
 	select {
 	case <-pid.found:
@@ -317,63 +347,44 @@ func (h *Handle) run(ctx context.Context, cmd string, opts sandbox.ExecOptions, 
 		}
 	default:
 	}
-	var exitErr *ssh.ExitError
-	switch {
-	case err == nil:
-		return 0, nil
-	case errors.As(err, &exitErr):
-		if sig := exitErr.Signal(); sig != "" {
-			return 128 + signalNumber(sig), nil
+	st, ok := ch.ExitStatus()
+	if ok && opts.ExitGrace > 0 {
+		// What is left of the group (a child in the background, holding
+		// the output or not) would go on changing the sandbox: it goes.
+		stray, err = h.stopLeft(pid, opts.Sudo)
+		ch.Close()
+		drain()
+		if err != nil {
+			return -1, stray, err
 		}
-		return exitErr.ExitStatus(), nil
-	default:
-		// The outcome is unknown, and sshd may leave a command without a
-		// terminal running after its connection died: stop it (over a new
-		// connection) so that nothing keeps changing the sandbox behind the
-		// caller's back, e.g. an agent while its work is synced out. (No
-		// PID: the wrapper never started, nothing to stop.)
-		if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
-			select {
-			case <-pid.found:
-				h.kill(pid, opts.Sudo)
-			default:
+	}
+	if ok {
+		if st.Signal != "" {
+			return 128 + signalNumber(st.Signal), stray, nil
+		}
+		return st.Code, stray, nil
+	}
+	// The outcome is unknown, and sshd may leave a command without a
+	// terminal running after its connection died: stop it (over a new
+	// connection) and wait until it is gone, so that nothing keeps
+	// changing the sandbox behind the caller's back, e.g. an agent while
+	// its work is synced out. When that cannot be made sure, the error
+	// says so (sandbox.ErrStillRunning). (No PID: the wrapper never
+	// started, nothing to stop.)
+	err = errors.New("the connection to the sandbox ended before the command reported its exit status")
+	if ctx.Value(stoppingKey{}) == nil { // not for the stop command's own loss
+		select {
+		case <-pid.found:
+			if stopErr := h.stopAfterLoss(pid, opts.Sudo, lossWindow); stopErr != nil {
+				return -1, nil, fmt.Errorf("%w; %w", err, stopErr)
 			}
+		default:
 		}
-		var missing *ssh.ExitMissingError
-		if errors.As(err, &missing) {
-			return -1, fmt.Errorf("the connection to the sandbox ended before the command reported its exit status: %w", err)
-		}
-		return -1, fmt.Errorf("remote command: %w", err)
 	}
+	return -1, nil, err
 }
 
-// kill ends the process group of a cancelled command from a new session.
-// sshd made the wrapper a session leader, so its PID is the group's ID.
-// The command may have ended meanwhile and its PID gone to another
-// process (PIDs wrap quickly: 32768 on many systems), so the group is
-// killed only while its leader still carries this handle's
-// MOAT_SANDBOX_ID (where /proc exists to tell): in the wrapper's command
-// line, or in its environment once the command exec'd another
-// program in its place (exec in the command, sudo, CopyIn's tar).
-func (h *Handle) kill(pid *pidCatcher, sudo bool) {
-	select {
-	case <-pid.found:
-	case <-time.After(2 * time.Second):
-		return // the wrapper never started; closing the session is enough
-	}
-	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stoppingKey{}, true), 10*time.Second)
-	defer cancel()
-	// kill returns once the signal is queued, before the processes have
-	// exited; the loop waits (up to 3s) for the group to be gone, so that
-	// what the caller does next (sync out) sees nothing still running.
-	k := fmt.Sprintf(`if [ ! -d /proc/self ] || cat /proc/%[1]d/cmdline /proc/%[1]d/environ 2>/dev/null | tr '\0' '\n' | grep -q 'MOAT_SANDBOX_ID=%[2]s'; then kill -s KILL -- -%[1]d %[1]d 2>/dev/null; i=0; while [ $i -lt 60 ] && kill -0 -- -%[1]d 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; fi; true`, pid.pid, h.id)
-	if sudo {
-		k = fmt.Sprintf(`if [ "$(id -u)" = 0 ]; then %[1]s; else sudo -n sh -c %[2]s; fi`, k, shell.Quote(k))
-	}
-	h.run(ctx, k, sandbox.ExecOptions{Dir: "/"}, io.Discard, io.Discard)
-}
-
-// stoppingKey marks the context of kill's own command.
+// stoppingKey marks the context of stopGroup's own command.
 type stoppingKey struct{}
 
 // pidCatcher passes stderr through, minus the wrapper's "moat-pid:N SHELL"
@@ -470,7 +481,7 @@ func (h *Handle) CopyIn(ctx context.Context, hostPath, sandboxPath string) error
 	// so a destination holding a backslash would extract elsewhere.
 	cmd := `mkdir -p -- "$MOAT_DST" && cd -- "$MOAT_DST" && exec tar -x -p -o -f -`
 	stderr := &execout.Capped{N: 8 << 10}
-	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, stderr)
+	code, _, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Stdin: pr, Env: map[string]string{"MOAT_DST": dir}}, io.Discard, stderr)
 	pr.CloseWithError(errCopyEnded)
 	// A host-side failure (an unreadable file) is the real cause, even when
 	// tar, seeing a clean end of archive, exited 0; but when the sandbox
@@ -507,7 +518,7 @@ func (h *Handle) CopyOut(ctx context.Context, sandboxPath, hostPath string) erro
 	stderr := &execout.Capped{N: 8 << 10}
 	w := bufio.NewWriterSize(tmp, 256<<10)
 	cmd := `if [ ! -f "$MOAT_SRC" ]; then if [ -e "$MOAT_SRC" ]; then echo "not a regular file" >&2; else echo "no such file" >&2; fi; exit 1; fi; exec cat -- "$MOAT_SRC"`
-	code, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_SRC": src}}, w, stderr)
+	code, _, err := h.run(ctx, cmd, sandbox.ExecOptions{Dir: "/", Env: map[string]string{"MOAT_SRC": src}}, w, stderr)
 	if err != nil {
 		return h.closedWhileRunning(fmt.Errorf("copy %s out of the sandbox: %w", src, err))
 	}

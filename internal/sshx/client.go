@@ -265,35 +265,46 @@ func (c *Client) keepalive(cn *conn, every time.Duration) {
 
 // NewSession opens a session, dialling or redialling as needed.
 func (c *Client) NewSession(ctx context.Context) (*Session, error) {
+	x, release, err := c.openChannel(ctx, func(cl *ssh.Client) (io.Closer, error) { return cl.NewSession() })
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Session: x.(*ssh.Session), release: release}, nil
+}
+
+// openChannel opens a session channel with open on a connection that
+// has room for it, dialling or redialling as needed. release gives its
+// slot back.
+func (c *Client) openChannel(ctx context.Context, open func(*ssh.Client) (io.Closer, error)) (x io.Closer, release func(), err error) {
 	redialled := false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("ssh %s: %w", c.r.dest, err)
+			return nil, nil, fmt.Errorf("ssh %s: %w", c.r.dest, err)
 		}
 		if attempt > 4*maxConns {
-			return nil, fmt.Errorf("ssh %s: cannot open a session: the server keeps refusing", c.r.dest)
+			return nil, nil, fmt.Errorf("ssh %s: cannot open a session: the server keeps refusing", c.r.dest)
 		}
 		cn, err := c.acquire(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		s, err := c.openSession(ctx, cn)
+		x, err := c.openOn(ctx, cn, open)
 		if err == nil {
-			return s, nil
+			return x, func() { c.release(cn) }, nil
 		}
 		var oce *ssh.OpenChannelError
 		switch {
 		case errors.As(err, &oce):
 			if full := c.learnLimit(ctx, cn); !full {
-				return nil, fmt.Errorf("ssh %s: the server refused to open a session: %w", c.r.dest, err)
+				return nil, nil, fmt.Errorf("ssh %s: the server refused to open a session: %w", c.r.dest, err)
 			}
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("ssh %s: %w", c.r.dest, ctx.Err())
+			return nil, nil, fmt.Errorf("ssh %s: %w", c.r.dest, ctx.Err())
 		default:
 			// The connection turned out dead: redial once.
 			c.markDead(cn, err)
 			if redialled {
-				return nil, &ConnectError{Dest: c.r.dest, Err: fmt.Errorf("connection lost while opening a session: %w", err)}
+				return nil, nil, &ConnectError{Dest: c.r.dest, Err: fmt.Errorf("connection lost while opening a session: %w", err)}
 			}
 			redialled = true
 			c.log.Debug("ssh: connection dead when opening a session; redialling", "dest", c.r.dest, "conn", cn.id, "err", err)
@@ -363,15 +374,16 @@ func (c *Client) acquire(ctx context.Context) (*conn, error) {
 	}
 }
 
-// openSession opens a session on cn, whose slot acquire reserved.
-func (c *Client) openSession(ctx context.Context, cn *conn) (*Session, error) {
+// openOn opens a session channel with open on cn, whose slot acquire
+// reserved.
+func (c *Client) openOn(ctx context.Context, cn *conn, open func(*ssh.Client) (io.Closer, error)) (io.Closer, error) {
 	type result struct {
-		s   *ssh.Session
+		s   io.Closer
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		s, err := cn.client.NewSession()
+		s, err := open(cn.client)
 		ch <- result{s, err}
 	}()
 	var res result
@@ -412,9 +424,7 @@ func (c *Client) openSession(ctx context.Context, cn *conn) (*Session, error) {
 		cn.limit = cn.open
 	}
 	c.settleLocked(cn)
-	s := &Session{Session: res.s}
-	s.release = func() { c.release(cn) }
-	return s, nil
+	return res.s, nil
 }
 
 // learnLimit handles a refused session open on cn: the server allows no

@@ -493,8 +493,8 @@ type vmSessions struct {
 	name   string
 }
 
-func (v vmSessions) NewSession(ctx context.Context) (*sshx.Session, error) {
-	s, err := v.client.NewSession(ctx)
+func (v vmSessions) NewChannel(ctx context.Context) (*sshx.Channel, error) {
+	s, err := v.client.NewChannel(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("exe.dev VM %s: %w", v.name, err)
 	}

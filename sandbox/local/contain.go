@@ -12,18 +12,21 @@ import (
 type Network string
 
 const (
-	// NetworkIsolated, the default, gives every command its own network
-	// namespace whose only way out is slirp4netns, a user-space network
-	// stack that makes the command's connections from the host's network:
+	// NetworkIsolated, the default, gives a sandbox a network namespace
+	// of its own, shared by its commands, whose only way out is
+	// slirp4netns, a user-space network stack (one per sandbox) that makes
+	// the commands' connections from the host's network:
 	// outbound TCP and UDP to other machines and DNS work as they do for
 	// the host, while the host's loopback services (127.0.0.1 and ::1,
 	// also as 10.0.2.2) and its abstract Unix sockets are out of reach.
 	// A service that listens on a non-loopback address of the host is
 	// reachable, as it is from the rest of the network. Without a working
-	// slirp4netns, Create fails: it never falls back to another network.
+	// slirp4netns (or, unless moat runs as root, nsenter, which puts
+	// commands in the namespace), Create fails: it never falls back to
+	// another network.
 	NetworkIsolated Network = "isolated"
-	// NetworkNone gives every command its own network namespace with
-	// nothing in it but a loopback interface.
+	// NetworkNone gives a sandbox a network namespace of its own, shared
+	// by its commands, with nothing in it but a loopback interface.
 	NetworkNone Network = "none"
 	// NetworkHost shares the host's network namespace: every loopback
 	// service and abstract Unix socket of the host (X11, D-Bus, ...) is

@@ -48,8 +48,10 @@ func TestMain(m *testing.M) {
 
 // probeMain is the probe: "tcp ADDR", "unix PATH" (@NAME for an abstract
 // socket), "read FILE", "environ TEXT", "procroot PATH", "resolve NAME",
-// or "sandbox ROOT" (the leak test's stand-in for moat). It exits 0 when
-// it reached its target, printing what it got, and 1 when it could not.
+// "serve TEXT" (listens on a port of 127.0.0.1, prints it, and writes TEXT
+// to whoever connects, until killed) or "sandbox ROOT" (the leak test's
+// stand-in for moat). It exits 0 when it reached its target, printing
+// what it got, and 1 when it could not.
 func probeMain(args []string) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "probe:", err)
@@ -103,6 +105,20 @@ func probeMain(args []string) int {
 			return fail(err)
 		}
 		fmt.Println(strings.Join(addrs, " "))
+	case "serve":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return fail(err)
+			}
+			io.WriteString(c, arg)
+			c.Close()
+		}
 	case "sandbox":
 		return probeSandbox(arg)
 	default:
@@ -142,8 +158,15 @@ type prober struct {
 
 func newProber(t *testing.T, network Network) *prober {
 	t.Helper()
+	return newProberWith(t, Config{Network: network})
+}
+
+// newProberWith is newProber for a sandbox of cfg (Root and Logger set).
+func newProberWith(t *testing.T, cfg Config) *prober {
+	t.Helper()
 	requireStack(t)
-	h := create(t, New(Config{Root: t.TempDir(), Logger: quiet, Network: network}))
+	cfg.Root, cfg.Logger = t.TempDir(), quiet
+	h := create(t, New(cfg))
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -379,10 +402,11 @@ func TestNetworkReach(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []Network{NetworkIsolated, NetworkNone, NetworkHost} {
-		t.Run(string(n), func(t *testing.T) {
+	for _, v := range networkVariants() {
+		n := v.cfg.Network
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			p := newProber(t, n)
+			p := newProberWith(t, v.cfg)
 			for _, tg := range targets {
 				if tg.name == "loopback as 10.0.2.2" && n != NetworkIsolated {
 					continue // only slirp4netns has the alias
@@ -400,6 +424,34 @@ func TestNetworkReach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// networkVariants are the networks, and for isolated and none also both
+// ways of joining the sandbox's namespace when this process (root) may do
+// it itself: it does, and nsenter does, as it does for other users.
+func networkVariants() []struct {
+	name string
+	cfg  Config
+} {
+	vs := []struct {
+		name string
+		cfg  Config
+	}{
+		{"isolated", Config{Network: NetworkIsolated}},
+		{"none", Config{Network: NetworkNone}},
+		{"host", Config{Network: NetworkHost}},
+	}
+	if joinFromThread() {
+		vs = append(vs, struct {
+			name string
+			cfg  Config
+		}{"isolated-nsenter", Config{Network: NetworkIsolated, viaNsenter: true}},
+			struct {
+				name string
+				cfg  Config
+			}{"none-nsenter", Config{Network: NetworkNone, viaNsenter: true}})
+	}
+	return vs
 }
 
 // outboundIP is a non-loopback IPv4 address of this machine, or nil.
@@ -466,18 +518,23 @@ func gone(pid int) bool {
 	return i >= 0 && len(b) > i+2 && b[i+2] == 'Z'
 }
 
-// TestIsolatedStackEndsWithCommand: each command gets its own slirp4netns,
-// which ends with it: when it exits, when ctx ends, and when Close kills it.
-func TestIsolatedStackEndsWithCommand(t *testing.T) {
+// TestIsolatedStackPerSandbox: a sandbox has one slirp4netns from Create
+// to Close, whatever its commands do (exit, are cancelled, are killed by
+// Close), and none is left after Close.
+func TestIsolatedStackPerSandbox(t *testing.T) {
 	requireStack(t)
 	p := New(Config{Root: t.TempDir(), Logger: quiet})
-	h := create(t, p)
 	me := os.Getpid()
 	before := len(stacks(me))
+	h := create(t, p)
+	if n := len(stacks(me)) - before; n != 1 {
+		t.Fatalf("%d slirp4netns for a new sandbox, want 1", n)
+	}
 
 	run(t, h, "sleep 1000 & echo started", nil) // a background job too
-	if n := len(stacks(me)); n != before {
-		t.Errorf("%d slirp4netns left after a command ended", n-before)
+	run(t, h, "true", nil)
+	if n := len(stacks(me)) - before; n != 1 {
+		t.Errorf("%d slirp4netns after two commands, want 1", n)
 	}
 
 	arg := uniqueSleep()
@@ -489,14 +546,14 @@ func TestIsolatedStackEndsWithCommand(t *testing.T) {
 	}()
 	waitFor(t, "the command to run", func() bool { return len(sleeping(arg)) == 1 })
 	if n := len(stacks(me)) - before; n != 1 {
-		t.Fatalf("%d slirp4netns for one running command, want 1", n)
+		t.Fatalf("%d slirp4netns with a command running, want 1", n)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Exec after cancel: %v", err)
 	}
-	if n := len(stacks(me)); n != before {
-		t.Errorf("%d slirp4netns left after cancel", n-before)
+	if r := run(t, h, "echo still", nil); r.Stdout != "still\n" {
+		t.Errorf("Exec after a cancelled one: %+v", r)
 	}
 
 	arg = uniqueSleep()
@@ -515,8 +572,9 @@ func TestIsolatedStackEndsWithCommand(t *testing.T) {
 }
 
 // TestIsolatedStackDiesWithMoat: when the process running the sandbox is
-// killed outright (no Close, no deferred cleanup), its slirp4netns and the
-// sandbox's processes end too.
+// killed outright (no Close, no deferred cleanup), every process it
+// started for the sandbox (slirp4netns, the command) ends, and nothing
+// holds on to the sandbox's network namespace.
 func TestIsolatedStackDiesWithMoat(t *testing.T) {
 	requireStack(t)
 	exe, err := os.Executable()
@@ -547,11 +605,73 @@ func TestIsolatedStackDiesWithMoat(t *testing.T) {
 		t.Fatalf("%d slirp4netns under the stand-in for moat, want 1", len(slirps))
 	}
 	sleeper := sleeping(arg)[0]
+	netns, err := os.Readlink("/proc/" + strconv.Itoa(sleeper) + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine, _ := os.Readlink("/proc/self/ns/net"); netns == mine {
+		t.Fatalf("the command runs in the host's network namespace %s", netns)
+	}
+	started := descendants(c.Process.Pid)
 	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "slirp4netns to end", func() bool { return gone(slirps[0]) })
-	waitFor(t, "the sandbox's command to end", func() bool { return gone(sleeper) })
+	for _, pid := range started {
+		waitFor(t, fmt.Sprintf("process %d, started by the stand-in for moat, to end", pid), func() bool { return gone(pid) })
+	}
+	if users := nsUsers(netns); len(users) > 0 {
+		t.Errorf("%s still held after the stand-in for moat was killed: %s", netns, strings.Join(users, ", "))
+	}
+}
+
+// descendants returns the pids of the processes below pid.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, err := parentPid(p); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var all []int
+	next := []int{pid}
+	for len(next) > 0 {
+		p := next[0]
+		next = next[1:]
+		all = append(all, children[p]...)
+		next = append(next, children[p]...)
+	}
+	return all
+}
+
+// nsUsers names the live processes that are in the namespace ns (as
+// "net:[N]") or hold a descriptor of it.
+func nsUsers(ns string) []string {
+	var users []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || gone(pid) {
+			continue
+		}
+		dir := "/proc/" + e.Name()
+		if l, _ := os.Readlink(dir + "/ns/net"); l == ns {
+			users = append(users, e.Name()+" (in it)")
+			continue
+		}
+		fds, _ := os.ReadDir(dir + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink(dir + "/fd/" + fd.Name()); l == ns {
+				users = append(users, e.Name()+" (fd "+fd.Name()+")")
+				break
+			}
+		}
+	}
+	return users
 }
 
 // TestNetworkUnavailableRefused: a network that cannot be given is an

@@ -13,6 +13,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/moatdev/moat/internal/execout"
 	"github.com/moatdev/moat/internal/procgroup"
+	"github.com/moatdev/moat/internal/procstat"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -107,10 +110,12 @@ func (h *handle) Exec(ctx context.Context, cmd string, opts sandbox.ExecOptions)
 	var nw *netPlan
 	switch {
 	case h.bwrap != "":
-		if nw, err = newNetPlan(h.p.network(), h.p.stack); err != nil {
+		if nw, err = newNetPlan(h.p.network(), h.net); err != nil {
 			return sandbox.ExecResult{}, fmt.Errorf("local: exec: network: %w", err)
 		}
-		argv = append([]string{h.bwrap}, bwrapArgs(opts.Sudo)...)
+		// nsenter (or nothing), for a network of the sandbox's own, then bwrap.
+		argv = append(nw.prefix, h.bwrap)
+		argv = append(argv, bwrapArgs(opts.Sudo)...)
 		argv = append(argv, hostMounts()...)
 		argv = append(argv, nw.args...) // after /etc: may cover resolv.conf
 		argv = append(argv,
@@ -185,7 +190,7 @@ func (h *handle) writeEnvFile(env map[string]string) (string, error) {
 }
 
 // run starts argv and waits for it, its output and (boundedly) its stdin.
-// nw, when not nil, gives a bwrap command its network; run stops it.
+// nw, when not nil, gives a bwrap command its network; run closes it.
 func (h *handle) run(ctx context.Context, argv []string, env map[string]string, viaSudo bool, nw *netPlan, opts sandbox.ExecOptions) (sandbox.ExecResult, error) {
 	var res sandbox.ExecResult
 	c := exec.Command(argv[0], argv[1:]...)
@@ -199,7 +204,7 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	// goroutine exits while locked to it with runtime.LockOSThread.)
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if nw != nil {
-		nw.setAttr(c.SysProcAttr)
+		defer nw.close()
 	}
 
 	// Our own pipes (not exec's copying goroutines): Wait returns when the
@@ -232,12 +237,13 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	}
 	if nw != nil {
 		c.ExtraFiles = nw.files
-		// Runs after the command is reaped: the stack outlives no command.
-		defer nw.stop()
 	}
-	startErr := c.Start()
+	var startErr error
 	if nw != nil {
-		nw.started()
+		startErr = nw.start(c)
+		nw.close()
+	} else {
+		startErr = c.Start()
 	}
 	outW.Close()
 	errW.Close()
@@ -267,14 +273,6 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	readers.Go(func() { _, _ = io.Copy(stdout, outR) })
 	readers.Go(func() { _, _ = io.Copy(stderr, errR) })
 
-	// The command waits (--block-fd) until its network is up.
-	var netErr error
-	if nw != nil {
-		if netErr = nw.attach(ctx, pr.pid); netErr != nil {
-			pr.kill()
-		}
-	}
-
 	var stdinDone chan struct{}
 	var closeStdin func()
 	if inW != nil {
@@ -302,6 +300,22 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	h.mu.Lock()
 	delete(h.procs, pr)
 	h.mu.Unlock()
+	outputDone := make(chan struct{})
+	go func() { readers.Wait(); close(outputDone) }()
+	// With ExitGrace, the output still in flight gets that long to
+	// arrive before the group is killed (under bwrap, the pid namespace
+	// has mostly died with the command already).
+	waitOut := ioGrace
+	if opts.ExitGrace > 0 {
+		waitOut = opts.ExitGrace
+		t := time.NewTimer(opts.ExitGrace)
+		select {
+		case <-outputDone:
+		case <-t.C:
+		}
+		t.Stop()
+		res.Stray = groupMembers(pr.pid)
+	}
 	// Whatever the command left running in its group ends with it (as it
 	// does under bwrap, where the pid namespace dies with the command).
 	// On Linux the leader is not reaped yet, so its pid (the group's id)
@@ -313,11 +327,10 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	werr := reap()
 
 	// Output: normally both pipes are already at EOF. If a process that
-	// left the group still holds them, stop waiting after ioGrace; closing
-	// our ends unblocks the readers, so no callback runs after we return.
-	outputDone := make(chan struct{})
-	go func() { readers.Wait(); close(outputDone) }()
-	grace := time.NewTimer(ioGrace)
+	// left the group still holds them, stop waiting after ioGrace (or
+	// ExitGrace); closing our ends unblocks the readers, so no callback
+	// runs after we return.
+	grace := time.NewTimer(waitOut)
 	defer grace.Stop()
 	select {
 	case <-outputDone:
@@ -349,9 +362,6 @@ func (h *handle) run(ctx context.Context, argv []string, env map[string]string, 
 	if pr.killed.Load() && h.isClosed() {
 		return res, fmt.Errorf("local: exec: command killed by Close: %w", sandbox.ErrClosed)
 	}
-	if netErr != nil {
-		return res, fmt.Errorf("local: exec: %w", netErr)
-	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {
 		return res, fmt.Errorf("local: exec: waiting: %w", werr)
@@ -365,4 +375,27 @@ func exitCode(ps *os.ProcessState) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// groupMembers describes ("PID command line", cut short) the live
+// processes of process group pgid other than its leader, where /proc
+// tells (Linux); elsewhere it returns nil.
+func groupMembers(pgid int) []string {
+	all, err := procstat.All()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range all {
+		if p.PGRP != pgid || p.PID == pgid || !p.Live() {
+			continue
+		}
+		args, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+		line := strings.TrimSpace(strings.ReplaceAll(string(args), "\x00", " "))
+		if line == "" {
+			continue // already ending
+		}
+		out = append(out, strconv.Itoa(p.PID)+" "+sandbox.ShortCommand(line))
+	}
+	return out
 }

@@ -13,16 +13,22 @@
 // Under bwrap a command sees the host's system directories read-only (see
 // hostMounts), a fresh /dev and /proc, its sandbox's tmp directory at /tmp,
 // and its sandbox directory read-write at the same path as on the host. It
-// runs in new user, pid, ipc, uts, cgroup and network namespaces, in a new
-// session, and it dies with the process that started it. When the command
-// exits, everything it started dies with its pid namespace.
+// runs in new user, pid, ipc, uts, cgroup and mount namespaces and in its
+// sandbox's network namespace, in a new session, and it dies with the
+// process that started it. When the command exits, everything it started
+// dies with its pid namespace.
 //
-// Network (Config.Network): by default (NetworkIsolated) each command's
-// network namespace reaches out only through its own slirp4netns, started
-// for the command and killed when it ends (and when moat ends, however it
-// ends): outbound connections and DNS work, the host's loopback services
-// and abstract Unix sockets do not. NetworkNone leaves only loopback;
-// NetworkHost, which must be asked for, shares the host's network.
+// Network (Config.Network): by default (NetworkIsolated) a sandbox has a
+// network namespace of its own, made by Create and shared by all its
+// commands as the processes of one machine share its network (a server
+// one command runs on loopback answers the sandbox's other commands, and
+// nothing else), whose only way out is one slirp4netns, started by Create
+// and ended by Close (and when moat ends, however it ends): outbound
+// connections and DNS work, the host's loopback services and abstract Unix
+// sockets do not. NetworkNone is such a namespace with only loopback in
+// it; NetworkHost, which must be asked for, shares the host's network.
+// Commands enter their sandbox's namespace through nsenter (util-linux),
+// or, when moat runs as root, forked from a thread moved into it.
 //
 // Without bwrap (not installed, not working, Config.Bwrap "off", or not
 // Linux) commands are plain processes in their own session and process
@@ -100,6 +106,10 @@ type Config struct {
 	// NetStack is the slirp4netns binary that gives NetworkIsolated its
 	// outbound connectivity. Empty means "slirp4netns" found on PATH.
 	NetStack string
+
+	// viaNsenter makes commands join their sandbox's network through
+	// nsenter even where moat could do without (as root): for tests.
+	viaNsenter bool
 }
 
 // Provider makes local sandboxes. Create a Provider with New.
@@ -111,6 +121,7 @@ type Provider struct {
 	probed   bool
 	bwrap    string // path of a working bwrap; "" for plain processes
 	stack    string // path of a working slirp4netns, for NetworkIsolated
+	nsenter  string // nsenter, for NetworkIsolated and NetworkNone; "" as root
 	probeErr error  // the containment asked for is not available
 }
 
@@ -174,14 +185,14 @@ func (p *Provider) setup(ctx context.Context) (string, error) {
 		return p.bwrap, p.probeErr
 	}
 	bwrap, fatal, why, fix := p.decide(ctx)
-	var stack string
+	var stack, nsenter string
 	if fatal == nil {
-		stack, fatal = p.decideNetwork(ctx, bwrap, why)
+		stack, nsenter, fatal = p.decideNetwork(ctx, bwrap, why)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("local: checking bwrap: %w", err)
 	}
-	p.probed, p.bwrap, p.stack, p.probeErr = true, bwrap, stack, fatal
+	p.probed, p.bwrap, p.stack, p.nsenter, p.probeErr = true, bwrap, stack, nsenter, fatal
 	if fatal == nil && bwrap == "" && plainWarned.CompareAndSwap(false, true) {
 		p.log.Warn(why + ": " + plainConsequence + fix)
 	}
@@ -230,34 +241,44 @@ func (p *Provider) decide(ctx context.Context) (bwrap string, fatal error, why, 
 // otherNetworks is the way out when network isolated is not available.
 const otherNetworks = "ask for network none (no network at all) or host (this computer's network, its loopback services and abstract Unix sockets included)"
 
-// decideNetwork returns the slirp4netns binary for NetworkIsolated, or an
-// error when the network asked for cannot be given: isolated or none
-// without bwrap (why says why there is none), isolated without a working
-// slirp4netns.
-func (p *Provider) decideNetwork(ctx context.Context, bwrap, why string) (string, error) {
+// decideNetwork returns the slirp4netns binary for NetworkIsolated and the
+// nsenter binary that puts commands in their sandbox's network for
+// NetworkIsolated and NetworkNone, or an error when the network asked for
+// cannot be given: isolated or none without bwrap (why says why there is
+// none) or without nsenter, isolated without a working slirp4netns.
+func (p *Provider) decideNetwork(ctx context.Context, bwrap, why string) (stack, nsenter string, err error) {
 	n := p.network()
 	switch {
 	case n == NetworkHost:
-		return "", nil
+		return "", "", nil
 	case bwrap == "" && p.cfg.Network == "":
-		return "", nil // the zero Config's warned fallback: host network
+		return "", "", nil // the zero Config's warned fallback: host network
 	case bwrap == "":
-		return "", fmt.Errorf("local: network %s needs bubblewrap, and %s; install bubblewrap, or ask for network host", n, why)
-	case n == NetworkNone:
-		return "", nil
+		return "", "", fmt.Errorf("local: network %s needs bubblewrap, and %s; install bubblewrap, or ask for network host", n, why)
 	}
-	want := p.cfg.NetStack
-	if want == "" {
-		want = "slirp4netns"
+	if n == NetworkIsolated {
+		want := p.cfg.NetStack
+		if want == "" {
+			want = "slirp4netns"
+		}
+		if stack, err = exec.LookPath(want); err != nil {
+			return "", "", fmt.Errorf("local: network isolated needs slirp4netns (%w): install it (Debian/Ubuntu: apt install slirp4netns), or %s", err, otherNetworks)
+		}
 	}
-	path, err := exec.LookPath(want)
-	if err != nil {
-		return "", fmt.Errorf("local: network isolated needs slirp4netns (%w): install it (Debian/Ubuntu: apt install slirp4netns), or %s", err, otherNetworks)
+	// Root may put commands in the network namespace itself; others go
+	// through nsenter, which joins the namespace's user namespace first.
+	if p.cfg.viaNsenter || !joinFromThread() {
+		if nsenter, err = exec.LookPath("nsenter"); err != nil {
+			return "", "", fmt.Errorf("local: network %s needs nsenter (%w): install util-linux, or ask for network host", n, err)
+		}
 	}
-	if err := probeStack(ctx, bwrap, path); err != nil {
-		return "", fmt.Errorf("local: network isolated: %s does not work here (%w): fix that, or %s", path, err, otherNetworks)
+	if err := probeNet(ctx, bwrap, nsenter, n, stack); err != nil {
+		if n == NetworkIsolated {
+			return "", "", fmt.Errorf("local: network isolated: %s does not work here (%w): fix that, or %s", stack, err, otherNetworks)
+		}
+		return "", "", fmt.Errorf("local: network %s does not work here (%w): fix that, or ask for network host", n, err)
 	}
-	return path, nil
+	return stack, nsenter, nil
 }
 
 // probeBwrap runs true inside the same kind of namespaces commands get.
@@ -355,6 +376,13 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		removeTree(dir)
 		return nil, fmt.Errorf("local: create: %w", err)
 	}
+	if n := p.network(); bwrap != "" && n != NetworkHost {
+		if h.net, err = newNetns(ctx, bwrap, p.nsenter, n, p.stack); err != nil {
+			h.root.Close()
+			removeTree(dir)
+			return nil, fmt.Errorf("local: create: network %s: %w", n, err)
+		}
+	}
 	p.log.Debug("local sandbox created", "dir", dir, "isolated", bwrap != "")
 	return h, nil
 }
@@ -366,6 +394,7 @@ type handle struct {
 	env                  map[string]string // CreateOptions.Env, validated
 	bwrap                string            // "" for plain processes
 	root                 *os.Root          // the sandbox directory
+	net                  *netns            // bwrap, network isolated or none
 
 	mu     sync.Mutex
 	closed bool
@@ -400,6 +429,11 @@ func (h *handle) init() error {
 }
 
 func (h *handle) WorkDir() string { return h.work }
+
+// Dir is the sandbox's directory on this computer: everything of the
+// sandbox (its home, work directory and temporary files) is in it, and
+// Close removes it.
+func (h *handle) Dir() string { return h.dir }
 
 // begin registers a running operation; it fails once Close has started.
 func (h *handle) begin(op string) error {
@@ -436,8 +470,12 @@ func (h *handle) Close(ctx context.Context) error {
 		go func() { h.ops.Wait(); close(waited) }()
 		select {
 		case <-waited:
+			h.net.close()
 		case <-time.After(closeWait):
 			h.p.log.Warn("local sandbox: operations still running after Close killed them; removing the sandbox anyway", "dir", h.dir)
+			// A command still starting may need the namespaces.
+			h.net.stopStack()
+			go func() { h.ops.Wait(); h.net.close() }()
 		}
 		h.root.Close()
 		if err := removeTree(h.dir); err != nil {

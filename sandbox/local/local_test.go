@@ -43,7 +43,7 @@ var modes = []mode{
 	}},
 }
 
-func requireBwrap(t *testing.T) {
+func requireBwrap(t testing.TB) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("bubblewrap is Linux only")

@@ -6,24 +6,35 @@ import (
 	"context"
 	"errors"
 	"os"
-	"syscall"
+	"os/exec"
 )
 
-// netPlan is never used on this platform: bwrap needs Linux.
-type netPlan struct {
-	args  []string
-	files []*os.File
-}
+// netns is never made on this platform: bwrap needs Linux.
+type netns struct{}
 
-func newNetPlan(Network, string) (*netPlan, error) {
+func newNetns(context.Context, string, string, Network, string) (*netns, error) {
 	return nil, errors.New("network namespaces need Linux")
 }
 
-func (n *netPlan) setAttr(*syscall.SysProcAttr)      {}
-func (n *netPlan) started()                          {}
-func (n *netPlan) attach(context.Context, int) error { return nil }
-func (n *netPlan) stop()                             {}
+func (n *netns) close()     {}
+func (n *netns) stopStack() {}
 
-func probeStack(context.Context, string, string) error {
+// netPlan is never used on this platform.
+type netPlan struct {
+	prefix []string
+	args   []string
+	files  []*os.File
+}
+
+func newNetPlan(Network, *netns) (*netPlan, error) {
+	return nil, errors.New("network namespaces need Linux")
+}
+
+func (n *netPlan) close()                  {}
+func (n *netPlan) start(c *exec.Cmd) error { return c.Start() }
+
+func joinFromThread() bool { return false }
+
+func probeNet(context.Context, string, string, Network, string) error {
 	return errors.New("network namespaces need Linux")
 }

@@ -112,6 +112,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("CopyOut", s.testCopyOut)
 	t.Run("CopyOutMissing", s.testCopyOutMissing)
 	t.Run("Cancel", s.testCancel)
+	t.Run("ExitGrace", s.testExitGrace)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("ByteExact", s.testByteExact)
 	t.Run("Close", func(t *testing.T) { testClose(t, p) })
@@ -732,6 +733,55 @@ i=0; while :; do i=$((i+1)); echo $i > fg; sleep 0.1; done; sleep 1000`, sandbox
 		if time.Now().After(deadline) {
 			t.Fatalf("processes still run in the sandbox 10s after cancel (heartbeats %q -> %q)", before, after)
 		}
+	}
+}
+
+// testExitGrace: with ExitGrace, a command that exits while children it
+// put in the background hold its output (and one that does not) ends
+// with its own exit status shortly after its exit, not when the
+// children end, and the children are gone by the time Exec returns.
+func (s *suite) testExitGrace(t *testing.T) {
+	dir := s.scratch(t)
+	const grace = 500 * time.Millisecond
+	start := time.Now()
+	r, err := s.h.Exec(t.Context(), `echo started
+(i=0; while :; do i=$((i+1)); echo $i > holds; sleep 0.1; done &)
+(i=0; while :; do i=$((i+1)); echo $i > quiet; sleep 0.1; done >/dev/null 2>&1 </dev/null &)
+(exec sleep 1000 &)
+sleep 0.3
+exit 3`, sandbox.ExecOptions{Dir: dir, ExitGrace: grace})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	if r.ExitCode != 3 || r.Stdout != "started\n" {
+		t.Errorf("exit %d, stdout %q; want 3, \"started\\n\"", r.ExitCode, r.Stdout)
+	}
+	// The command takes 0.3s, then the grace; the rest is round trips.
+	if took > 20*time.Second {
+		t.Errorf("Exec took %v: it waited for the background children", took)
+	}
+	t.Logf("took %v; stray: %q", took, r.Stray)
+	for _, p := range r.Stray {
+		if pid, _, _ := strings.Cut(p, " "); pid == "" || strings.Trim(pid, "0123456789") != "" {
+			t.Errorf("stray %q does not start with a PID", p)
+		}
+	}
+	// Nothing of the command's group runs on.
+	read := func() string { return s.mustRun(t, "cat holds quiet", sandbox.ExecOptions{Dir: dir}).Stdout }
+	before := read()
+	time.Sleep(400 * time.Millisecond)
+	if after := read(); before != after {
+		t.Errorf("the command's background children still run after Exec returned (heartbeats %q -> %q)", before, after)
+	}
+	// A command whose output ends with it is not held up.
+	start = time.Now()
+	r, err = s.h.Exec(t.Context(), "echo quick", sandbox.ExecOptions{Dir: dir, ExitGrace: time.Minute})
+	if err != nil || r.ExitCode != 0 || r.Stdout != "quick\n" || len(r.Stray) > 0 {
+		t.Errorf("a plain command with ExitGrace: %+v %v", r, err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("a plain command with ExitGrace took %v: it waited out the grace", took)
 	}
 }
 

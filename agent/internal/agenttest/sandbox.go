@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -77,4 +78,18 @@ func Run(t testing.TB, h sandbox.Handle, a agent.Agent, prompt string) ([]agent.
 		t.Fatal(err)
 	}
 	return events, res
+}
+
+// UnreachableNPM writes, in h's work directory, a wrapper that runs the
+// real npm against a registry nobody listens on, and returns its path: an
+// agent's Ensure given it as its npm meets an unreachable registry. It
+// skips the test when the host has no npm (the local sandbox shares the
+// host's tools).
+func UnreachableNPM(t testing.TB, h sandbox.Handle) string {
+	t.Helper()
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm is not installed")
+	}
+	Exec(t, h, `printf '#!/bin/sh\nexec npm --registry http://127.0.0.1:9/ --fetch-retries 0 --fetch-timeout 5000 --cache "$PWD/npm-cache" "$@"\n' > unreachable-npm && chmod +x unreachable-npm`)
+	return h.WorkDir() + "/unreachable-npm"
 }

@@ -1,5 +1,7 @@
 // Package npmcli makes sure an agent CLI that is distributed on npm (Claude
-// Code, Codex) is installed in a sandbox, and installs it when it is not.
+// Code, Codex, pi, OpenCode, Copilot, Gemini CLI) is installed in a
+// sandbox, and installs it when it is not; a CLI installed otherwise (the
+// Cursor CLI) uses it with its own install command.
 //
 // moat installs with "npm install -g --prefix $HOME/.local", a prefix the
 // sandbox user owns, so installing needs no root and works on any image with
@@ -16,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/moatdev/moat/internal/shell"
@@ -34,6 +37,10 @@ type Tool struct {
 	Binary  string // the command, e.g. "claude"; a path works too
 	Package string // the npm package, e.g. "@anthropic-ai/claude-code"
 
+	// Version, when set, is the version of Package npm installs (npm's
+	// package@version); "" lets npm pick its latest.
+	Version string
+
 	// NPM is the npm command; "" means "npm".
 	NPM string
 
@@ -43,10 +50,34 @@ type Tool struct {
 	// must be found on PATH or in $HOME/.local/bin.
 	Install string
 
+	// InstallName, when set, names Install in progress lines and errors
+	// ("Cursor's official installer") instead of the command itself.
+	InstallName string
+
 	// Native, when set, is the vendor's own installer (a shell command), used
 	// when the sandbox has no npm but has curl: a fresh exe.dev VM has git,
 	// Go and Python but not necessarily Node.js.
 	Native string
+
+	// Timeout bounds the install; 0 means DefaultTimeout. An install that
+	// takes longer is stopped, and Ensure says so.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is how long an install may take by default: npm fetching
+// an agent CLI and its dependencies takes well under a minute on a
+// working network.
+const DefaultTimeout = 5 * time.Minute
+
+// heartbeat is how long an install may print nothing before progress
+// says it is still running.
+var heartbeat = 10 * time.Second
+
+func (t Tool) timeout() time.Duration {
+	if t.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return t.Timeout
 }
 
 func (t Tool) npm() string {
@@ -61,7 +92,17 @@ func (t Tool) InstallCommand() string {
 	if t.Install != "" {
 		return t.Install
 	}
-	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit ` + shell.Quote(t.Package)
+	// --loglevel=http: npm prints each request it makes, so a slow or
+	// failing network shows as it happens, not only at the end.
+	return shell.Quote(t.npm()) + ` install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http ` + shell.Quote(t.spec())
+}
+
+// spec is the package as npm install takes it: package[@version].
+func (t Tool) spec() string {
+	if t.Version == "" {
+		return t.Package
+	}
+	return t.Package + "@" + t.Version
 }
 
 // shortInstallCommand returns the install command for messages: the npm
@@ -69,6 +110,9 @@ func (t Tool) InstallCommand() string {
 // of it.
 func (t Tool) shortInstallCommand() string {
 	cmd := t.InstallCommand()
+	if t.Install != "" && t.InstallName != "" {
+		return t.InstallName
+	}
 	if t.Install != "" && (strings.ContainsAny(cmd, "\n\r") || len(cmd) > 120) {
 		return "the configured install command"
 	}
@@ -146,7 +190,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		return nil
 	}
 
-	var nodeNPM string // "node v20.1.0, npm 10.2.0", for error messages
+	var nodeNPM string // "node v20.1.0, npm 10.2.0", for error messages; "" unless npm installs
 	shown, install, failedCmd := t.shortInstallCommand(), t.InstallCommand(), t.shortInstallCommand()
 	if t.Install == "" {
 		env, err := t.probe(ctx, h)
@@ -156,7 +200,7 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		switch {
 		case env.npm:
 			nodeNPM = env.String()
-			shown = "npm install -g " + t.Package + ", into $HOME/.local"
+			shown = "npm install -g " + t.spec() + ", into $HOME/.local"
 		case t.Native != "" && env.curl:
 			// No npm: the vendor's own installer, which needs only curl.
 			shown, install, failedCmd = "its official installer, as the sandbox has no npm", t.Native, t.Native
@@ -164,17 +208,17 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 			return errors.New(t.missingNPM(env))
 		}
 	}
+	limit := t.timeout()
 	progress(fmt.Sprintf("installing %s (%s)…", t.Product, shown))
-	relay := func(line string) {
-		if strings.TrimSpace(line) != "" {
-			progress("  " + line)
+	res, err := t.runInstall(ctx, h, install, limit, progress)
+	if errors.Is(err, errInstallTimeout) {
+		said := "; it printed nothing"
+		if tail := tailBlock(res.Stderr + res.Stdout); tail != "" {
+			said = "; what it printed last" + tail
 		}
+		return fmt.Errorf("installing %s gave up after %s: %s did not finish (check that the sandbox reaches the npm registry, or use an image with %s installed)%s",
+			t.Product, limit, failedCmd, t.Binary, said)
 	}
-	res, err := h.Exec(ctx, PathAssignment+"\nexport PATH\n"+install, sandbox.ExecOptions{
-		Env:          map[string]string{"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
-		OnLine:       relay,
-		OnStderrLine: relay,
-	})
 	if err != nil {
 		return fmt.Errorf("installing %s in the sandbox: %w", t.Product, err)
 	}
@@ -186,6 +230,14 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 		out := res.Stderr
 		if strings.TrimSpace(out) == "" {
 			out = res.Stdout
+		}
+		if nodeNPM != "" {
+			if code := networkError(res.Stdout + res.Stderr); code != "" {
+				return fmt.Errorf("installing %s failed: npm could not reach its registry to fetch %s (%s): "+
+					"give the sandbox network access to the registry, point npm at a mirror (NPM_CONFIG_REGISTRY), "+
+					"or use an image with %s already installed%s",
+					t.Product, t.spec(), code, t.Binary, tailBlock(out))
+			}
 		}
 		return fmt.Errorf("installing %s failed: %s exited with code %d%s%s",
 			t.Product, failedCmd, res.ExitCode, ctxNote, tailBlock(out))
@@ -201,6 +253,81 @@ func (t Tool) ensure(ctx context.Context, h sandbox.Handle, progress func(string
 	}
 	progress(found.describe("installed " + t.Product))
 	return nil
+}
+
+// networkErrors are the codes npm prints when it cannot reach its registry.
+var networkErrors = []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT"}
+
+// networkError returns the first of networkErrors that npm's output holds,
+// or "".
+func networkError(out string) string {
+	for _, code := range networkErrors {
+		if strings.Contains(out, code) {
+			return code
+		}
+	}
+	return ""
+}
+
+// errInstallTimeout: the install ran past Tool.Timeout.
+var errInstallTimeout = errors.New("install timed out")
+
+// runInstall runs the install command, relaying its output lines to
+// progress and, while it prints nothing, saying every heartbeat that it
+// is still running; it stops the install after limit. The result holds
+// the output's tail also when the install timed out.
+func (t Tool) runInstall(ctx context.Context, h sandbox.Handle, install string, limit time.Duration, progress func(string)) (sandbox.ExecResult, error) {
+	ictx, cancel := context.WithTimeoutCause(ctx, limit, errInstallTimeout)
+	defer cancel()
+	start := time.Now()
+	var mu sync.Mutex
+	last := start
+	var out strings.Builder // what it printed, for the error when it times out
+	relay := func(line string) {
+		mu.Lock()
+		last = time.Now()
+		if out.Len() < 64<<10 {
+			out.WriteString(line + "\n")
+		}
+		mu.Unlock()
+		if strings.TrimSpace(line) != "" {
+			progress("  " + line)
+		}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(heartbeat / 10)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				mu.Lock()
+				quiet := now.Sub(last) >= heartbeat
+				if quiet {
+					last = now
+				}
+				mu.Unlock()
+				if quiet {
+					progress(fmt.Sprintf("  … still installing %s: %s so far, nothing printed for %s (gives up after %s)", t.Product, now.Sub(start).Round(time.Second), heartbeat, limit))
+				}
+			}
+		}
+	}()
+	res, err := h.Exec(ictx, PathAssignment+"\nexport PATH\n"+install, sandbox.ExecOptions{
+		Env:          map[string]string{"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
+		OnLine:       relay,
+		OnStderrLine: relay,
+	})
+	if errors.Is(context.Cause(ictx), errInstallTimeout) && ctx.Err() == nil {
+		mu.Lock()
+		res.Stderr, res.Stdout = out.String(), ""
+		mu.Unlock()
+		return res, errInstallTimeout
+	}
+	return res, err
 }
 
 // found is where the CLI is and what its --version said.
@@ -345,4 +472,17 @@ func CheckOptionValue(cli, field, v string) error {
 		return fmt.Errorf("%s: %s contains a NUL byte or a line break", cli, field)
 	}
 	return nil
+}
+
+// Pinned returns the version to install for a configured version v: def
+// (the version the agent package pins) when v is empty, "" (npm's latest)
+// when v is "latest", else v.
+func Pinned(v, def string) string {
+	switch v {
+	case "":
+		return def
+	case "latest":
+		return ""
+	}
+	return v
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moatdev/moat/agent/internal/agenttest"
 	"github.com/moatdev/moat/sandbox"
@@ -188,7 +189,7 @@ exit 1`)
 	t.Log(err)
 	msg := err.Error()
 	for _, want := range []string{
-		"installing Fake CLI failed: " + npm + ` install -g --prefix "$HOME/.local" --no-fund --no-audit @moat/fake exited with code 1`,
+		"installing Fake CLI failed: " + npm + ` install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @moat/fake exited with code 1`,
 		"npm 10.9.9-fake",
 		"\n  npm error code E404\n  npm error 404 Not Found",
 		"pkg40",
@@ -200,10 +201,48 @@ exit 1`)
 	if strings.Contains(msg, "pkg20\n") {
 		t.Error("error holds more than the tail of npm's output")
 	}
-	if got, want := strings.TrimSpace(agenttest.Exec(t, h, `cat "$HOME/npm-args"`)), `install -g --prefix `+home(t, h)+`/.local --no-fund --no-audit @moat/fake`; got != want {
+	if got, want := strings.TrimSpace(agenttest.Exec(t, h, `cat "$HOME/npm-args"`)), `install -g --prefix `+home(t, h)+`/.local --no-fund --no-audit --loglevel=http @moat/fake`; got != want {
 		t.Errorf("npm ran with %q, want %q", got, want)
 	}
 	if !strings.HasPrefix(log.String(), "installing Fake CLI (npm install -g @moat/fake, into $HOME/.local)…\n  npm http fetch") {
+		t.Errorf("progress:\n%s", log.String())
+	}
+}
+
+// An unreachable registry is said in so many words, naming the package and
+// the version.
+func TestNPMRegistryUnreachable(t *testing.T) {
+	t.Parallel()
+	h := agenttest.Sandbox(t)
+	npm := fakeNPM(t, h, `echo "npm error code ENOTFOUND" >&2
+echo "npm error request to https://registry.npmjs.org/@moat%2ffake failed, reason: getaddrinfo ENOTFOUND registry.npmjs.org" >&2
+exit 1`)
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Package: "@moat/fake", Version: "1.2.3", NPM: npm}
+	var log progressLog
+	err := tool.Ensure(agenttest.Context(t), h, log.add)
+	if err == nil {
+		t.Fatal("Ensure succeeded")
+	}
+	want := "installing Fake CLI failed: npm could not reach its registry to fetch @moat/fake@1.2.3 (ENOTFOUND): give the sandbox network access"
+	if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "\n  npm error request to https://registry.npmjs.org/") {
+		t.Errorf("error:\n%v\nwant one starting\n%s", err, want)
+	}
+	if !strings.HasPrefix(log.String(), "installing Fake CLI (npm install -g @moat/fake@1.2.3, into $HOME/.local)…") {
+		t.Errorf("progress:\n%s", log.String())
+	}
+}
+
+// InstallName stands for the install command in progress and errors.
+func TestInstallName(t *testing.T) {
+	t.Parallel()
+	h := agenttest.Sandbox(t)
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Install: "echo cannot fetch >&2; exit 7", InstallName: "its official installer"}
+	var log progressLog
+	err := tool.Ensure(agenttest.Context(t), h, log.add)
+	if err == nil || err.Error() != "installing Fake CLI failed: its official installer exited with code 7:\n  cannot fetch" {
+		t.Errorf("Ensure: %v", err)
+	}
+	if !strings.HasPrefix(log.String(), "installing Fake CLI (its official installer)…") {
 		t.Errorf("progress:\n%s", log.String())
 	}
 }
@@ -251,9 +290,10 @@ func TestInstallCommand(t *testing.T) {
 		tool Tool
 		want string
 	}{
-		{Tool{Package: "@anthropic-ai/claude-code"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @anthropic-ai/claude-code`},
-		{Tool{Package: "@openai/codex", NPM: "/opt/node 22/bin/npm"}, `'/opt/node 22/bin/npm' install -g --prefix "$HOME/.local" --no-fund --no-audit @openai/codex`},
+		{Tool{Package: "@anthropic-ai/claude-code"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @anthropic-ai/claude-code`},
+		{Tool{Package: "@openai/codex", NPM: "/opt/node 22/bin/npm"}, `'/opt/node 22/bin/npm' install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @openai/codex`},
 		{Tool{Package: "@openai/codex", Install: "curl -fsSL https://example.com/i.sh | sh"}, "curl -fsSL https://example.com/i.sh | sh"},
+		{Tool{Package: "@google/gemini-cli", Version: "0.61.0"}, `npm install -g --prefix "$HOME/.local" --no-fund --no-audit @google/gemini-cli@0.61.0`},
 	} {
 		if got := tc.tool.InstallCommand(); got != tc.want {
 			t.Errorf("InstallCommand() = %s, want %s", got, tc.want)
@@ -301,5 +341,36 @@ printf '#!/usr/bin/env node\nconsole.log("moat-fake-cli " + process.argv.slice(2
 	}
 	if got := agenttest.Exec(t, h, PathAssignment+" moat-fake-cli run"); got != "moat-fake-cli run\n" {
 		t.Errorf("running the installed CLI: %q", got)
+	}
+}
+
+// TestInstallTimeout: an install that hangs says, while it prints
+// nothing, that it is still running, and is stopped after Tool.Timeout
+// with an error that names the command and what it printed.
+func TestInstallTimeout(t *testing.T) {
+	t.Parallel()
+	old := heartbeat
+	heartbeat = 200 * time.Millisecond
+	t.Cleanup(func() { heartbeat = old })
+	h := agenttest.Sandbox(t)
+	npm := fakeNPM(t, h, `echo "npm http fetch GET https://registry.npmjs.org/@moat%2ffake attempt 1 failed with ECONNRESET" >&2; sleep 30`)
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Package: "@moat/fake", NPM: npm, Timeout: 1500 * time.Millisecond}
+	var log progressLog
+	start := time.Now()
+	err := tool.Ensure(agenttest.Context(t), h, log.add)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Ensure took %s with a timeout of 1.5s", took)
+	}
+	if err == nil {
+		t.Fatal("Ensure succeeded")
+	}
+	want := "installing Fake CLI gave up after 1.5s: " + npm + ` install -g --prefix "$HOME/.local" --no-fund --no-audit --loglevel=http @moat/fake did not finish` +
+		" (check that the sandbox reaches the npm registry, or use an image with moat-fake-cli installed); what it printed last:" +
+		"\n  npm http fetch GET https://registry.npmjs.org/@moat%2ffake attempt 1 failed with ECONNRESET"
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant\n%s", err, want)
+	}
+	if !strings.Contains(log.String(), "  … still installing Fake CLI: ") || !strings.Contains(log.String(), "(gives up after 1.5s)") {
+		t.Errorf("no heartbeat while the install printed nothing:\n%s", log.String())
 	}
 }

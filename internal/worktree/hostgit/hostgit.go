@@ -650,6 +650,9 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 		return Repo{}, fmt.Errorf("%s is a bare repository or inside a .git directory; moat needs a working tree", dir)
 	}
 	if err != nil {
+		if ge != nil && ge.ExitCode == 128 && strings.Contains(ge.Stderr, "not a git repository") {
+			return Repo{}, &NotRepoError{Dir: dir, Err: err}
+		}
 		return Repo{}, fmt.Errorf("%s is not inside a git repository: %w", dir, err)
 	}
 	if strings.Contains(top, "\n") {
@@ -679,6 +682,38 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 	return r, nil
 }
 
+// NotRepoError: the directory is not inside a git repository.
+type NotRepoError struct {
+	Dir string
+	Err error // what git said
+}
+
+func (e *NotRepoError) Error() string {
+	return e.Dir + " is not inside a git repository: moat works on a git repository; run `git init` first"
+}
+func (e *NotRepoError) Unwrap() error { return e.Err }
+
+// NoCommitsError: the repository has no commit yet, so a run or a
+// sandbox has nothing to start from.
+type NoCommitsError struct{ Repo string }
+
+func (e *NoCommitsError) Error() string {
+	return "the repository " + e.Repo + " has no commits yet, so there is nothing to start from; make one first:\n  git commit --allow-empty -m init"
+}
+
+// Head returns the commit HEAD points at in the repository at top, or a
+// *NoCommitsError when there is none yet.
+func Head(ctx context.Context, timeout time.Duration, top string) (string, error) {
+	sha, err := Line(ctx, timeout, top, "rev-parse", "-q", "--verify", "HEAD^{commit}")
+	if sha == "" {
+		if err == nil || ExitCode(err) == 1 {
+			return "", &NoCommitsError{Repo: top}
+		}
+		return "", err
+	}
+	return sha, nil
+}
+
 // MoatDir is the directory moat keeps its files in, inside a repository's
 // main working tree. Its working files are hidden from git through
 // .git/info/exclude; the rest (config.toml, prompt.md, made by moat init)
@@ -686,9 +721,10 @@ func Locate(ctx context.Context, timeout time.Duration, dir string) (Repo, error
 const MoatDir = ".moat"
 
 // excludeLines hide moat's working files from git: worktrees, saved
-// patches, logs, and the credentials file.
+// patches, logs, work kept for recovery, and the credentials file.
 var excludeLines = []string{
 	"/" + MoatDir + "/worktrees/",
+	"/" + MoatDir + "/kept/",
 	"/" + MoatDir + "/patches/",
 	"/" + MoatDir + "/logs/",
 	"/" + MoatDir + "/.env",

@@ -660,6 +660,26 @@ func (s *Server) VMHome(name string) (string, bool) {
 	return v.home, true
 }
 
+// HostPath returns the host path of path as VM name sees it, when it is
+// in the VM's home directory: its files stay there, on this computer, if
+// the process ends without Close.
+func (s *Server) HostPath(name, path string) (string, bool) {
+	s.mu.Lock()
+	v, ok := s.vms[name]
+	s.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	rel, err := filepath.Rel(v.homeInside(), path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", false
+	}
+	return filepath.Join(v.home, rel), true
+}
+
+// Dir is the emulator's directory on the host, removed by Close.
+func (s *Server) Dir() string { return s.dir }
+
 // VMAddr returns the host:port at which VM name accepts SSH.
 func (s *Server) VMAddr(name string) (string, bool) {
 	s.mu.Lock()

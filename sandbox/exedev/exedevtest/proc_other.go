@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+
+	"github.com/moatdev/moat/internal/procgroup"
 )
 
 func platformSupported() error {
@@ -23,4 +25,11 @@ func waitStatus(ps *os.ProcessState) exitInfo {
 		return exitInfo{code: 255}
 	}
 	return exitInfo{code: ps.ExitCode()}
+}
+
+func exitOf(e procgroup.Exit) exitInfo {
+	if e.Code < 0 {
+		return exitInfo{code: 255}
+	}
+	return exitInfo{code: e.Code}
 }

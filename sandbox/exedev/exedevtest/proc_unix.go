@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moatdev/moat/internal/procgroup"
 )
 
 func platformSupported() error { return nil }
@@ -52,4 +54,20 @@ func waitStatus(ps *os.ProcessState) exitInfo {
 		return exitInfo{signal: name}
 	}
 	return exitInfo{code: ps.ExitCode()}
+}
+
+// exitOf turns procgroup's account of an exit into an exit status or a
+// signal name.
+func exitOf(e procgroup.Exit) exitInfo {
+	if e.Signal != 0 {
+		name := strings.TrimPrefix(unix.SignalName(e.Signal), "SIG")
+		if name == "" {
+			name = fmt.Sprint(int(e.Signal))
+		}
+		return exitInfo{signal: name}
+	}
+	if e.Code < 0 {
+		return exitInfo{code: 255}
+	}
+	return exitInfo{code: e.Code}
 }

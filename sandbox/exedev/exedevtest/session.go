@@ -25,11 +25,12 @@ type session struct {
 	vm   *vm
 	ch   ssh.Channel
 
-	env     []string
-	term    string
-	pty     bool
-	signals chan string   // signal names from "signal" requests
-	abort   chan struct{} // closed when the client closed the channel (or the connection died)
+	env      []string
+	term     string
+	pty      bool
+	signals  chan string   // signal names from "signal" requests
+	abort    chan struct{} // closed when the client closed the channel (or the connection died)
+	exitOnce sync.Once     // the exit status is sent once
 }
 
 // serveLobbyConn serves one lobby connection.
@@ -283,6 +284,15 @@ func (ss *session) aborted() bool {
 // closes the channel.
 func (ss *session) finish(e exitInfo) {
 	if !ss.aborted() {
+		ss.reportExit(e)
+		ss.ch.CloseWrite()
+	}
+	ss.ch.Close()
+}
+
+// reportExit sends the exit status (or the killing signal), once.
+func (ss *session) reportExit(e exitInfo) {
+	ss.exitOnce.Do(func() {
 		if e.signal != "" {
 			ss.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
 				Signal     string
@@ -293,9 +303,7 @@ func (ss *session) finish(e exitInfo) {
 		} else {
 			ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(e.code)}))
 		}
-		ss.ch.CloseWrite()
-	}
-	ss.ch.Close()
+	})
 }
 
 // --- lobby sessions ---
@@ -437,6 +445,11 @@ func (ss *session) runOnVM(argv []string, stdin io.Reader, first func()) {
 		signals:     ss.signals,
 		abort:       ss.abort,
 		firstOutput: first,
+		exited: func(e exitInfo) {
+			if !ss.aborted() {
+				ss.reportExit(e)
+			}
+		},
 	})
 	if err != nil {
 		io.WriteString(ss.ch.Stderr(), "exedevtest: "+err.Error()+"\n")

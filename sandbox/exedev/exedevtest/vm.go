@@ -409,6 +409,10 @@ type runSpec struct {
 	signals        <-chan string   // signal names to deliver to the process group
 	abort          <-chan struct{} // closed: kill the process group and stop waiting for output
 	firstOutput    func()          // called once, after the first output was written
+	// exited, when set, is called once the process has exited, before
+	// its output has ended (a background child may hold it), as sshd
+	// sends the exit status when its child exits.
+	exited func(exitInfo)
 }
 
 // run runs a process on the VM in a new session (its PID is its process
@@ -520,7 +524,10 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 	// The leader stays a zombie until the output is drained and the
 	// watcher is gone, so a signal sent to its group meanwhile cannot hit
 	// a process that took its pid.
-	reap := procgroup.WaitExited(cmd)
+	st, reap := procgroup.WaitExitedStatus(cmd)
+	if r.exited != nil {
+		r.exited(exitOf(st))
+	}
 	outputs.Wait()
 	close(done)
 	<-watched

@@ -1,0 +1,57 @@
+package gemini_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/agent/gemini"
+	"github.com/moatdev/moat/agent/internal/agente2e"
+)
+
+// TestRunEndToEnd runs moat.Run with Gemini CLI played by
+// testdata/fake-gemini.sh, installed as gemini by the install command, on
+// the local sandbox and the emulator.
+func TestRunEndToEnd(t *testing.T) {
+	install := agente2e.Install(t, "gemini", "testdata/fake-gemini.sh")
+	// The prompt holds the completion signal: gemini echoes it, and that
+	// must not count as the agent saying it.
+	const prompt = "Note this prompt.\nIt has $(two) lines and 'quotes'; end with <promise>COMPLETE</promise>."
+	newAgent := func() agent.Agent {
+		return gemini.New(gemini.Config{Model: "gemini-2.5-flash", InstallCommand: install})
+	}
+	agente2e.Run(t, newAgent, prompt, func(t *testing.T, r agente2e.Result) {
+		res := r.Run
+		if len(res.Commits) != 1 || res.Commits[0].Subject != "gemini: note the prompt" || res.Branch != "main" {
+			t.Fatalf("result %+v", res)
+		}
+		if got := r.Git(t, "show", "main:PROMPT.txt"); got != prompt {
+			t.Errorf("PROMPT.txt on main = %q, want the prompt", got)
+		}
+		if res.CompletionSignal != moat.DefaultCompletionSignal || len(res.Iterations) != 1 || res.Iterations[0].SessionID != "fake-gemini-session" {
+			t.Errorf("signal %q, iterations %+v", res.CompletionSignal, res.Iterations)
+		}
+		if u := res.Iterations[0].Usage; u == nil || *u != (agent.Usage{InputTokens: 100, OutputTokens: 20, CacheReadInputTokens: 7}) {
+			t.Errorf("usage %+v", u)
+		}
+		texts, tools := r.Texts()
+		want := []string{"args: --output-format stream-json --approval-mode yolo --skip-trust -m gemini-2.5-flash", "done <promise>COMPLETE</promise>"}
+		if !slices.Equal(texts, want) {
+			t.Errorf("texts %q, want %q", texts, want)
+		}
+		if want := []string{"Bash(git commit -m note)"}; !slices.Equal(tools, want) {
+			t.Errorf("tool calls %q, want %q", tools, want)
+		}
+		var status []string
+		for _, e := range r.Events {
+			if e.Kind == moat.EventStatus {
+				status = append(status, e.Text)
+			}
+		}
+		if s := strings.Join(status, "\n"); !strings.Contains(s, "installing Gemini CLI (the configured install command)…") || !strings.Contains(s, "installed Gemini CLI at ") {
+			t.Errorf("no install progress in the status lines:\n%s", s)
+		}
+	})
+}
