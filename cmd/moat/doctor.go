@@ -21,6 +21,7 @@ import (
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox/exedev"
+	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 	"github.com/moatdev/moat/sandbox/local"
 )
 
@@ -160,6 +161,7 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 		for _, name := range []string{"ssh key", "ssh agent", "known_hosts", "exe.dev"} {
 			d.report(stSkip, name, "the emulator brings its own key and runs on this machine")
 		}
+		d.checkEmulator()
 	case sandboxSpec == "local":
 		for _, name := range []string{"ssh key", "ssh agent", "known_hosts", "exe.dev"} {
 			d.report(stSkip, name, "not used by local sandboxes")
@@ -516,6 +518,21 @@ func (d *doctor) checkBwrap(ctx context.Context, needed bool) {
 		d.report(stWarn, "bubblewrap", err.Error(), "fix: install bubblewrap (e.g. apt install bubblewrap)")
 	default:
 		d.report(stInfo, "bubblewrap", err.Error()+" (only --sandbox local uses it)")
+	}
+}
+
+// checkEmulator: the emulator contains its VMs, or refuses to run unless
+// told --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1 here).
+func (d *doctor) checkEmulator() {
+	err := exedevtest.CheckContainment()
+	noIsolation, _ := checkNoIsolation(false, "emulator")
+	switch {
+	case err == nil:
+		d.report(stOK, "emulator", "VMs contained: own PID, IPC, UTS and mount namespaces, own home and /tmp, system directories read-only; the network is this computer's")
+	case noIsolation:
+		d.report(stWarn, "emulator", err.Error(), "note: MOAT_EMULATOR_NO_ISOLATION is set: VM commands run as plain processes on this computer, as you")
+	default:
+		d.report(stFail, "emulator", err.Error(), "fix: install what is missing; or pass --no-isolation to moat run and moat exec (MOAT_EMULATOR_NO_ISOLATION=1) to run VM commands unisolated, as plain processes on this computer")
 	}
 }
 

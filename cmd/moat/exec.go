@@ -20,15 +20,16 @@ import (
 )
 
 type execOptions struct {
-	repo      string
-	sandbox   string
-	network   string
-	env       []string
-	secretEnv []string
-	keep      bool
-	committed bool
-	quiet     bool
-	trust     bool
+	repo        string
+	sandbox     string
+	network     string
+	noIsolation bool
+	env         []string
+	secretEnv   []string
+	keep        bool
+	committed   bool
+	quiet       bool
+	trust       bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -51,6 +52,10 @@ run. moat's own messages redact what a run redacts (.moat/.env,
 secret: *_KEY, *_TOKEN, *_SECRET, *PASSWORD*, *CREDENTIAL*); CMD's output
 is passed through untouched, byte for byte: it is yours.
 With --keep the sandbox is left running and moat prints how to reach it.
+--sandbox emulator contains its VMs with bubblewrap (own PID, IPC, UTS and
+mount namespaces, own home and /tmp, system directories read-only; NOT the
+network) and refuses to run without it unless --no-isolation: see
+'moat dev exedev --help'.
 A .moat/config.toml that sets what acts on this computer must be trusted
 first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 		Example: `  # Run the tests in a clean exe.dev VM:
@@ -68,6 +73,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
 	f.StringArrayVar(&o.secretEnv, "secret-env", nil, "like --env, and its value is a secret: redacted in moat's errors (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
@@ -114,6 +120,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		// Nothing to keep: the in-process emulator, and its VM, end with moat.
 		return fail(usageErrorf("--keep with --sandbox emulator: the emulator runs inside moat and its VM ends when moat exits, so none can be kept; run 'moat dev exedev' and use --sandbox exedev to keep one"))
 	}
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
+		return fail(err)
+	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
 		return fail(err)
@@ -128,7 +137,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, writerWarnings(errOut))
+	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}

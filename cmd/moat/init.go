@@ -399,7 +399,7 @@ func printInitDone(ctx context.Context, out io.Writer, root string, o initOption
 		fmt.Fprintln(out, "     and list what your agent command needs.")
 	}
 	next("Check the setup: moat doctor")
-	next("Try moat offline, on the built-in exe.dev emulator with a stand-in agent\n     (its commit lands on the branch moat/try):\n       %s", tryCommand)
+	next("Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:\n     apt-get install bubblewrap) with a stand-in agent (its commit lands on\n     the branch moat/try):\n       %s", tryCommand)
 	next("Run the agent: moat run")
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type runOptions struct {
 	repo              string
 	sandbox           string
 	network           string
+	noIsolation       bool
 	agent             string
 	model             string
 	agentCmd          string
@@ -105,6 +107,8 @@ config), emulator (the exe.dev emulator, in-process: no account, no
 network), local (a temp directory, inside bubblewrap when installed),
 ssh://[user@]host[:port] (a fresh directory on any SSH host).
 
+` + emulatorIsolationHelp + `
+
 The local sandbox's network (--network, or network in the config):
 isolated, the default, is its own network namespace reaching out through
 slirp4netns: connections to other machines and DNS work, this computer's
@@ -158,6 +162,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
 	f.StringVar(&o.model, "model", "", "model for claude or codex")
 	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (prompt on stdin)")
@@ -331,7 +336,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	// A provider's warnings are the run's: printed like moat's own (and
 	// in --json as warning events).
 	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
-	provider, emu, stop, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
+	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -447,6 +452,10 @@ func (o *runOptions) check() error {
 		if !filepath.IsLocal(filepath.FromSlash(rel)) {
 			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
 		}
+	}
+	var err error
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
+		return err
 	}
 	switch {
 	case o.maxIterations < 1:
@@ -590,24 +599,44 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// pickSandbox returns the provider for spec, the in-process emulator when
-// spec is "emulator" (else nil), and a func that releases what it started.
-// network is the local sandbox's ("" is isolated); a local sandbox is
-// probed here, so that containment that is not available stops the
-// command before anything runs. The provider's warnings go to warn.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
-	switch {
+// sandboxChoice is the sandbox a command asked for.
+type sandboxChoice struct {
+	spec    string // --sandbox
+	network string // --network, the local sandbox's ("" is isolated)
+	// noIsolation lets the emulator run VM commands uncontained where it
+	// cannot contain them (--no-isolation, MOAT_EMULATOR_NO_ISOLATION).
+	noIsolation bool
+}
+
+// pickSandbox returns the provider for c, the in-process emulator when
+// c.spec is "emulator" (else nil), and a func that releases what it
+// started. A local sandbox is probed here, and the emulator started, so
+// that containment that is not available stops the command before
+// anything runs. The provider's warnings go to warn, the emulator's that
+// it runs uncontained too.
+func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
+	switch spec := c.spec; {
 	case spec == "exedev":
 		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
 	case spec == "emulator":
-		srv, err := exedevtest.Start()
+		var opts []exedevtest.Option
+		if c.noIsolation {
+			opts = append(opts, exedevtest.WithNoIsolation())
+		}
+		srv, err := exedevtest.Start(opts...)
+		if errors.Is(err, exedevtest.ErrNoContainment) {
+			return nil, nil, nil, fmt.Errorf("%w; or pass --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1) to run the agent's commands unisolated, as plain processes on this computer", err)
+		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
+		}
+		if why := srv.Containment(); why != nil {
+			warn(noIsolationWarning(why))
 		}
 		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
 		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
 	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(network), Logger: newWarnLogger(warn)})
+		lp := local.New(local.Config{Network: local.Network(c.network), Logger: newWarnLogger(warn)})
 		if _, err := lp.Containment(ctx); err != nil {
 			return nil, nil, nil, err
 		}
@@ -619,12 +648,45 @@ func pickSandbox(ctx context.Context, spec, network string, p *project, notices 
 		}
 		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
 	}
-	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", spec)
+	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", c.spec)
 }
 
 // addNetworkFlag defines --network, the local sandbox's network.
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "network", "", `local sandbox network: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+}
+
+// noIsolationHelp is --no-isolation's help.
+const noIsolationHelp = `with --sandbox emulator: run even where the emulator cannot contain its VMs (no working bubblewrap); the agent's commands then run as plain processes on this computer, as you, with a warning on every run (also MOAT_EMULATOR_NO_ISOLATION=1)`
+
+// addNoIsolationFlag defines --no-isolation, the emulator's opt-out of
+// containment.
+func addNoIsolationFlag(cmd *cobra.Command, dst *bool) {
+	cmd.Flags().BoolVar(dst, "no-isolation", false, noIsolationHelp)
+}
+
+// checkNoIsolation returns whether the emulator may run uncontained:
+// --no-isolation (flag), which only the emulator takes, or
+// MOAT_EMULATOR_NO_ISOLATION=1 in the environment.
+func checkNoIsolation(flag bool, sandboxSpec string) (bool, error) {
+	if flag && sandboxSpec != "emulator" {
+		return false, usageErrorf("--no-isolation: only --sandbox emulator takes --no-isolation (this run's sandbox is %s)", sandboxSpec)
+	}
+	v, set := os.LookupEnv("MOAT_EMULATOR_NO_ISOLATION")
+	if !set || v == "" {
+		return flag, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageErrorf("MOAT_EMULATOR_NO_ISOLATION=%q: want 1 (or leave it unset)", v)
+	}
+	return flag || on, nil
+}
+
+// noIsolationWarning is the warning of an emulator that runs its VMs'
+// commands uncontained: why is Server.Containment.
+func noIsolationWarning(why error) string {
+	return "NOT ISOLATED: " + why.Error() + ". With --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) the emulator runs VM commands, the agent's too, as plain processes on this computer, as you: they can read and change all your files, see and signal your processes and read their environment"
 }
 
 // checkNetwork checks the local sandbox's network: set says it came from
