@@ -45,8 +45,11 @@ type plan struct {
 	keep      string // the branch that keeps commits that cannot land: moat/<run-id>
 	identity  hostgit.Identity
 	excludes  string // set by provision
-	tmp       string // host directory for packs and bundles
-	fp        *Footprint
+	// noteChanges says the run leaves the working tree's uncommitted
+	// changes out (a run; exec takes them), and the user is told so.
+	noteChanges bool
+	tmp         string // host directory for packs and bundles
+	fp          *Footprint
 }
 
 func (p *plan) cleanup() {
@@ -172,7 +175,7 @@ func (r *runner) prepare(ctx context.Context) (*plan, error) {
 	if err := p.recordBase(ctx); err != nil {
 		return nil, err
 	}
-	r.noteUncommitted(ctx, p)
+	p.noteChanges = true
 	ok = true
 	return p, nil
 }
@@ -267,7 +270,6 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 		end()
 		bch <- packed{b, err}
 	}()
-	r.noteSubmodules(ctx, p)
 	r.status("creating the sandbox (%s)", sandbox.Describe(o.Sandbox))
 	end := r.phase("create")
 	o.Footprint.put(footSandbox, Kept{What: "sandbox", Path: "(being created: " + sandbox.Describe(o.Sandbox) + ")",
@@ -281,8 +283,13 @@ func (r *runner) provision(ctx context.Context, p *plan) (*sandboxed, error) {
 	} else {
 		o.Footprint.putSandbox(h, r.sandboxKept(p, h, p.base, "the run's sandbox; the agent's newest work may be only in it"))
 	}
-	// The excludes are read while the pack is still being made.
+	// The excludes are read, and what the run leaves out said, while the
+	// pack is still being made.
 	p.excludes = gitsync.HostExcludes(ctx, p.repo, gitsync.Options{Logf: r.logf})
+	if p.noteChanges {
+		r.noteUncommitted(ctx, p)
+	}
+	r.noteSubmodules(ctx, p)
 	bd := <-bch
 	if err != nil {
 		return nil, fmt.Errorf("moat: create %s sandbox: %w", o.Sandbox.Name(), err)

@@ -53,6 +53,13 @@ type Kind struct {
 	// to keep one.
 	EndsWithProgram, KeepInstead string
 
+	// TakesNoIsolation says the kind can run its sandboxes uncontained
+	// where this computer cannot contain them, when the person asks
+	// (Env.NoIsolation: --no-isolation); NoIsolationVar names the
+	// environment variable that asks too ("MOAT_EMULATOR_NO_ISOLATION").
+	TakesNoIsolation bool
+	NoIsolationVar   string
+
 	// TakesNetwork says the kind's sandboxes take a network mode
 	// (Env.Network: --network, network = in .moat/config.toml).
 	TakesNetwork bool
@@ -91,6 +98,11 @@ type Env struct {
 	// Network is the network mode for a kind that TakesNetwork; "" is
 	// its default.
 	Network string
+
+	// NoIsolation, for a kind that TakesNoIsolation, lets it run its
+	// sandboxes uncontained where it cannot contain them, with a
+	// warning.
+	NoIsolation bool
 
 	// Logger receives the provider's logs; its warnings are for the
 	// person (a local sandbox that cannot isolate, say). nil discards

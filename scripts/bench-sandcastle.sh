@@ -103,6 +103,9 @@ mkdir -p "$work/bin" "$scratch/tmp"
 # Both tools: the same empty global git config (the user's is not read and
 # not written), temp files (their sandboxes) in the scratch directory.
 export GIT_CONFIG_GLOBAL=$work/gitconfig TMPDIR=$scratch/tmp
+# The fake claude needs no credential, but moat checks that one is set
+# before it makes a sandbox, as for the real one; Sandcastle ignores it.
+export ANTHROPIC_API_KEY=moat-bench-not-a-real-key
 
 # --- moat ----------------------------------------------------------------------
 

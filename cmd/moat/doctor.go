@@ -146,8 +146,10 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 	}
 	d.report(stInfo, "settings", fmt.Sprintf("sandbox %s, agent %s", orUnknown(sandboxSpec, "--sandbox"), orUnknown(agentName, "--agent")))
 
+	noIsolation, _ := checkNoIsolation(false, sandboxSpec)
 	d.checkSandbox(ctx, sandboxSpec, sandbox.Env{
-		Network: firstSet(o.network, cfg.Network), Settings: cfg.SandboxSettings(), SettingsFile: config.File,
+		Network: firstSet(o.network, cfg.Network), NoIsolation: noIsolation,
+		Settings: cfg.SandboxSettings(), SettingsFile: config.File,
 		Offline: o.offline, Timeout: o.timeout,
 	})
 	if agentName == "" {

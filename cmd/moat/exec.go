@@ -18,15 +18,16 @@ import (
 )
 
 type execOptions struct {
-	repo      string
-	sandbox   string
-	network   string
-	env       []string
-	secretEnv []string
-	keep      bool
-	committed bool
-	quiet     bool
-	trust     bool
+	repo        string
+	sandbox     string
+	network     string
+	noIsolation bool
+	env         []string
+	secretEnv   []string
+	keep        bool
+	committed   bool
+	quiet       bool
+	trust       bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -49,6 +50,10 @@ run. moat's own messages redact what a run redacts (.moat/.env,
 secret: *_KEY, *_TOKEN, *_SECRET, *PASSWORD*, *CREDENTIAL*); CMD's output
 is passed through untouched, byte for byte: it is yours.
 With --keep the sandbox is left running and moat prints how to reach it.
+--sandbox emulator contains its VMs with bubblewrap (own PID, IPC, UTS and
+mount namespaces, own home and /tmp, system directories read-only; NOT the
+network) and refuses to run without it unless --no-isolation: see
+'moat dev exedev --help'.
 A .moat/config.toml that sets what acts on this computer must be trusted
 first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 		Example: `  # Run the tests in a clean exe.dev VM:
@@ -66,6 +71,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
 	f.StringArrayVar(&o.secretEnv, "secret-env", nil, "like --env, and its value is a secret: redacted in moat's errors (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the sandbox running and print how to reach it")
@@ -112,6 +118,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		// Nothing to keep: the sandbox ends with moat.
 		return fail(usageErrorf("--keep with --sandbox %s: %s, so none can be kept; %s to keep one", o.sandbox, kind.EndsWithProgram, kind.KeepInstead))
 	}
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
+		return fail(err)
+	}
 	env, secretEnv, warnings, err := sandboxEnv(p, o.env, o.secretEnv, nil)
 	if err != nil {
 		return fail(err)
@@ -126,7 +135,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	opened, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, writerWarnings(errOut))
+	opened, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}

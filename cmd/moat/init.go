@@ -400,7 +400,7 @@ func printInitDone(ctx context.Context, out io.Writer, root string, o initOption
 		fmt.Fprintf(out, "     and fill in %s (or another of the keys listed there).\n", c[0])
 	}
 	next("Check the setup: moat doctor")
-	next("Try moat offline, on the built-in exe.dev emulator with a stand-in agent\n     (its commit lands on the branch moat/try):\n       %s", tryCommand)
+	next("Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:\n     apt-get install bubblewrap) with a stand-in agent (its commit lands on\n     the branch moat/try):\n       %s", tryCommand)
 	next("Run the agent: moat run")
 }
 

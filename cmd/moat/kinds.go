@@ -132,11 +132,31 @@ func takesNetwork(spec string) bool {
 	return k.TakesNetwork
 }
 
+// noIsolationKinds names the sandbox kinds that take --no-isolation.
+func noIsolationKinds() string {
+	var names []string
+	for _, k := range registry.Sandboxes.Kinds() {
+		if k.TakesNoIsolation {
+			names = append(names, k.Spec)
+		}
+	}
+	return agent.OneOf(names)
+}
+
+// sandboxChoice is the sandbox a command asked for.
+type sandboxChoice struct {
+	spec    string // --sandbox
+	network string // --network, for a kind that takes one ("" is its default)
+	// noIsolation lets a kind that takes it run its sandboxes uncontained
+	// where it cannot contain them (--no-isolation, or its variable).
+	noIsolation bool
+}
+
 // sandboxEnvFor is what a sandbox kind gets from the project: its
 // settings from .moat/config.toml, the network, and where its notices
 // and warnings go.
-func sandboxEnvFor(p *project, network string, notices io.Writer, warn func(string)) sandbox.Env {
-	env := sandbox.Env{Network: network, Notices: notices, SettingsFile: config.File}
+func sandboxEnvFor(p *project, c sandboxChoice, notices io.Writer, warn func(string)) sandbox.Env {
+	env := sandbox.Env{Network: c.network, NoIsolation: c.noIsolation, Notices: notices, SettingsFile: config.File}
 	if p != nil {
 		env.Settings = p.Config.SandboxSettings()
 	}
@@ -149,11 +169,11 @@ func sandboxEnvFor(p *project, network string, notices io.Writer, warn func(stri
 // pickSandbox opens the sandbox kind of spec (see sandbox.Kind.Open): its
 // provider, and what came with it. A spec no kind takes is a usage error.
 // The caller must call the result's Close.
-func pickSandbox(ctx context.Context, spec, network string, p *project, notices io.Writer, warn func(string)) (*sandbox.Opened, error) {
-	if err := registry.Sandboxes.Check(spec); err != nil {
-		return nil, usageErrorf("--sandbox %q: %w", spec, err)
+func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices io.Writer, warn func(string)) (*sandbox.Opened, error) {
+	if err := registry.Sandboxes.Check(c.spec); err != nil {
+		return nil, usageErrorf("--sandbox %q: %w", c.spec, err)
 	}
-	return registry.Sandboxes.Open(ctx, spec, sandboxEnvFor(p, network, notices, warn))
+	return registry.Sandboxes.Open(ctx, c.spec, sandboxEnvFor(p, c, notices, warn))
 }
 
 // registerSandboxCompletion completes --sandbox from the registry: a URL

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type runOptions struct {
 	repo              string
 	sandbox           string
 	network           string
+	noIsolation       bool
 	agent             string
 	model             string
 	agentCmd          string
@@ -96,6 +98,8 @@ known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
 
 ` + wrapText("Sandboxes: "+sandboxAbout()+".", 72) + `
 
+` + emulatorIsolationHelp + `
+
 The local sandbox's network (--network, or network in the config):
 isolated, the default, is its own network namespace reaching out through
 slirp4netns: connections to other machines and DNS work, this computer's
@@ -148,6 +152,7 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
 	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	addNetworkFlag(cmd, &o.network)
+	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
 	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
 	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (prompt on stdin)")
@@ -321,7 +326,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	// A provider's warnings are the run's: printed like moat's own (and
 	// in --json as warning events).
 	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
-	opened, err := pickSandbox(ctx, o.sandbox, o.network, p, notices, warn)
+	opened, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -438,6 +443,10 @@ func (o *runOptions) check() error {
 		if !filepath.IsLocal(filepath.FromSlash(rel)) {
 			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
 		}
+	}
+	var err error
+	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
+		return err
 	}
 	switch {
 	case o.maxIterations < 1:
@@ -564,6 +573,44 @@ func flagNames(items []string) []string {
 // take one.
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "network", "", "network of a "+networkKinds()+` sandbox: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+}
+
+// addNoIsolationFlag defines --no-isolation, the opt-out of containment
+// of the kinds that take one.
+func addNoIsolationFlag(cmd *cobra.Command, dst *bool) {
+	var vars []string
+	for _, k := range registry.Sandboxes.Kinds() {
+		if k.TakesNoIsolation && k.NoIsolationVar != "" {
+			vars = append(vars, k.NoIsolationVar+"=1")
+		}
+	}
+	help := "with --sandbox " + noIsolationKinds() + ": run even where it cannot contain the sandbox (no working bubblewrap); the agent's commands then run as plain processes on this computer, as you, with a warning on every run"
+	if len(vars) > 0 {
+		help += " (also " + strings.Join(vars, ", ") + ")"
+	}
+	cmd.Flags().BoolVar(dst, "no-isolation", false, help)
+}
+
+// checkNoIsolation returns whether the sandbox of sandboxSpec may run
+// uncontained: --no-isolation (flag), which only the kinds that take it
+// do, or the kind's variable (sandbox.Kind.NoIsolationVar) set to 1.
+func checkNoIsolation(flag bool, sandboxSpec string) (bool, error) {
+	k, _ := registry.Sandboxes.Lookup(sandboxSpec)
+	if flag && !k.TakesNoIsolation {
+		return false, usageErrorf("--no-isolation: only --sandbox %s takes --no-isolation (this run's sandbox is %s)", noIsolationKinds(), sandboxSpec)
+	}
+	if k.NoIsolationVar == "" {
+		return flag, nil
+	}
+	v, set := os.LookupEnv(k.NoIsolationVar)
+	if !set || v == "" {
+		return flag, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageErrorf("%s=%q: want 1 (or leave it unset)", k.NoIsolationVar, v)
+	}
+	return flag || on, nil
 }
 
 // checkNetwork checks a sandbox's network: set says it came from

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,8 @@ func (h hermeticConfig) Run() int {
 //     emu-vms N asserts how many VMs it has, emu-backdate NAME DURATION ages
 //     a VM, emu-wait-file PATH waits until a VM has PATH (relative to
 //     its home), wait-file GLOB waits until a file matches GLOB (relative
-//     to $WORK), jsonl FILE checks a --json stream.
+//     to $WORK), jsonl FILE checks a --json stream, path-without PROG...
+//     takes programs off PATH (to try moat where they are not installed).
 func TestScripts(t *testing.T) {
 	testenv.RequireBinary(t, "git", "git")
 	greeter, err := filepath.Abs("../../examples/agents/greeter.sh")
@@ -106,7 +108,7 @@ func TestScripts(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644); err != nil {
 				return err
 			}
-			srv, err := exedevtest.Start()
+			srv, err := exedevtest.Start(exedevtest.WithNoIsolation()) // the scripts' own commands
 			if err != nil {
 				return err
 			}
@@ -169,7 +171,7 @@ func TestScripts(t *testing.T) {
 				}
 			},
 			"emu-restart": func(ts *testscript.TestScript, neg bool, args []string) {
-				var opts []exedevtest.Option
+				opts := []exedevtest.Option{exedevtest.WithNoIsolation()}
 				for _, a := range args {
 					switch a {
 					case "unregistered":
@@ -225,6 +227,12 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Fatalf("nothing matches %s after 60s", args[0])
 			},
+			"path-without": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) == 0 {
+					ts.Fatalf("usage: path-without PROG...")
+				}
+				ts.Setenv("PATH", pathWithout(ts, ts.Getenv("PATH"), args))
+			},
 			"jsonl": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
 					ts.Fatalf("usage: jsonl FILE")
@@ -233,6 +241,30 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// pathWithout is path with the programs progs taken out: each directory
+// holding one is replaced by a directory of symbolic links to everything
+// else in it (outside $WORK, which scripts commit).
+func pathWithout(ts *testscript.TestScript, path string, progs []string) string {
+	var dirs []string
+	for _, d := range filepath.SplitList(path) {
+		ents, err := os.ReadDir(d)
+		if err != nil || !slices.ContainsFunc(ents, func(e os.DirEntry) bool { return slices.Contains(progs, e.Name()) }) {
+			dirs = append(dirs, d)
+			continue
+		}
+		shadow, err := os.MkdirTemp("", "moat-script-path-")
+		ts.Check(err)
+		ts.Defer(func() { os.RemoveAll(shadow) })
+		for _, e := range ents {
+			if !slices.Contains(progs, e.Name()) {
+				ts.Check(os.Symlink(filepath.Join(d, e.Name()), filepath.Join(shadow, e.Name())))
+			}
+		}
+		dirs = append(dirs, shadow)
+	}
+	return strings.Join(dirs, string(os.PathListSeparator))
 }
 
 // lobbyCommand runs one lobby command on the emulator, as a user's ssh would.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -461,4 +462,46 @@ func TestManyConcurrentCreates(t *testing.T) {
 		wg.Wait()
 	}
 	assertNoVMs(t, srv)
+}
+
+// BenchmarkEmulatorExec measures one `true` Exec on a live emulator VM,
+// inside the VM's namespaces ("contained") and, as the baseline in the
+// same run, as a plain host process ("plain"): the difference is what
+// entering the VM costs per command.
+func BenchmarkEmulatorExec(b *testing.B) {
+	for _, shape := range []struct {
+		name string
+		opts []exedevtest.Option
+	}{{"contained", nil}, {"plain", []exedevtest.Option{exedevtest.WithoutSandbox()}}} {
+		b.Run(shape.name, func(b *testing.B) {
+			srv := exedevtest.NewServer(b, shape.opts...)
+			if shape.opts == nil && !srv.Sandboxed() {
+				b.Skip("the emulator cannot contain VMs here (no working bubblewrap)")
+			}
+			h, err := exedev.New(srv.Config()).Create(context.Background(), sandbox.CreateOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(context.Background())
+			before := childCPU()
+			for b.Loop() {
+				if r, err := h.Exec(context.Background(), "true", sandbox.ExecOptions{}); err != nil || r.ExitCode != 0 {
+					b.Fatal(err, r.ExitCode)
+				}
+			}
+			// CPU time of the processes an exec starts, which a busy
+			// machine does not inflate as it does the wall time.
+			b.ReportMetric(float64((childCPU()-before).Microseconds())/1000/float64(b.N), "child-cpu-ms/op")
+		})
+	}
+}
+
+// childCPU is the user and system CPU time of this process's reaped
+// children (and theirs).
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,9 +3,9 @@ package local
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/moatdev/moat/internal/hostview"
 )
 
 // Network selects a local sandbox's network under bwrap (Config.Network).
@@ -51,57 +51,9 @@ func (p *Provider) network() Network {
 	return p.cfg.Network
 }
 
-// secretPaths are hidden inside the sandbox where they exist.
-var secretPaths = []string{
-	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
-	"/etc/sudoers", "/etc/sudoers.d", "/etc/ssl/private", "/etc/ssh",
-}
-
 // hostMounts are the bwrap options that bind what a build needs, read-only,
 // and hide the rest of the host.
-func hostMounts() []string {
-	var a []string
-	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"} {
-		if fi, err := os.Lstat(d); err == nil {
-			if fi.Mode()&os.ModeSymlink != 0 {
-				if t, err := os.Readlink(d); err == nil {
-					a = append(a, "--symlink", t, d)
-				}
-				continue
-			}
-			a = append(a, "--ro-bind", d, d)
-		}
-	}
-	for _, s := range secretPaths {
-		fi, err := os.Lstat(s)
-		switch {
-		case err != nil:
-		case fi.IsDir():
-			a = append(a, "--tmpfs", s)
-		default:
-			a = append(a, "--ro-bind", "/dev/null", s)
-		}
-	}
-	// Toolchains on PATH outside the system directories.
-	for _, d := range filepath.SplitList(hostPath()) {
-		if !filepath.IsAbs(d) || underSystem(d) {
-			continue
-		}
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			a = append(a, "--ro-bind", d, d)
-		}
-	}
-	return a
-}
-
-func underSystem(d string) bool {
-	for _, s := range []string{"/usr", "/bin", "/sbin", "/lib", "/opt", "/etc"} {
-		if d == s || strings.HasPrefix(d, s+"/") {
-			return true
-		}
-	}
-	return false
-}
+func hostMounts() []string { return hostview.BwrapArgs(hostPath()) }
 
 // Containment is the containment in effect for a provider's sandboxes.
 type Containment struct {

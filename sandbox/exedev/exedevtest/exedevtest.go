@@ -5,12 +5,17 @@
 // creates, presenting the lobby's host key as exe.dev's SSH proxy does.
 //
 // A VM is a private directory serving as the login user's home. Its
-// commands run with /bin/sh as the emulator's own user. When bubblewrap and
-// nsenter work, each VM is one set of namespaces (mount, UTS, IPC, cgroup;
-// the host's network and PID namespace): / is the host's root read-only,
-// /home/exedev the VM's home, /tmp the VM's own, and every session enters
-// the same namespaces, so the VM behaves like one machine. Otherwise
-// commands are plain processes with HOME set to the VM's directory.
+// commands run with /bin/sh as the emulator's own user, contained: each VM
+// is one set of bubblewrap namespaces (PID with its own /proc, mount, UTS,
+// IPC, and cgroup where allowed; the host's network) that every session
+// enters, so the VM behaves like one machine. It sees /home/exedev (its
+// home), its own /tmp, and the host's system directories and the
+// toolchains on PATH read-only (internal/hostview), and nothing else of the
+// host; its processes hold no capabilities, and die with the VM. Where
+// that is not available (no bwrap, nsenter or setsid, they do not work, or
+// not Linux), Start fails with a *NoContainmentError unless given
+// WithNoIsolation: VM commands are then plain processes with HOME set to
+// the VM's directory.
 //
 // Options inject the faults real users meet: slow readiness, quotas, taken
 // names, missing images, errors on stderr, connections dropped mid-command
@@ -21,7 +26,7 @@
 // forwarding was requested" or "new connections stayed under the rate".
 //
 // Use NewServer in tests and Start elsewhere (a standalone emulator). The
-// emulator needs a Unix system (bubblewrap only on Linux); Start fails on
+// emulator needs a Unix system, and Linux to contain VMs; Start fails on
 // others.
 //
 // Known differences from exe.dev, on purpose:
@@ -31,7 +36,8 @@
 //     therefore also carries ssh_port and ssh_command.
 //   - URLs point at <name>.exe.localhost; nothing serves them.
 //   - The image is only a label: every VM runs the host's userland, as the
-//     emulator's user (not exedev with sudo). PATH is the emulator's.
+//     emulator's user (not exedev with sudo: run as a user, sudo does not
+//     work in a VM). PATH is the emulator's. The network is the host's.
 //   - `ssh <vm> <command>` in the lobby passes the VM command's exit status
 //     through (other lobby commands exit 0 or 1), and waits while the VM is
 //     not ready yet.
@@ -92,6 +98,7 @@ type options struct {
 	oldJSON        bool
 	diskCeiling    int
 	noSandbox      bool
+	noIsolation    bool
 	logger         *slog.Logger
 }
 
@@ -171,9 +178,18 @@ func WithOldJSON() Option { return func(o *options) { o.oldJSON = true } }
 // WithDiskCeiling sets the largest --disk in GiB (default 25).
 func WithDiskCeiling(gib int) Option { return func(o *options) { o.diskCeiling = gib } }
 
-// WithoutSandbox runs VM commands as plain processes even when bubblewrap is
-// available (HOME is then the VM's directory on the host).
+// WithoutSandbox runs VM commands as plain processes even when the emulator
+// could contain them (HOME is then the VM's directory on the host). For
+// tests of the emulator's plain mode.
 func WithoutSandbox() Option { return func(o *options) { o.noSandbox = true } }
+
+// WithNoIsolation lets Start succeed when the emulator cannot contain its
+// VMs here (no bubblewrap or nsenter, or they do not work): VM commands
+// then run as plain host processes, as the emulator's user, and can read
+// and write whatever that user can, see and signal its processes and read
+// their environment. Containment says why. Without it, Start fails with a
+// *NoContainmentError. This is the CLI's --no-isolation.
+func WithNoIsolation() Option { return func(o *options) { o.noIsolation = true } }
 
 // WithNewDelay makes `new` answer d after it has made the VM, like a slow
 // lobby: a client that gives up meanwhile leaves a VM behind unless it
@@ -209,6 +225,7 @@ type Server struct {
 	hostSigner     ssh.Signer // guarded by mu: ChangeHostKey replaces it
 	clientPub      ssh.PublicKey
 	sandbox        *sandboxInfo // nil: plain processes
+	uncontained    error        // why sandbox is nil
 
 	lobbyLn  net.Listener
 	legacyLn net.Listener // shared VM port with legacy routing
@@ -232,11 +249,14 @@ type Server struct {
 }
 
 // NewServer starts an emulator for a test and closes it when the test ends.
+// Where the emulator cannot contain its VMs, it runs their commands as
+// plain processes (WithNoIsolation): a test's commands are its own. Tests
+// that rely on containment check Sandboxed.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	// Internal errors (the lobby shows only a trace ID, as exe.dev does) go
 	// to stderr, where a failing test's output shows them.
-	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}, opts...)
+	opts = append([]Option{WithNoIsolation(), WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}, opts...)
 	s, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("exedevtest: %v", err)
@@ -249,7 +269,9 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Start starts an emulator. Close it when done.
+// Start starts an emulator. Close it when done. It fails with a
+// *NoContainmentError (errors.Is ErrNoContainment) when it cannot contain
+// its VMs here, unless WithNoIsolation or WithoutSandbox is given.
 func Start(opts ...Option) (*Server, error) { return start(opts) }
 
 func start(opts []Option) (_ *Server, err error) {
@@ -315,11 +337,13 @@ func start(opts []Option) (_ *Server, err error) {
 		return nil, err
 	}
 
-	if !o.noSandbox {
-		s.sandbox = sandboxOnce(s.log)
-		if s.sandbox == nil {
-			s.log.Info("exedevtest: VM commands run as plain processes (no working bubblewrap); HOME is the VM's directory on the host")
+	if o.noSandbox {
+		s.uncontained = &NoContainmentError{Reason: "containment turned off (WithoutSandbox)"}
+	} else if s.sandbox, s.uncontained = sandboxOnce(s.log); s.sandbox == nil {
+		if !o.noIsolation {
+			return nil, s.uncontained
 		}
+		s.log.Info("exedevtest: VM commands run as plain processes; HOME is the VM's directory on the host", "why", s.uncontained)
 	}
 
 	lobbyAddr := o.lobbyAddr
@@ -391,24 +415,68 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-var probe struct {
-	once sync.Once
-	si   *sandboxInfo
+// ErrNoContainment is what Start's error matches (errors.Is) when the
+// emulator cannot contain its VMs here and WithNoIsolation was not given.
+var ErrNoContainment = errors.New("the exe.dev emulator cannot contain its VMs here")
+
+// NoContainmentError says why the emulator cannot contain its VMs here and
+// what to install.
+type NoContainmentError struct {
+	Reason string // what is missing or failed, e.g. "bwrap not found on PATH"
+	Fix    string // how to get it, e.g. "install bubblewrap (apt-get install bubblewrap)"
 }
 
-// sandboxOnce probes bubblewrap once per process; log receives the reason
-// when it does not work.
-func sandboxOnce(log *slog.Logger) *sandboxInfo {
-	probe.once.Do(func() {
+func (e *NoContainmentError) Error() string {
+	msg := "the exe.dev emulator cannot contain its VMs here: " + e.Reason
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrNoContainment) true.
+func (e *NoContainmentError) Is(target error) bool { return target == ErrNoContainment }
+
+var probes struct {
+	sync.Mutex
+	byPath map[string]*probeResult
+}
+
+type probeResult struct {
+	once sync.Once
+	si   *sandboxInfo
+	err  error
+}
+
+// sandboxOnce probes bubblewrap once per process and PATH (which says
+// where bwrap and nsenter are, and which toolchains VMs see): the
+// containment every VM gets, or why there is none.
+func sandboxOnce(log *slog.Logger) (*sandboxInfo, error) {
+	path := vmPath()
+	probes.Lock()
+	if probes.byPath == nil {
+		probes.byPath = map[string]*probeResult{}
+	}
+	p := probes.byPath[path]
+	if p == nil {
+		p = &probeResult{}
+		probes.byPath[path] = p
+	}
+	probes.Unlock()
+	p.once.Do(func() {
 		dir, err := os.MkdirTemp("", "exedevtest-probe-")
 		if err != nil {
-			log.Info("exedevtest: no temp dir for the bubblewrap probe", "err", err)
+			p.err = &NoContainmentError{Reason: "no temp dir for the bubblewrap probe: " + err.Error()}
 			return
 		}
 		defer os.RemoveAll(dir)
-		probe.si = probeSandbox(dir, log)
+		p.si, p.err = probeSandbox(dir, log)
+		var nc *NoContainmentError
+		if p.err != nil && !errors.As(p.err, &nc) {
+			p.err = &NoContainmentError{Reason: "the bubblewrap probe failed: " + p.err.Error()}
+		}
 	})
-	return probe.si
+	return p.si, p.err
 }
 
 // removeAll removes a tree, retrying briefly while killed processes are
@@ -552,8 +620,24 @@ func (s *Server) KeyFile() string { return s.keyFile }
 // [127.0.0.1]:PORT.
 func (s *Server) KnownHostsFile() string { return s.knownHostsFile }
 
-// Sandboxed reports whether VM commands run inside bubblewrap namespaces.
+// Sandboxed reports whether VM commands run contained, inside bubblewrap
+// namespaces.
 func (s *Server) Sandboxed() bool { return s.sandbox != nil }
+
+// CheckContainment tells whether Start would contain its VMs here: nil,
+// or the *NoContainmentError Start would fail with. It probes as Start
+// does (once per process and PATH). For diagnostics (moat doctor).
+func CheckContainment() error {
+	if err := platformSupported(); err != nil {
+		return err
+	}
+	_, err := sandboxOnce(slog.New(slog.DiscardHandler))
+	return err
+}
+
+// Containment is nil when VM commands run contained; otherwise a
+// *NoContainmentError saying why they run as plain host processes.
+func (s *Server) Containment() error { return s.uncontained }
 
 // VMs returns the names of the VMs alive now, sorted.
 func (s *Server) VMs() []string {

@@ -45,7 +45,7 @@ type vm struct {
 	mu      sync.Mutex
 	readyAt time.Time
 	deleted bool
-	procs   map[int]struct{} // process groups of running sessions
+	procs   map[int]struct{} // process groups of running sessions (contained: nsenter's)
 	mach    *machine
 }
 
@@ -371,9 +371,9 @@ func (v *vm) homeInside() string {
 // baseEnv is the environment of a login on the VM, before the session's own
 // env requests.
 func (v *vm) baseEnv() []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	path := vmPath()
+	if v.s.sandbox != nil {
+		path = v.s.sandbox.path // the one whose toolchains the VM sees
 	}
 	env := []string{
 		"PATH=" + path,
@@ -387,6 +387,14 @@ func (v *vm) baseEnv() []string {
 		env = append(env, markerVar+"="+v.marker)
 	}
 	return append(env, v.env...)
+}
+
+// vmPath is the PATH of VM logins: the emulator's own.
+func vmPath() string {
+	if p := os.Getenv("PATH"); p != "" {
+		return p
+	}
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
 // exitInfo is how a process ended.
@@ -456,6 +464,7 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 		return exitInfo{}, err
 	}
 	pgid := cmd.Process.Pid
+	target := v.signalTarget(cmd)
 	defer func() {
 		v.mu.Lock()
 		delete(v.procs, pgid)
@@ -499,9 +508,14 @@ func (v *vm) run(r runSpec) (exitInfo, error) {
 		for {
 			select {
 			case sig := <-r.signals:
-				killGroup(pgid, sig)
+				if g := target(); g != 0 {
+					killGroup(g, sig)
+				}
 			case <-r.abort:
-				killGroup(pgid, "KILL")
+				if g := target(); g != 0 {
+					killGroup(g, "KILL")
+				}
+				killGroup(pgid, "KILL") // nsenter too, when contained
 				outR.Close()
 				errR.Close()
 				return

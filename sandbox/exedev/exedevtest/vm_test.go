@@ -26,6 +26,42 @@ import (
 
 func processRuns(pid int) bool { return isLive(pid) }
 
+// hostPID is the host PID of the process that VM name's sessions see as
+// pid: the same number unless the VM is contained (in its own PID
+// namespace).
+func hostPID(t *testing.T, s *Server, name string, pid int) int {
+	t.Helper()
+	if !s.Sandboxed() || pid == 0 {
+		return pid
+	}
+	v := s.lookup(name)
+	if v == nil {
+		t.Fatalf("no VM %s", name)
+	}
+	v.mu.Lock()
+	m := v.mach
+	v.mu.Unlock()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", m.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if n, _ := os.Readlink("/proc/" + e.Name() + "/ns/pid"); n != ns {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/status")
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == strconv.Itoa(pid) {
+				h, _ := strconv.Atoi(e.Name())
+				return h
+			}
+		}
+	}
+	t.Fatalf("VM %s has no process %d", name, pid)
+	return 0
+}
+
 // waitGone waits until process pid no longer runs (gone or a zombie).
 func waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
@@ -264,6 +300,7 @@ func testVM(t *testing.T, s *Server) {
 		sess.Start("echo $$; exec sleep 1000")
 		var pid int
 		fmt.Fscan(out, &pid)
+		pid = hostPID(t, s, "test-vm", pid)
 		sess.Close()
 		if pid == 0 || !waitGone(pid, 5*time.Second) {
 			t.Errorf("process %d still runs after the client closed its channel", pid)
@@ -296,6 +333,7 @@ func testVM(t *testing.T, s *Server) {
 		sess.Start("echo $$; sleep 1000")
 		var pid int
 		fmt.Fscan(out, &pid)
+		pid = hostPID(t, s, "test-vm", pid)
 		run(c, "echo disk > on-disk; echo tmp > /tmp/on-tmp", nil)
 		if r := lobbyRun(t, lobby, "restart test-vm"); r.code != 0 {
 			t.Fatalf("restart: %+v", r)
@@ -324,6 +362,7 @@ func testVM(t *testing.T, s *Server) {
 		sess.Start("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; sleep 1000")
 		var daemon int
 		fmt.Fscan(out, &daemon)
+		daemon = hostPID(t, s, "test-vm", daemon)
 		waitErr := make(chan error, 1)
 		go func() { waitErr <- sess.Wait() }()
 
@@ -563,6 +602,7 @@ func TestCloseKillsEverything(t *testing.T) {
 	sess.Start("nohup sleep 1000 >/dev/null 2>&1 & echo $!; sleep 1000")
 	var pid int
 	fmt.Fscan(out, &pid)
+	pid = hostPID(t, s, "close-vm", pid)
 	root := filepath.Dir(filepath.Dir(s.KeyFile()))
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
