@@ -289,6 +289,9 @@ func (d *doctor) checkSandbox(ctx context.Context, spec string, env sandbox.Env)
 func (d *doctor) checkCredentials(agentName string, proj *project, inRepo bool) {
 	kind, known := registry.Agents.Lookup(agentName)
 	keys := kind.Credentials
+	if known && kind.Binary != "" {
+		d.report(stInfo, "agent", fmt.Sprintf("%s (%s) runs %s in the sandbox, installed there when missing: %s", kind.Name, kind.Summary, kind.Binary, kind.Install))
+	}
 	switch {
 	case !known:
 		d.report(stFail, "agent", fmt.Sprintf("unknown agent %q", agentName),
