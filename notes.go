@@ -3,6 +3,8 @@ package moat
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/moatdev/moat/internal/worktree/hostgit"
@@ -15,7 +17,18 @@ import (
 // part of it (moat exec syncs them).
 func (r *runner) noteUncommitted(ctx context.Context, p *plan) {
 	// --no-renames: one record per path, so that they can be counted.
-	out, err := hostgit.Run(ctx, 0, p.repo.TopLevel, "status", "--porcelain", "-z", "--no-renames", "--ignore-submodules=all")
+	args := []string{"status", "--porcelain", "-z", "--no-renames", "--ignore-submodules=all"}
+	// moat's temporary files, and its sandboxes', are not the user's
+	// changes, even with TMPDIR inside the repository; they are being
+	// written while this runs.
+	tmp, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		tmp = os.TempDir()
+	}
+	if rel, err := filepath.Rel(p.repo.TopLevel, tmp); err == nil && filepath.IsLocal(rel) {
+		args = append(args, "--", ".", ":(top,exclude)"+filepath.ToSlash(rel))
+	}
+	out, err := hostgit.Run(ctx, 0, p.repo.TopLevel, args...)
 	if err != nil {
 		r.logf("git status, to see what is left uncommitted: %v", err)
 		return
