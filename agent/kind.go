@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/moatdev/moat/internal/prose"
 )
 
 // Kind describes one kind of agent to whoever lets a person choose it (the
@@ -143,7 +145,7 @@ func (r *Registry) Check(name string) error {
 	for i, k := range r.kinds {
 		quoted[i] = fmt.Sprintf("%q", k.Name)
 	}
-	return errors.New("want " + OneOf(quoted))
+	return errors.New("want " + prose.OneOf(quoted))
 }
 
 // New makes the agent of the kind called name from o.
@@ -153,15 +155,4 @@ func (r *Registry) New(name string, o Options) (Agent, error) {
 		return nil, fmt.Errorf("unknown agent %q: %w", name, r.Check(name))
 	}
 	return k.New(o)
-}
-
-// OneOf joins items as prose: "a", "a or b", "a, b or c".
-func OneOf(items []string) string {
-	switch len(items) {
-	case 0:
-		return "nothing (none is registered)"
-	case 1:
-		return items[0]
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/moatdev/moat/internal/prose"
 )
 
 // Kind describes one kind of sandbox to whoever lets a person choose it
@@ -79,9 +81,12 @@ type Kind struct {
 
 	// Doctor checks what the kind's sandboxes need on this computer (SSH
 	// keys, a lobby that answers, bubblewrap), one Check per line of
-	// `moat doctor`. spec is "" when the kind is not the one in use: a
-	// kind that has something to say about this computer anyway says it
-	// as CheckInfo; the others return nothing.
+	// `moat doctor`. spec is the sandbox in use, which may be of another
+	// kind, or "" when it is not known (the config that names it is
+	// broken). For another kind's spec, a kind says what it still has to
+	// say about this computer as CheckInfo, or that its checks do not
+	// apply (CheckSkip), or nothing; `moat doctor` runs the kind in use
+	// first and shows each check's name once.
 	Doctor func(ctx context.Context, spec string, env Env) []Check
 }
 
@@ -244,7 +249,7 @@ func (r *Registry) Check(spec string) error {
 		for i, k := range r.kinds {
 			quoted[i] = fmt.Sprintf("%q", k.Spec)
 		}
-		return errors.New("want " + oneOf(quoted))
+		return errors.New("want " + prose.OneOf(quoted))
 	}
 	if k.Parse != nil {
 		return k.Parse(spec)
@@ -267,17 +272,6 @@ func (r *Registry) Open(ctx context.Context, spec string, env Env) (*Opened, err
 	}
 	o.Kind, o.Spec = k, spec
 	return o, nil
-}
-
-// oneOf joins items as prose: "a", "a or b", "a, b or c".
-func oneOf(items []string) string {
-	switch len(items) {
-	case 0:
-		return "nothing (none is registered)"
-	case 1:
-		return items[0]
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // Checks collects a Doctor's checks.

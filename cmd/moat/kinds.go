@@ -10,6 +10,7 @@ import (
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/prose"
 	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/sandbox"
 )
@@ -19,7 +20,7 @@ import (
 // nothing here names one.
 
 // agentChoices is the --agent flag's help: "claude, codex or command".
-func agentChoices() string { return agent.OneOf(registry.Agents.Names()) }
+func agentChoices() string { return prose.OneOf(registry.Agents.Names()) }
 
 // agentsThat names, as prose, the registered agents for which f is true.
 func agentsThat(f func(agent.Kind) bool) string {
@@ -29,7 +30,7 @@ func agentsThat(f func(agent.Kind) bool) string {
 			names = append(names, k.Name)
 		}
 	}
-	return agent.OneOf(names)
+	return prose.OneOf(names)
 }
 
 func takesModel(k agent.Kind) bool   { return k.TakesModel }
@@ -103,7 +104,7 @@ func registerAgentCompletion(cmd *cobra.Command) {
 
 // sandboxChoices is the --sandbox flag's help: "exedev, emulator, local
 // or ssh://[user@]host[:port]".
-func sandboxChoices() string { return agent.OneOf(registry.Sandboxes.Specs()) }
+func sandboxChoices() string { return prose.OneOf(registry.Sandboxes.Specs()) }
 
 // sandboxAbout describes every sandbox kind, one "spec (about)" each, as
 // prose for help texts.
@@ -112,7 +113,7 @@ func sandboxAbout() string {
 	for _, k := range registry.Sandboxes.Kinds() {
 		items = append(items, k.Spec+" ("+k.About+")")
 	}
-	return agent.OneOf(items)
+	return prose.OneOf(items)
 }
 
 // networkKinds names the sandbox kinds that take --network: "local".
@@ -123,7 +124,7 @@ func networkKinds() string {
 			names = append(names, k.Spec)
 		}
 	}
-	return agent.OneOf(names)
+	return prose.OneOf(names)
 }
 
 // takesNetwork reports whether spec's kind takes --network.
@@ -140,7 +141,7 @@ func noIsolationKinds() string {
 			names = append(names, k.Spec)
 		}
 	}
-	return agent.OneOf(names)
+	return prose.OneOf(names)
 }
 
 // sandboxChoice is the sandbox a command asked for.
@@ -201,7 +202,7 @@ func agentSummaries() string {
 	for _, k := range registry.Agents.Kinds() {
 		items = append(items, k.Name+" ("+k.Summary+")")
 	}
-	return agent.OneOf(items)
+	return prose.OneOf(items)
 }
 
 // wrapText breaks s into lines of at most width bytes, between words.

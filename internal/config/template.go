@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/prose"
 	"github.com/moatdev/moat/internal/registry"
 )
 
@@ -168,5 +169,5 @@ func agentsThat(f func(agent.Kind) bool) string {
 			names = append(names, "agent = "+tomlString(k.Name))
 		}
 	}
-	return agent.OneOf(names)
+	return prose.OneOf(names)
 }
