@@ -368,10 +368,10 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		OnEvent:           printer.Event,
 		Footprint:         left.fp,
 	})
-	if kind, _ := registry.Sandboxes.Lookup(o.sandbox); res != nil && res.Sandbox != nil && kind.EndsWithProgram != "" {
+	if why := opened.Kind.EndsWithProgram; res != nil && res.Sandbox != nil && why != "" {
 		// The sandbox ends with moat (an in-process emulator's VM): none
 		// can be kept, so the work is copied out of it now.
-		saveEndingWork(ctx, res, p.Root, kind.EndsWithProgram, warn)
+		saveEndingWork(ctx, res, p.Root, why, warn)
 	}
 	if res != nil && res.Sandbox != nil {
 		for i, k := range res.Kept {
