@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/registry"
@@ -193,5 +195,41 @@ func TestCLINamesNoKind(t *testing.T) {
 			}
 			return true
 		})
+	}
+}
+
+// TestFlagHelpIsTheRegistry: on every command, --agent's help lists every
+// registered agent and --sandbox's every sandbox kind, in registration
+// order, so that help cannot lag behind the registry.
+func TestFlagHelpIsTheRegistry(t *testing.T) {
+	var walk func(c *cobra.Command)
+	checked := 0
+	walk = func(c *cobra.Command) {
+		for _, f := range []struct {
+			flag  string
+			names []string
+		}{{"agent", registry.Agents.Names()}, {"sandbox", registry.Sandboxes.Specs()}} {
+			fl := c.Flags().Lookup(f.flag)
+			if fl == nil {
+				continue
+			}
+			checked++
+			at := 0
+			for _, n := range f.names {
+				i := strings.Index(fl.Usage[at:], n)
+				if i < 0 {
+					t.Errorf("moat %s --%s: its help %q lacks %s, or lists it out of the registry's order", c.CommandPath(), f.flag, fl.Usage, n)
+					break
+				}
+				at += i + len(n)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	if checked < 6 {
+		t.Errorf("only %d --agent and --sandbox flags found; the walk missed commands", checked)
 	}
 }
