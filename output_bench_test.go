@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent/command"
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/local"
 )
@@ -25,21 +25,7 @@ func linesCmd(n, size int) string {
 }
 
 // outputRepo makes a small repository for the output benchmarks and tests.
-func outputRepo(tb testing.TB) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"}, {"config", "user.name", "Bench"}, {"config", "user.email", "bench@example.com"},
-		{"commit", "-q", "--allow-empty", "-m", "initial"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
-	return dir
-}
+func outputRepo(tb testing.TB) string { return hostgittest.EmptyRepo(tb) }
 
 // BenchmarkAgentOutput measures how fast agent output goes through a whole
 // moat.Run (local sandbox, the command agent printing N lines, the log on,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatdev/moat/internal/worktree/hostgit/hostgittest"
 	"github.com/moatdev/moat/sandbox"
 	"github.com/moatdev/moat/sandbox/local"
 )
@@ -39,19 +40,7 @@ func linesCmd(n, size int) string {
 }
 
 // outputRepo makes an empty repository on main.
-func outputRepo(tb testing.TB) string {
-	tb.Helper()
-	repo := tb.TempDir()
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"}, {"config", "user.name", "CLI User"}, {"config", "user.email", "cli@example.com"},
-		{"commit", "-q", "--allow-empty", "-m", "initial"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
-			tb.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return repo
-}
+func outputRepo(tb testing.TB) string { return hostgittest.EmptyRepo(tb) }
 
 // cliRun is what one `moat run` subprocess did.
 type cliRun struct {

@@ -68,3 +68,15 @@ func Git(t testing.TB, dir string, args ...string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// EmptyRepo makes a repository in a temporary directory, on branch main
+// with one empty commit, whose identity is set in its own config.
+func EmptyRepo(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	Git(t, dir, "init", "-q", "-b", "main")
+	Git(t, dir, "config", "user.name", "Test User")
+	Git(t, dir, "config", "user.email", "test@example.com")
+	Git(t, dir, "commit", "-q", "--allow-empty", "-m", "initial")
+	return dir
+}
