@@ -677,8 +677,8 @@ func (r *runner) keepSandbox(ctx context.Context, p *plan, sb *sandboxed, known 
 // commit the host has.
 func (r *runner) sandboxKept(p *plan, h sandbox.Handle, known, reason string) Kept {
 	path := h.WorkDir()
-	if s, ok := h.(fmt.Stringer); ok { // which VM, say; WorkDir alone is the same in all
-		path = s.String() + ":" + path
+	if n, ok := h.(sandbox.Named); ok { // which VM, say; WorkDir alone is the same in all
+		path = n.SandboxName() + ":" + path
 	}
 	return Kept{What: "sandbox", Path: path, Reason: reason,
 		Fix: keptSandboxFix(h.WorkDir(), p.repo.TopLevel, known, filepath.Join(p.repo.TopLevel, KeptWorkBundleHost), p.identity)}

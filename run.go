@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -149,8 +148,9 @@ func (p permanent) Unwrap() error { return p.error }
 
 // retry runs step up to syncAttempts times while it fails for a reason
 // that may pass, such as a dropped connection (the sandbox redials on the
-// next call); a closed sandbox, a finished ctx, a refused SSH host key or
-// login, or a permanent error end it at once. Each retry is announced as a warning.
+// next call); a closed sandbox, a finished ctx, an error the sandbox says
+// is permanent (sandbox.IsPermanent: a refused SSH host key or login,
+// say), or one marked permanent here end it at once. Each retry is announced as a warning.
 func (r *runner) retry(ctx context.Context, what string, step func() error) error {
 	var first error
 	for attempt := 1; ; attempt++ {
@@ -163,7 +163,7 @@ func (r *runner) retry(ctx context.Context, what string, step func() error) erro
 		if first == nil {
 			first = err
 		}
-		if err == nil || final || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) || sshx.IsRefused(err) {
+		if err == nil || final || attempt == syncAttempts || ctx.Err() != nil || errors.Is(err, sandbox.ErrClosed) || sandbox.IsPermanent(err) {
 			if err != nil && attempt > 1 && err.Error() != first.Error() {
 				// The first failure is the cause; later ones may only be
 				// its consequences.

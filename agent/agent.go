@@ -1,7 +1,13 @@
 // Package agent defines how moat drives a coding agent CLI (Claude Code,
-// Codex, any command) inside a sandbox: an Agent turns a prompt into a
-// command line plus stdin, makes sure its CLI is installed, and parses the
-// CLI's output lines into Events.
+// Codex, pi, OpenCode, Copilot, Cursor, Gemini, any command) inside a
+// sandbox: an Agent turns a prompt into a command line plus stdin, makes
+// sure its CLI is installed, and parses the CLI's output lines into
+// Events.
+//
+// Each agent package also describes itself to programs that let a person
+// choose it (the moat CLI) as a Kind: its name, what it needs, how it is
+// made from the person's settings. A Registry lists the kinds a program
+// offers; docs/adding-an-agent.md says how to add one.
 package agent
 
 import (

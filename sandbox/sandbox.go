@@ -4,6 +4,17 @@
 // Every provider passes the same conformance suite, sandbox/sandboxtest, so
 // code written against these interfaces behaves the same on an exe.dev VM, on
 // any SSH host, and in a local temp directory.
+//
+// What a sandbox can do beyond that contract is a small named interface
+// that a Handle, a Provider or an error implements when it can: Named,
+// Reachable, OnHost, Keeper (a handle); Describer, Holder, LeftoverFinder
+// (a provider); Permanent (an error, see IsPermanent). Callers ask for
+// these, never for a provider's own types, and sandboxtest checks each
+// one a provider implements.
+//
+// Each sandbox package also describes itself to programs that let a
+// person choose it (the moat CLI) as a Kind: its spec, help, how it is
+// opened, its doctor checks. A Registry lists the kinds a program offers.
 package sandbox
 
 import (

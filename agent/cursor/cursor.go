@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
@@ -69,6 +70,10 @@ type Config struct {
 	// with $HOME/.local/bin on PATH; afterwards Binary must be found on
 	// PATH or in $HOME/.local/bin.
 	InstallCommand string
+
+	// InstallTimeout bounds the install Ensure runs when the CLI is
+	// missing; 0 means npmcli.DefaultTimeout.
+	InstallTimeout time.Duration
 }
 
 // Agent is the Cursor CLI. Create one with New.
@@ -100,7 +105,7 @@ func (a *Agent) Name() string { return "cursor" }
 func (a *Agent) CredentialEnv() []string { return []string{"CURSOR_API_KEY"} }
 
 func (a *Agent) tool() npmcli.Tool {
-	t := npmcli.Tool{Product: "Cursor CLI", Binary: a.cfg.Binary, Install: a.cfg.InstallCommand}
+	t := npmcli.Tool{Product: "Cursor CLI", Binary: a.cfg.Binary, Install: a.cfg.InstallCommand, Timeout: a.cfg.InstallTimeout}
 	switch {
 	case a.cfg.InstallCommand != "":
 	case a.cfg.Version == "latest":

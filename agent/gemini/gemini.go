@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
@@ -63,6 +64,10 @@ type Config struct {
 	// PATH or in $HOME/.local/bin.
 	InstallCommand string
 
+	// InstallTimeout bounds the install Ensure runs when the CLI is
+	// missing; 0 means npmcli.DefaultTimeout.
+	InstallTimeout time.Duration
+
 	// NPM is the npm command Ensure installs with; empty means "npm".
 	NPM string
 }
@@ -99,6 +104,7 @@ func (a *Agent) tool() npmcli.Tool {
 		Version: npmcli.Pinned(a.cfg.Version, Version),
 		NPM:     a.cfg.NPM,
 		Install: a.cfg.InstallCommand,
+		Timeout: a.cfg.InstallTimeout,
 	}
 }
 

@@ -87,7 +87,7 @@ func runDevExedev(cmd *cobra.Command, o devExedevOptions) error {
 		return fmt.Errorf("start the exe.dev emulator: %w", err)
 	}
 	if why := srv.Containment(); why != nil {
-		writerWarnings(cmd.ErrOrStderr())(noIsolationWarning(why))
+		writerWarnings(cmd.ErrOrStderr())(exedevtest.NoIsolationWarning(why))
 	}
 	printDevExedevHelp(cmd.OutOrStdout(), srv)
 	<-cmd.Context().Done()

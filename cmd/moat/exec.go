@@ -4,19 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/moatdev/moat"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
-	"github.com/moatdev/moat/sandbox/exedev"
 )
 
 type execOptions struct {
@@ -71,7 +69,7 @@ first ('moat trust', or --trust-config); untrusted, moat exits 2.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
-	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	addNetworkFlag(cmd, &o.network)
 	addNoIsolationFlag(cmd, &o.noIsolation)
 	f.StringArrayVar(&o.env, "env", nil, "sandbox environment KEY=VALUE, or KEY to take it from your environment (repeatable)")
@@ -116,9 +114,9 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	if err := checkNetwork(o.network, networkSet, o.sandbox); err != nil {
 		return fail(err)
 	}
-	if o.keep && o.sandbox == "emulator" {
-		// Nothing to keep: the in-process emulator, and its VM, end with moat.
-		return fail(usageErrorf("--keep with --sandbox emulator: the emulator runs inside moat and its VM ends when moat exits, so none can be kept; run 'moat dev exedev' and use --sandbox exedev to keep one"))
+	if kind, _ := registry.Sandboxes.Lookup(o.sandbox); o.keep && kind.EndsWithProgram != "" {
+		// Nothing to keep: the sandbox ends with moat.
+		return fail(usageErrorf("--keep with --sandbox %s: %s, so none can be kept; %s to keep one", o.sandbox, kind.EndsWithProgram, kind.KeepInstead))
 	}
 	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
 		return fail(err)
@@ -137,11 +135,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(notices, "moat: warning: %s\n", w)
 	}
-	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, writerWarnings(errOut))
+	opened, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, writerWarnings(errOut))
 	if err != nil {
 		return fail(err)
 	}
-	defer stop()
+	defer opened.Close()
 
 	command := args[0]
 	if len(args) > 1 {
@@ -157,11 +155,11 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		// the sandbox, and the command would wait on it forever).
 		stdin = cmd.InOrStdin()
 	}
-	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu, noWork: true}
+	left := &leftovers{fp: &moat.Footprint{}, p: p, opened: opened, noWork: true}
 	quitReportOf(ctx).set(func(string) string { return left.text() })
 	start := time.Now()
 	res, err := moat.Exec(ctx, moat.ExecOptions{
-		Repo: o.repo, Sandbox: provider, Command: command, Env: env, SecretEnv: secretEnv,
+		Repo: o.repo, Sandbox: opened.Provider, Command: command, Env: env, SecretEnv: secretEnv,
 		Stdin: stdin, Stdout: out, Stderr: errOut,
 		CommittedOnly: o.committed, Keep: o.keep,
 		OnStatus:  func(s string) { fmt.Fprintf(notices, "· %s\n", safetext.String(s)) },
@@ -169,7 +167,7 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 		OnWarning: writerWarnings(errOut),
 	})
 	if res != nil && res.Sandbox != nil {
-		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox, o.sandbox, exedevConfig(p.Config.ExeDev)))
+		fmt.Fprint(errOut, keptSandboxHelp(res.Sandbox))
 	}
 	if err != nil {
 		return fail(err)
@@ -183,73 +181,20 @@ func runExec(cmd *cobra.Command, o execOptions, args []string) error {
 	return nil
 }
 
-// noForwarding are the ssh options that turn off agent, X11 and port
-// forwarding.
-const noForwarding = "-a -x -o ClearAllForwardings=yes"
-
-// sandboxAccess says how a person reaches and removes a sandbox moat kept.
-type sandboxAccess struct {
-	ssh    string // an ssh command line to the sandbox ("" when it is local)
-	reach  string // what to type to get there
-	remove string // what to type to remove it
-}
-
-// keptSandboxAccess works out sandboxAccess for h; spec is the --sandbox
-// value and ex the exe.dev configuration moat used.
-func keptSandboxAccess(h sandbox.Handle, spec string, ex exedev.Config) sandboxAccess {
+// keptSandboxAccess says how a person reaches and removes the sandbox h
+// moat kept: what it says itself (sandbox.Reachable), else its WorkDir.
+func keptSandboxAccess(h sandbox.Handle) sandbox.Access {
+	if r, ok := h.(sandbox.Reachable); ok {
+		return r.Access()
+	}
 	q := shell.Quote
-	if eh, ok := h.(*exedev.Handle); ok {
-		vm := eh.VM()
-		dest := vm.SSHHost
-		if vm.SSHUser != "" {
-			dest = vm.SSHUser + "@" + dest
-		}
-		// The agent ran in there and may have left a process behind: never
-		// hand it the user's SSH agent, X display or a port forward, whatever
-		// ~/.ssh/config says. And VMs present the lobby's host key, so
-		// check it against the lobby's entry rather than trust a new one.
-		opts := noForwarding + " -o StrictHostKeyChecking=yes -o HostKeyAlias=" + q(lobbyHostKeyName(ex.Lobby))
-		if ex.KnownHostsFile != "" {
-			opts += " -o UserKnownHostsFile=" + q(ex.KnownHostsFile)
-		}
-		if ex.IdentityFile != "" {
-			opts += " -i " + q(ex.IdentityFile)
-		}
-		if vm.SSHPort != 0 && vm.SSHPort != 22 {
-			opts += fmt.Sprintf(" -p %d", vm.SSHPort)
-		}
-		ssh := "ssh " + opts + " " + q(dest)
-		return sandboxAccess{ssh: ssh, reach: ssh, remove: "moat sandbox rm " + q(vm.Name)}
-	}
-	if strings.HasPrefix(spec, "ssh://") {
-		// OpenSSH takes the ssh:// form as it is, port included.
-		ssh := "ssh " + noForwarding + " " + q(spec)
-		return sandboxAccess{ssh: ssh, reach: ssh + ", then cd " + q(h.WorkDir()), remove: ssh + " " + q("rm -rf -- "+q(h.WorkDir()))}
-	}
-	if d, ok := h.(interface{ Dir() string }); ok {
-		// A local sandbox: all of its directory, also what the agent made
-		// read-only.
-		return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "chmod -R u+w -- " + q(d.Dir()) + " && rm -rf -- " + q(d.Dir())}
-	}
-	return sandboxAccess{reach: "cd " + q(h.WorkDir()), remove: "rm -rf -- " + q(h.WorkDir())}
-}
-
-// lobbyHostKeyName is the lobby's name in known_hosts: "exe.dev", or
-// "[host]:port" on another port.
-func lobbyHostKeyName(lobby string) string {
-	if lobby == "" {
-		lobby = exedev.DefaultLobby
-	}
-	if _, _, err := net.SplitHostPort(lobby); err != nil {
-		lobby = net.JoinHostPort(lobby, "22")
-	}
-	return knownhosts.Normalize(lobby)
+	return sandbox.Access{Reach: "cd " + q(h.WorkDir()), Remove: "rm -rf -- " + q(h.WorkDir())}
 }
 
 // keptSandboxHelp says how to reach and remove a sandbox left running by
 // --keep.
-func keptSandboxHelp(h sandbox.Handle, spec string, ex exedev.Config) string {
-	a := keptSandboxAccess(h, spec, ex)
+func keptSandboxHelp(h sandbox.Handle) string {
+	a := keptSandboxAccess(h)
 	// The sandbox says where its work directory is: shown made safe.
-	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", safetext.String(h.WorkDir()), safetext.String(a.reach), safetext.String(a.remove))
+	return fmt.Sprintf("moat: kept the sandbox; the repository is in %s\n  reach it:   %s\n  remove it:  %s\n", safetext.String(h.WorkDir()), safetext.String(a.Reach), safetext.String(a.Remove))
 }

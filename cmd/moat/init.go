@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 )
@@ -65,10 +67,10 @@ is never touched.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "the repository (default: the one holding the working directory)")
-	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
-	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
-	f.StringVar(&o.model, "model", "", `model for claude or codex ("": the agent's default)`)
-	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (it reads the prompt on stdin)")
+	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
+	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
+	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
+	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (it reads the prompt on stdin)")
 	f.BoolVar(&o.force, "force", false, "overwrite the files if they exist")
 	f.BoolVarP(&o.yes, "yes", "y", false, "ask nothing: take the defaults for what the flags do not set")
 	registerCompletions(cmd)
@@ -97,21 +99,22 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	if err := config.CheckSandbox(o.sandbox); err != nil {
 		return usageErrorf("--sandbox %q: %v", o.sandbox, err)
 	}
-	if err := checkInitAgent(o.agent); err != nil {
+	if err := checkAgentName(o.agent); err != nil {
 		return usageErrorf("--agent %q: %v", o.agent, err)
 	}
+	takesCmd := func() bool { k, _ := registry.Agents.Lookup(o.agent); return k.TakesCommand }
 	interactive := !o.yes && o.isTerminal != nil && o.isTerminal(cmd.InOrStdin(), out)
 	if changed("agent-cmd") && strings.TrimSpace(o.agentCmd) == "" {
 		return usageErrorf("--agent-cmd is empty: give the program to run, such as --agent-cmd 'sh agent.sh'")
 	}
-	if o.agentCmd != "" && changed("agent") && o.agent != "command" {
-		return usageErrorf("--agent-cmd is for --agent command, not --agent %s", o.agent)
+	if o.agentCmd != "" && changed("agent") && !takesCmd() {
+		return usageErrorf("--agent-cmd is for --agent %s, not --agent %s", agentsThat(takesCommand), o.agent)
 	}
 	if o.agentCmd != "" && !changed("agent") {
-		o.agent = "command" // --agent-cmd alone says which agent
+		o.agent = commandAgent() // --agent-cmd alone says which agent
 	}
-	if o.agent == "command" && o.agentCmd == "" && !interactive {
-		return usageErrorf("--agent command needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'")
+	if takesCmd() && o.agentCmd == "" && !interactive {
+		return usageErrorf("--agent %s needs --agent-cmd, the program to run (it reads the prompt on stdin), such as --agent-cmd 'sh agent.sh'", o.agent)
 	}
 
 	dir := o.repo
@@ -165,20 +168,25 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	if interactive {
 		a := asker{ctx: cmd.Context(), in: bufio.NewReader(cmd.InOrStdin()), out: out}
 		fmt.Fprintf(out, "Setting up moat in %s. Enter takes the [default].\n", root)
-		fmt.Fprintln(out, "Sandboxes: exedev runs the agent in a fresh exe.dev VM; emulator is moat's")
-		fmt.Fprintln(out, "offline stand-in for it; local is a temporary directory (bubblewrap);")
-		fmt.Fprintln(out, "ssh://... is a fresh directory on any SSH host.")
 		if !changed("sandbox") {
-			if o.sandbox, err = a.ask("Sandbox (exedev, emulator, local, ssh://[user@]host[:port])", o.sandbox, config.CheckSandbox); err != nil {
+			fmt.Fprintln(out, "Sandboxes:")
+			for _, k := range registry.Sandboxes.Kinds() {
+				fmt.Fprintf(out, "  %-9s %s\n", k.Spec, k.About)
+			}
+			if o.sandbox, err = a.ask("Sandbox ("+strings.Join(registry.Sandboxes.Specs(), ", ")+")", o.sandbox, config.CheckSandbox); err != nil {
 				return err
 			}
 		}
 		if !changed("agent") && o.agentCmd == "" {
-			if o.agent, err = a.ask("Agent (claude, codex, command)", o.agent, checkInitAgent); err != nil {
+			fmt.Fprintln(out, "Agents:")
+			for _, k := range registry.Agents.Kinds() {
+				fmt.Fprintf(out, "  %-9s %s\n", k.Name, k.Summary)
+			}
+			if o.agent, err = a.ask("Agent ("+strings.Join(registry.Agents.Names(), ", ")+")", o.agent, checkAgentName); err != nil {
 				return err
 			}
 		}
-		if o.agent == "command" && o.agentCmd == "" {
+		if takesCmd() && o.agentCmd == "" {
 			nonEmpty := func(s string) error {
 				if s == "" {
 					return errors.New("the agent command is needed, such as sh agent.sh")
@@ -189,7 +197,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 				return err
 			}
 		}
-		if o.agent != "command" && !changed("model") {
+		if k, _ := registry.Agents.Lookup(o.agent); k.TakesModel && !changed("model") {
 			if o.model, err = a.ask("Model (empty for the agent's default)", o.model, nil); err != nil {
 				return err
 			}
@@ -264,14 +272,6 @@ func printNoCommitsNote(ctx context.Context, out io.Writer, root string) bool {
 		return true
 	}
 	return false
-}
-
-func checkInitAgent(s string) error {
-	switch s {
-	case "claude", "codex", "command":
-		return nil
-	}
-	return errors.New(`want "claude", "codex" or "command"`)
 }
 
 // asker asks questions on a terminal.
@@ -360,8 +360,9 @@ func printInitDone(ctx context.Context, out io.Writer, root string, o initOption
 	if len(r.overwritten) > 0 {
 		verb = "Wrote (overwriting " + strings.Join(r.overwritten, ", ") + ")"
 	}
+	kind, _ := registry.Agents.Lookup(o.agent)
 	what := "agent " + o.agent
-	if o.model != "" && o.agent != "command" {
+	if o.model != "" && kind.TakesModel {
 		what += ", model " + o.model
 	}
 	about := map[string]string{
@@ -390,13 +391,13 @@ func printInitDone(ctx context.Context, out io.Writer, root string, o initOption
 	}
 	next("Describe the task in .moat/prompt.md.")
 	next("Give the agent its credentials:\n       cp .moat/.env.example .moat/.env && chmod 600 .moat/.env")
-	switch o.agent {
-	case "claude":
-		fmt.Fprintln(out, "     and fill in CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or ANTHROPIC_API_KEY.")
-	case "codex":
-		fmt.Fprintln(out, "     and fill in OPENAI_API_KEY.")
-	default:
+	switch c := kind.Credentials; len(c) {
+	case 0:
 		fmt.Fprintln(out, "     and list what your agent command needs.")
+	case 1:
+		fmt.Fprintf(out, "     and fill in %s.\n", c[0])
+	default:
+		fmt.Fprintf(out, "     and fill in %s (or another of the keys listed there).\n", c[0])
 	}
 	next("Check the setup: moat doctor")
 	next("Try moat offline, on the built-in exe.dev emulator (it needs bubblewrap:\n     apt-get install bubblewrap) with a stand-in agent (its commit lands on\n     the branch moat/try):\n       %s", tryCommand)
@@ -440,9 +441,10 @@ print exactly this line, and only then:
 <promise>COMPLETE</promise>
 `
 
-// envExample is .moat/.env.example with agent's credentials first and
-// uncommented (with empty values), the others commented out.
-func envExample(agent string) string {
+// envExample is .moat/.env.example with the credentials of the agent
+// called name, the first uncommented (with an empty value) and the others
+// commented out; for an agent without credentials, an example to fill in.
+func envExample(name string) string {
 	var b strings.Builder
 	b.WriteString(`# Credentials for the sandbox. Copy this file to .moat/.env and fill it in:
 #
@@ -455,39 +457,44 @@ func envExample(agent string) string {
 # when moat runs. Values reach the sandbox over SSH, never on a command
 # line, in a log or in git.
 `)
-	claude := `
-# Claude Code: a long-lived token from ` + "`claude setup-token`" + ` (for a Claude
-# subscription), or instead an API key from console.anthropic.com.
-CLAUDE_CODE_OAUTH_TOKEN=
-# ANTHROPIC_API_KEY=
-`
-	codex := `
-# Codex: an API key from platform.openai.com.
-OPENAI_API_KEY=
-`
-	comment := func(s string) string {
-		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-		for i, l := range lines {
-			if l != "" && !strings.HasPrefix(l, "#") {
-				lines[i] = "# " + l
-			}
-		}
-		return strings.Join(lines, "\n") + "\n"
-	}
-	switch agent {
-	case "claude":
-		b.WriteString(claude + comment(codex))
-	case "codex":
-		b.WriteString(codex + comment(claude))
-	default:
+	kind, _ := registry.Agents.Lookup(name)
+	if len(kind.Credentials) == 0 {
 		b.WriteString(`
 # What your agent command needs, for example:
 # MY_AGENT_TOKEN=
-` + comment(claude) + comment(codex))
+`)
+	} else {
+		b.WriteString(credentialBlock(kind, false))
+	}
+	// The other agents' keys, commented out, for a switch later.
+	for _, k := range registry.Agents.Kinds() {
+		if k.Name != kind.Name && len(k.Credentials) > 0 {
+			b.WriteString(credentialBlock(k, true))
+		}
 	}
 	b.WriteString(`
 # Anything else the agent or your tests need in the sandbox, for example:
 # GITHUB_TOKEN=
 `)
+	return b.String()
+}
+
+// credentialBlock is kind's part of .moat/.env.example: where its
+// credentials come from, then its first key with an empty value and the
+// others commented out; all commented out when commented.
+func credentialBlock(kind agent.Kind, commented bool) string {
+	var b strings.Builder
+	b.WriteString("\n")
+	help := strings.Split(strings.TrimSpace(kind.CredentialHelp), "\n")
+	help[0] = kind.Summary + " (agent " + kind.Name + "): " + help[0]
+	for _, l := range help {
+		b.WriteString("# " + l + "\n")
+	}
+	for i, k := range kind.Credentials {
+		if i > 0 || commented {
+			b.WriteString("# ")
+		}
+		b.WriteString(k + "=\n")
+	}
 	return b.String()
 }

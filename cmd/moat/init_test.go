@@ -19,6 +19,7 @@ import (
 
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/dotenv"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/testenv"
 )
 
@@ -337,7 +338,7 @@ func TestInitBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--agent", "gpt"}, `--agent "gpt": want "claude", "codex" or "command"`},
+		{[]string{"--agent", "gpt"}, `--agent "gpt": ` + registry.Agents.Check("gpt").Error()},
 		{[]string{"--sandbox", "docker"}, `--sandbox "docker": want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`},
 		{[]string{"--sandbox", "ssh://me@"}, "no host"},
 		{[]string{"--agent", "command"}, "--agent command needs --agent-cmd"},
@@ -377,7 +378,7 @@ func TestInitInteractive(t *testing.T) {
 	}
 	for _, want := range []string{
 		`"docker": want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"; try again.`,
-		"Agent (claude, codex, command) [claude]: ",
+		"Agent (" + strings.Join(registry.Agents.Names(), ", ") + ") [claude]: ",
 		"Model (empty for the agent's default) []: ",
 	} {
 		if !strings.Contains(stdout, want) {
@@ -407,7 +408,7 @@ func TestInitInteractiveCommandAgent(t *testing.T) {
 	if n := strings.Count(stdout, "Agent command (it reads the prompt on stdin) []: "); n != 2 {
 		t.Errorf("asked for the agent command %d times, want 2:\n%s", n, stdout)
 	}
-	if !strings.Contains(stdout, `"gpt": want "claude", "codex" or "command"; try again.`) {
+	if !strings.Contains(stdout, `"gpt": `+registry.Agents.Check("gpt").Error()+"; try again.") {
 		t.Errorf("no complaint about the bad agent:\n%s", stdout)
 	}
 	cfg := loadInitConfig(t, root)

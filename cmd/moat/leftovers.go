@@ -9,19 +9,15 @@ import (
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
-	"github.com/moatdev/moat/sandbox/exedev"
-	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
-	"github.com/moatdev/moat/sandbox/local"
 )
 
 // leftovers says what a run leaves behind when moat quits at once (a
 // second interrupt, or a shutdown past its bound), and how to recover or
 // remove each thing, from the run's moat.Footprint.
 type leftovers struct {
-	fp   *moat.Footprint
-	spec string // the --sandbox value
-	p    *project
-	emu  *exedevtest.Server // the in-process emulator; nil for other kinds
+	fp     *moat.Footprint
+	p      *project
+	opened *sandbox.Opened // the sandbox kind's provider and what came with it
 	// noWork says the sandbox holds nothing to bring home (moat exec):
 	// only how to remove it is said.
 	noWork bool
@@ -54,11 +50,12 @@ func (l *leftovers) text() string {
 func (l *leftovers) kept() []moat.Kept {
 	items := l.fp.Leftovers()
 	h := l.fp.Sandbox()
-	if l.emu != nil && h == nil {
-		// The emulator's files outlive a moat that quits at once; with a
-		// sandbox, its entry says to remove them.
-		items = append(items, moat.Kept{What: "directory", Path: l.emu.Dir(), Reason: "the exe.dev emulator's files",
-			Fix: "rm -rf -- " + shell.Quote(l.emu.Dir())})
+	if files := l.opened.Files; files != "" && h == nil {
+		// What the kind started keeps files that outlive a moat that
+		// quits at once (an emulator's); with a sandbox, its entry says
+		// to remove them.
+		items = append(items, moat.Kept{What: "directory", Path: files, Reason: l.opened.FilesReason,
+			Fix: "rm -rf -- " + shell.Quote(files)})
 	}
 	for i, k := range items {
 		switch {
@@ -92,20 +89,20 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 			git + " fetch --no-tags " + q(work) + " +HEAD:refs/heads/" + branch + "\n" +
 			"# (files it left uncommitted are only there: copy what you need before removing it)\n" +
 			"# remove it: " + removeDirCmd(dir)
-		if l.emu != nil {
-			s += "\n# (the emulator has ended with moat; the VM's processes with it)"
+		if why := l.opened.Kind.EndsWithProgram; why != "" {
+			s += "\n# (" + why + ": its processes have ended)"
 		}
 		return s
 	}
-	a := keptSandboxAccess(h, l.spec, exedevConfig(l.p.Config.ExeDev))
-	help := "# reach it: " + a.reach
-	if a.ssh != "" {
+	a := keptSandboxAccess(h)
+	help := "# reach it: " + a.Reach
+	if a.SSH != "" {
 		// ssh joins its arguments into one remote command line, which
 		// the remote shell splits again: quote the path twice.
-		help += "\n# step 2's copy: " + a.ssh + " " + shell.Quote("cat -- "+shell.Quote(h.WorkDir()+"/"+moat.KeptWorkBundle)) +
+		help += "\n# step 2's copy: " + a.SSH + " " + shell.Quote("cat -- "+shell.Quote(h.WorkDir()+"/"+moat.KeptWorkBundle)) +
 			" > " + shell.Quote(filepath.Join(l.p.Root, moat.KeptWorkBundleHost))
 	}
-	help += "\n# remove it: " + a.remove
+	help += "\n# remove it: " + a.Remove
 	return strings.TrimRight(fix, "\n") + "\n" + help
 }
 
@@ -114,34 +111,25 @@ func (l *leftovers) removal(h sandbox.Handle) string {
 	if _, dir, ok := l.onThisComputer(h); ok {
 		return removeDirCmd(dir)
 	}
-	return keptSandboxAccess(h, l.spec, exedevConfig(l.p.Config.ExeDev)).remove
+	return keptSandboxAccess(h).Remove
 }
 
-// removeDirCmd removes a sandbox directory on this computer, and a local
-// sandbox's record with it.
-func removeDirCmd(dir string) string {
-	cmd := "rm -rf -- " + shell.Quote(dir)
-	if strings.HasPrefix(filepath.Base(dir), "moat-local-") {
-		cmd += " " + shell.Quote(local.RecordPath(dir))
+// removeDirCmd removes the host paths that hold all of a sandbox on this
+// computer (sandbox.OnHost).
+func removeDirCmd(all []string) string {
+	cmd := "rm -rf --"
+	for _, p := range all {
+		cmd += " " + shell.Quote(p)
 	}
 	return cmd
 }
 
-// onThisComputer returns, for a sandbox whose files are on this computer,
-// the host path of its repository and the directory that removes all of
-// it.
-func (l *leftovers) onThisComputer(h sandbox.Handle) (work, dir string, ok bool) {
-	if eh, isVM := h.(*exedev.Handle); isVM && l.emu != nil {
-		work, ok = l.emu.HostPath(eh.VM().Name, h.WorkDir())
-		return work, l.emu.Dir(), ok
+// onThisComputer returns, for a sandbox whose files are on this computer
+// (sandbox.OnHost), the host path of its repository and the directory
+// that removes all of it.
+func (l *leftovers) onThisComputer(h sandbox.Handle) (work string, all []string, ok bool) {
+	if oh, isOnHost := h.(sandbox.OnHost); isOnHost {
+		return oh.HostPaths()
 	}
-	if l.spec != "local" {
-		return "", "", false
-	}
-	work = h.WorkDir()
-	// A local sandbox is <root>/moat-local-*/home/workspace.
-	if d := filepath.Dir(filepath.Dir(work)); strings.HasPrefix(filepath.Base(d), "moat-local-") {
-		return work, d, true
-	}
-	return work, work, true
+	return "", nil, false
 }

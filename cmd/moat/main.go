@@ -254,10 +254,11 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "moat",
 		Short: "Run AI coding agents in isolated sandboxes and bring their commits home",
-		Long: `moat runs an AI coding agent (Claude Code, Codex, or any command) in a fresh,
-isolated sandbox — an exe.dev microVM by default — syncs your repository in,
-and brings the agent's commits back to your branch. The sandbox is always
-deleted afterwards.
+		Long: `moat runs an AI coding agent in a fresh, isolated sandbox — an exe.dev
+microVM by default — syncs your repository in, and brings the agent's
+commits back to your branch. The sandbox is always deleted afterwards.
+
+` + wrapText("Agents (--agent): "+agentSummaries()+".", 76) + `
 
 Get started:
   moat init                      # scaffold .moat/ (config, prompt, .env.example)

@@ -11,7 +11,6 @@ import (
 	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/trust"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
-	"github.com/moatdev/moat/sandbox/exedev"
 )
 
 // project is the repository a command works on, with its moat settings.
@@ -97,37 +96,6 @@ func (p *project) path(rel string) string {
 		return rel
 	}
 	return filepath.Join(p.Root, rel)
-}
-
-// exedevConfig is the exe.dev provider's configuration: the [exedev]
-// table of the config file, overridden by the MOAT_EXEDEV_* variables.
-func exedevConfig(c config.ExeDev) exedev.Config {
-	cfg := exedev.Config{
-		Lobby:          c.Lobby,
-		IdentityFile:   c.IdentityFile,
-		KnownHostsFile: c.KnownHostsFile,
-		Image:          c.Image,
-		CPU:            c.CPU,
-		Memory:         c.Memory,
-		Disk:           c.Disk,
-		Tags:           c.Tags,
-		ReadyTimeout:   c.ReadyTimeout.Duration,
-	}
-	env := exedev.ConfigFromEnv()
-	for _, o := range []struct {
-		dst *string
-		v   string
-	}{
-		{&cfg.Lobby, env.Lobby},
-		{&cfg.IdentityFile, env.IdentityFile},
-		{&cfg.KnownHostsFile, env.KnownHostsFile},
-		{&cfg.Image, env.Image},
-	} {
-		if o.v != "" {
-			*o.dst = o.v
-		}
-	}
-	return cfg
 }
 
 // usageError is bad input from the user: a flag, an argument or a config

@@ -17,17 +17,11 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/agent"
-	"github.com/moatdev/moat/agent/claude"
-	"github.com/moatdev/moat/agent/codex"
-	"github.com/moatdev/moat/agent/command"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
-	"github.com/moatdev/moat/sandbox/exedev"
-	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
-	"github.com/moatdev/moat/sandbox/local"
-	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
 type runOptions struct {
@@ -102,10 +96,7 @@ hooks, env, secret_env, an ssh:// sandbox, the [exedev] lobby, key or
 known_hosts) is refused (exit 2) until you trust it: see 'moat trust', or
 --trust-config.
 
-Sandboxes: exedev (exe.dev VM; MOAT_EXEDEV_* variables override the
-config), emulator (the exe.dev emulator, in-process: no account, no
-network), local (a temp directory, inside bubblewrap when installed),
-ssh://[user@]host[:port] (a fresh directory on any SSH host).
+` + wrapText("Sandboxes: "+sandboxAbout()+".", 72) + `
 
 ` + emulatorIsolationHelp + `
 
@@ -119,11 +110,10 @@ host shares this computer's network, all of it, and the status line says
 so. A config file's network = "host" must be trusted.
 
 Credentials: the keys in .moat/.env (an empty value takes your
-environment's), the agent's usual variables (ANTHROPIC_API_KEY,
-CLAUDE_CODE_OAUTH_TOKEN, OPENAI_API_KEY), --env and --secret-env reach the
-sandbox's environment over SSH stdin, never a command line there. KEY
-alone takes the value from your environment, which keeps it off moat's own
-command line too.
+environment's), the agent's usual variables ('moat doctor' names them),
+--env and --secret-env reach the sandbox's environment over SSH stdin,
+never a command line there. KEY alone takes the value from your
+environment, which keeps it off moat's own command line too.
 
 Redacted, as [redacted] in the output, the log, --json and error messages:
 the values of the agent's credential variables, of every key of
@@ -160,12 +150,12 @@ kept, warnings and errors. A log is written to .moat/logs/.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "host repository (default: the working directory)")
-	f.StringVar(&o.sandbox, "sandbox", "exedev", "exedev, emulator, local or ssh://[user@]host[:port]")
+	f.StringVar(&o.sandbox, "sandbox", registry.DefaultSandbox(), sandboxChoices())
 	addNetworkFlag(cmd, &o.network)
 	addNoIsolationFlag(cmd, &o.noIsolation)
-	f.StringVar(&o.agent, "agent", "claude", "claude, codex or command")
-	f.StringVar(&o.model, "model", "", "model for claude or codex")
-	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent command (prompt on stdin)")
+	f.StringVar(&o.agent, "agent", registry.DefaultAgent(), "the agent: "+agentChoices())
+	f.StringVar(&o.model, "model", "", "model for "+agentsThat(takesModel)+` ("": the agent's default)`)
+	f.StringVar(&o.agentCmd, "agent-cmd", "", "the program to run with --agent "+agentsThat(takesCommand)+" (prompt on stdin)")
 	f.StringVarP(&o.prompt, "prompt", "p", "", "the prompt")
 	f.StringVarP(&o.promptFile, "prompt-file", "f", "", "a file holding the prompt ({{KEY}} replaced from --arg)")
 	f.StringArrayVar(&o.args, "arg", nil, "prompt argument KEY=VALUE (repeatable)")
@@ -279,7 +269,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		}
 		o.prompt, o.promptFile = string(data), ""
 	}
-	ag, err := pickAgentWith(o.agent, o.model, o.agentCmd, o.installTimeout)
+	ag, err := pickAgent(o.agent, agent.Options{Model: o.model, Command: o.agentCmd, InstallTimeout: o.installTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -336,19 +326,19 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	// A provider's warnings are the run's: printed like moat's own (and
 	// in --json as warning events).
 	warn := func(text string) { printer.Event(moat.Event{Kind: moat.EventWarning, Time: time.Now(), Text: text}) }
-	provider, emu, stop, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, warn)
+	opened, err := pickSandbox(ctx, sandboxChoice{o.sandbox, o.network, o.noIsolation}, p, notices, warn)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
-	if sp, ok := provider.(*sshhost.Provider); ok {
-		// One connection for the look at the host's leftovers and the run.
-		if release, err := sp.Hold(); err == nil {
+	defer opened.Close()
+	if h, ok := opened.Provider.(sandbox.Holder); ok {
+		// One connection for the look at the leftovers and the run.
+		if release, err := h.Hold(); err == nil {
 			defer release()
 		}
 	}
-	noteLeftovers(ctx, notices, p.Root, provider)
-	left := &leftovers{fp: &moat.Footprint{}, spec: o.sandbox, p: p, emu: emu}
+	noteLeftovers(ctx, notices, p.Root, opened.Provider)
+	left := &leftovers{fp: &moat.Footprint{}, p: p, opened: opened}
 	quitReportOf(ctx).set(func(why string) string {
 		printer.Abandon(&moat.RunResult{RunID: left.fp.RunID(), Kept: left.kept()}, time.Since(start),
 			fmt.Errorf("%w: %s: quit at once, without cleaning up", errInterrupted, why))
@@ -357,7 +347,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 
 	res, err := moat.Run(ctx, moat.RunOptions{
 		Repo:              o.repo,
-		Sandbox:           provider,
+		Sandbox:           opened.Provider,
 		Agent:             ag,
 		Prompt:            o.prompt,
 		PromptFile:        o.promptFile,
@@ -378,10 +368,10 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 		OnEvent:           printer.Event,
 		Footprint:         left.fp,
 	})
-	if res != nil && res.Sandbox != nil && o.sandbox == "emulator" {
-		// The emulator ends with moat, and its VM with it: no sandbox can
-		// be kept, so the work is copied out of it now.
-		saveEmulatorWork(ctx, res, p.Root, warn)
+	if why := opened.Kind.EndsWithProgram; res != nil && res.Sandbox != nil && why != "" {
+		// The sandbox ends with moat (an in-process emulator's VM): none
+		// can be kept, so the work is copied out of it now.
+		saveEndingWork(ctx, res, p.Root, why, warn)
 	}
 	if res != nil && res.Sandbox != nil {
 		for i, k := range res.Kept {
@@ -394,25 +384,26 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 }
 
 // checkAgentCmd decides what --agent-cmd means: alone it chooses the
-// command agent (as in moat init); with another --agent, or in a config
-// whose agent is not command, it is refused.
+// agent that runs a command (as in moat init); with another --agent, or
+// in a config whose agent runs none, it is refused.
 func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error {
+	runsCommand := func(name string) bool { k, _ := registry.Agents.Lookup(name); return k.TakesCommand }
 	switch {
 	case set("agent-cmd") && !set("agent"):
-		o.agent = "command"
-	case set("agent-cmd") && o.agent != "command":
-		return usageErrorf("--agent-cmd is for --agent command, not --agent %s: drop one of them", o.agent)
-	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && c.Agent != "command":
-		return usageErrorf("agent_cmd in %s is for agent = \"command\", not agent = %q: drop one of them", config.File, c.Agent)
+		o.agent = commandAgent()
+	case set("agent-cmd") && !runsCommand(o.agent):
+		return usageErrorf("--agent-cmd is for --agent %s, not --agent %s: drop one of them", agentsThat(takesCommand), o.agent)
+	case !set("agent") && !set("agent-cmd") && c.AgentCmd != "" && c.Agent != "" && !runsCommand(c.Agent):
+		return usageErrorf("agent_cmd in %s is for agent = %q, not agent = %q: drop one of them", config.File, commandAgent(), c.Agent)
 	}
 	return nil
 }
 
-// saveEmulatorWork copies the work out of a sandbox of the in-process
-// emulator that the run kept, into a bundle under .moat/kept/: the
-// sandbox ends when moat exits, so no "kept sandbox" can be offered.
-// When that fails the work is lost, and a warning says so.
-func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, warn func(string)) {
+// saveEndingWork copies the work out of a sandbox that the run kept but
+// that ends when moat exits (why says so), into a bundle under
+// .moat/kept/: no "kept sandbox" can be offered. When that fails the work
+// is lost, and a warning says so.
+func saveEndingWork(ctx context.Context, res *moat.RunResult, root, why string, warn func(string)) {
 	// In .moat/kept/, which git status does not show (hostgit's excludes).
 	dst := filepath.Join(root, hostgit.MoatDir, "kept", res.RunID+".bundle")
 	err := os.MkdirAll(filepath.Dir(dst), 0o755)
@@ -420,9 +411,9 @@ func saveEmulatorWork(ctx context.Context, res *moat.RunResult, root string, war
 		err = res.SaveKeptWork(ctx, dst)
 	}
 	if err == nil {
-		warn("the emulator's VM ends with moat, so the agent's work was copied out of it to " + dst)
+		warn(why + ", so the agent's work was copied out of it to " + dst)
 	} else {
-		warn(fmt.Sprintf("the agent's work is lost: the emulator's VM ends with moat, and %v", err))
+		warn(fmt.Sprintf("the agent's work is lost: %s, and %v", why, err))
 		res.Sandbox.Close(context.WithoutCancel(ctx))
 		res.Sandbox = nil
 		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
@@ -470,27 +461,6 @@ func (o *runOptions) check() error {
 		return usageErrorf("--exit-grace %s: want a positive duration such as 5s", o.exitGrace)
 	}
 	return nil
-}
-
-func pickAgent(name, model, agentCmd string) (agent.Agent, error) {
-	return pickAgentWith(name, model, agentCmd, 0)
-}
-
-// pickAgentWith is pickAgent, with a bound on installing the agent's CLI
-// (0: the agent's default).
-func pickAgentWith(name, model, agentCmd string, installTimeout time.Duration) (agent.Agent, error) {
-	switch name {
-	case "claude":
-		return claude.New(claude.Config{Model: model, InstallTimeout: installTimeout}), nil
-	case "codex":
-		return codex.New(codex.Config{Model: model, InstallTimeout: installTimeout}), nil
-	case "command":
-		if agentCmd == "" {
-			return nil, usageErrorf("--agent command needs --agent-cmd (or agent_cmd in .moat/config.toml): the program to run; it reads the prompt on stdin")
-		}
-		return command.New(command.Config{Command: agentCmd}), nil
-	}
-	return nil, usageErrorf("unknown agent %q: use claude, codex or command", name)
 }
 
 // sandboxEnv is the sandbox's environment, in two parts: env, shown as
@@ -599,98 +569,52 @@ func flagNames(items []string) []string {
 	return names
 }
 
-// sandboxChoice is the sandbox a command asked for.
-type sandboxChoice struct {
-	spec    string // --sandbox
-	network string // --network, the local sandbox's ("" is isolated)
-	// noIsolation lets the emulator run VM commands uncontained where it
-	// cannot contain them (--no-isolation, MOAT_EMULATOR_NO_ISOLATION).
-	noIsolation bool
-}
-
-// pickSandbox returns the provider for c, the in-process emulator when
-// c.spec is "emulator" (else nil), and a func that releases what it
-// started. A local sandbox is probed here, and the emulator started, so
-// that containment that is not available stops the command before
-// anything runs. The provider's warnings go to warn, the emulator's that
-// it runs uncontained too.
-func pickSandbox(ctx context.Context, c sandboxChoice, p *project, notices io.Writer, warn func(string)) (sandbox.Provider, *exedevtest.Server, func(), error) {
-	switch spec := c.spec; {
-	case spec == "exedev":
-		return exedev.New(exedevConfig(p.Config.ExeDev)), nil, func() {}, nil
-	case spec == "emulator":
-		var opts []exedevtest.Option
-		if c.noIsolation {
-			opts = append(opts, exedevtest.WithNoIsolation())
-		}
-		srv, err := exedevtest.Start(opts...)
-		if errors.Is(err, exedevtest.ErrNoContainment) {
-			return nil, nil, nil, fmt.Errorf("%w; or pass --no-isolation (MOAT_EMULATOR_NO_ISOLATION=1) to run the agent's commands unisolated, as plain processes on this computer", err)
-		}
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("start the exe.dev emulator: %w", err)
-		}
-		if why := srv.Containment(); why != nil {
-			warn(noIsolationWarning(why))
-		}
-		fmt.Fprintf(notices, "moat: exe.dev emulator on %s (no account, no network)\n", srv.LobbyAddr())
-		return exedev.New(srv.Config()), srv, func() { srv.Close() }, nil
-	case spec == "local":
-		lp := local.New(local.Config{Network: local.Network(c.network), Logger: newWarnLogger(warn)})
-		if _, err := lp.Containment(ctx); err != nil {
-			return nil, nil, nil, err
-		}
-		return lp, nil, func() {}, nil
-	case strings.HasPrefix(spec, "ssh://"):
-		user, hostPort, err := config.SplitSSH(spec)
-		if err != nil {
-			return nil, nil, nil, usageErrorf("--sandbox %q: %w", spec, err)
-		}
-		return sshhost.New(sshhost.Config{Addr: hostPort, User: user}), nil, func() {}, nil
-	}
-	return nil, nil, nil, usageErrorf("unknown sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", c.spec)
-}
-
-// addNetworkFlag defines --network, the local sandbox's network.
+// addNetworkFlag defines --network, the network of the sandbox kinds that
+// take one.
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
-	cmd.Flags().StringVar(dst, "network", "", `local sandbox network: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
+	cmd.Flags().StringVar(dst, "network", "", "network of a "+networkKinds()+` sandbox: isolated (the default: its own, out through slirp4netns; this computer's loopback services and abstract sockets unreachable), none, or host (this computer's network)`)
 }
 
-// noIsolationHelp is --no-isolation's help.
-const noIsolationHelp = `with --sandbox emulator: run even where the emulator cannot contain its VMs (no working bubblewrap); the agent's commands then run as plain processes on this computer, as you, with a warning on every run (also MOAT_EMULATOR_NO_ISOLATION=1)`
-
-// addNoIsolationFlag defines --no-isolation, the emulator's opt-out of
-// containment.
+// addNoIsolationFlag defines --no-isolation, the opt-out of containment
+// of the kinds that take one.
 func addNoIsolationFlag(cmd *cobra.Command, dst *bool) {
-	cmd.Flags().BoolVar(dst, "no-isolation", false, noIsolationHelp)
+	var vars []string
+	for _, k := range registry.Sandboxes.Kinds() {
+		if k.TakesNoIsolation && k.NoIsolationVar != "" {
+			vars = append(vars, k.NoIsolationVar+"=1")
+		}
+	}
+	help := "with --sandbox " + noIsolationKinds() + ": run even where it cannot contain the sandbox (no working bubblewrap); the agent's commands then run as plain processes on this computer, as you, with a warning on every run"
+	if len(vars) > 0 {
+		help += " (also " + strings.Join(vars, ", ") + ")"
+	}
+	cmd.Flags().BoolVar(dst, "no-isolation", false, help)
 }
 
-// checkNoIsolation returns whether the emulator may run uncontained:
-// --no-isolation (flag), which only the emulator takes, or
-// MOAT_EMULATOR_NO_ISOLATION=1 in the environment.
+// checkNoIsolation returns whether the sandbox of sandboxSpec may run
+// uncontained: --no-isolation (flag), which only the kinds that take it
+// do, or the kind's variable (sandbox.Kind.NoIsolationVar) set to 1.
 func checkNoIsolation(flag bool, sandboxSpec string) (bool, error) {
-	if flag && sandboxSpec != "emulator" {
-		return false, usageErrorf("--no-isolation: only --sandbox emulator takes --no-isolation (this run's sandbox is %s)", sandboxSpec)
+	k, _ := registry.Sandboxes.Lookup(sandboxSpec)
+	if flag && !k.TakesNoIsolation {
+		return false, usageErrorf("--no-isolation: only --sandbox %s takes --no-isolation (this run's sandbox is %s)", noIsolationKinds(), sandboxSpec)
 	}
-	v, set := os.LookupEnv("MOAT_EMULATOR_NO_ISOLATION")
+	if k.NoIsolationVar == "" {
+		return flag, nil
+	}
+	v, set := os.LookupEnv(k.NoIsolationVar)
 	if !set || v == "" {
 		return flag, nil
 	}
 	on, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, usageErrorf("MOAT_EMULATOR_NO_ISOLATION=%q: want 1 (or leave it unset)", v)
+		return false, usageErrorf("%s=%q: want 1 (or leave it unset)", k.NoIsolationVar, v)
 	}
 	return flag || on, nil
 }
 
-// noIsolationWarning is the warning of an emulator that runs its VMs'
-// commands uncontained: why is Server.Containment.
-func noIsolationWarning(why error) string {
-	return "NOT ISOLATED: " + why.Error() + ". With --no-isolation (or MOAT_EMULATOR_NO_ISOLATION=1) the emulator runs VM commands, the agent's too, as plain processes on this computer, as you: they can read and change all your files, see and signal your processes and read their environment"
-}
-
-// checkNetwork checks the local sandbox's network: set says it came from
-// --network, which only the local sandbox takes.
+// checkNetwork checks a sandbox's network: set says it came from
+// --network, which only the kinds that take a network do.
 func checkNetwork(network string, set bool, sandboxSpec string) error {
 	if network == "" {
 		return nil
@@ -701,25 +625,18 @@ func checkNetwork(network string, set bool, sandboxSpec string) error {
 		}
 		return usageErrorf("network = %q in %s: %w", network, config.File, err)
 	}
-	if set && sandboxSpec != "local" {
-		return usageErrorf("--network %s: only --sandbox local takes --network (this run's sandbox is %s, which has its own network)", network, sandboxSpec)
+	if set && !takesNetwork(sandboxSpec) {
+		return usageErrorf("--network %s: only --sandbox %s takes --network (this run's sandbox is %s, which has its own network)", network, networkKinds(), sandboxSpec)
 	}
 	return nil
 }
 
 // registerCompletions completes the values of --sandbox and --agent.
 func registerCompletions(cmd *cobra.Command) {
-	if cmd.Flags().Lookup("sandbox") != nil {
-		cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions(
-			[]string{"exedev\texe.dev microVM", "emulator\tthe built-in exe.dev emulator", "local\ta local directory (bubblewrap)", "ssh://\tany SSH host"},
-			cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
-	}
+	registerSandboxCompletion(cmd)
 	if cmd.Flags().Lookup("network") != nil {
 		cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions(
 			[]string{"isolated\tits own network, out through slirp4netns (default)", "none\tno network", "host\tthis computer's network"}, cobra.ShellCompDirectiveNoFileComp))
 	}
-	if cmd.Flags().Lookup("agent") != nil {
-		cmd.RegisterFlagCompletionFunc("agent", cobra.FixedCompletions(
-			[]string{"claude\tClaude Code", "codex\tOpenAI Codex CLI", "command\tany program (--agent-cmd)"}, cobra.ShellCompDirectiveNoFileComp))
-	}
+	registerAgentCompletion(cmd)
 }

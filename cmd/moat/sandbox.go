@@ -18,6 +18,7 @@ import (
 
 	"github.com/moatdev/moat"
 	"github.com/moatdev/moat/internal/config"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/sshx"
 	"github.com/moatdev/moat/sandbox"
@@ -88,7 +89,7 @@ func sandboxProvider(ctx context.Context) (*exedev.Provider, error) {
 		return nil, ctx.Err()
 	}
 	// Any other error: not in a git repository (or no git): defaults.
-	return exedev.New(exedevConfig(c)), nil
+	return exedev.New(c.ProviderConfig().WithEnv()), nil
 }
 
 func isUsageError(err error) bool {
@@ -165,7 +166,7 @@ emulators that were not shut down), each with what it holds: commits and
 uncommitted work not brought home yet (moat sandbox recover NAME brings them
 home), and the processes it still runs. One whose moat still runs is "in use".
 
---sandbox (repeatable: exedev, emulator, local, ssh://[user@]host[:port])
+--sandbox (repeatable: ` + strings.Join(registry.Sandboxes.Specs(), ", ") + `)
 lists only those kinds. --json prints a JSON array instead (fields name,
 status, image, tags, created_at (RFC 3339 or null), age_seconds (or null),
 kind; for leftovers also where, repo, run, in_use, processes, unsynced,
@@ -181,7 +182,8 @@ commits_not_home, work).`,
 
 // addKindsFlag defines --sandbox on the sandbox commands.
 func addKindsFlag(cmd *cobra.Command, dst *[]string, usage string) {
-	cmd.Flags().StringArrayVar(dst, "sandbox", nil, usage+": exedev, emulator, local or ssh://[user@]host[:port] (repeatable)")
+	cmd.Flags().StringArrayVar(dst, "sandbox", nil, usage+": "+sandboxChoices()+" (repeatable)")
+	registerSandboxCompletion(cmd)
 }
 
 func runSandboxLs(cmd *cobra.Command, o sandboxLsOptions) error {
@@ -901,3 +903,6 @@ func heldProvider(ctx context.Context) (p *exedev.Provider, release func(), err 
 	}
 	return p, release, nil
 }
+
+// wantsExeDev says whether the exe.dev VMs are part of a listing.
+func wantsExeDev(specs []string) bool { return len(specs) == 0 || slices.Contains(specs, "exedev") }

@@ -13,49 +13,45 @@ import (
 	"time"
 
 	"github.com/moatdev/moat"
-	"github.com/moatdev/moat/internal/config"
 	"github.com/moatdev/moat/internal/gitsync"
+	"github.com/moatdev/moat/internal/registry"
 	"github.com/moatdev/moat/internal/safetext"
 	"github.com/moatdev/moat/internal/worktree/hostgit"
 	"github.com/moatdev/moat/sandbox"
-	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
-	"github.com/moatdev/moat/sandbox/local"
-	"github.com/moatdev/moat/sandbox/sshhost"
 )
 
-// leftoverKinds are the --sandbox values of the sandbox commands, besides
-// ssh://[user@]host[:port].
-var leftoverKinds = []string{"exedev", "emulator", "local"}
-
-// leftoverFinders is the one list of the sandbox kinds whose leftovers the
-// sandbox commands find, exe.dev VMs aside (the exe.dev lobby lists them,
-// see sandbox.go). A new kind (containers) adds its finder here.
+// leftoverFinders are the finders of the sandbox kinds whose leftovers
+// the sandbox commands find (sandbox.Kind.Leftovers), exe.dev VMs aside
+// (the exe.dev lobby lists them, see sandbox.go). A new kind plugs in
+// where it registers (internal/registry).
 //
-// specs restricts the kinds (--sandbox; none means every kind); an
-// ssh:// spec adds that host. Without specs, the SSH host of the
+// specs restricts the kinds (--sandbox; none means every kind); a spec
+// of a URL kind (ssh://…) adds that host. Without specs, the host of the
 // repository's trusted config is searched too.
 func leftoverFinders(ctx context.Context, specs []string) []sandbox.LeftoverFinder {
-	quiet := slog.New(slog.DiscardHandler)
-	want := func(kind string) bool { return len(specs) == 0 || slices.Contains(specs, kind) }
-	var fs []sandbox.LeftoverFinder
-	if want("local") {
-		fs = append(fs, local.New(local.Config{Logger: quiet}))
-	}
-	if want("emulator") {
-		fs = append(fs, exedevtest.Leftovers{Logger: quiet})
-	}
-	hosts := slices.DeleteFunc(slices.Clone(specs), func(s string) bool { return !strings.HasPrefix(s, "ssh://") })
+	env := sandbox.Env{Logger: slog.New(slog.DiscardHandler)}
+	hosts := slices.Clone(specs)
 	if len(specs) == 0 {
-		if p, err := loadProject(ctx, ""); err == nil && strings.HasPrefix(p.Config.Sandbox, "ssh://") && (p.Trusted || len(p.Config.HostSettings()) == 0) {
+		if p, err := loadProject(ctx, ""); err == nil && p.Config.Sandbox != "" && (p.Trusted || len(p.Config.HostSettings()) == 0) {
 			hosts = append(hosts, p.Config.Sandbox)
 		}
 	}
-	for _, h := range slices.Compact(hosts) {
-		user, hostPort, err := config.SplitSSH(h)
-		if err != nil {
-			continue // checked by checkLeftoverSpecs
+	var fs []sandbox.LeftoverFinder
+	for _, k := range registry.Sandboxes.Kinds() {
+		switch {
+		case k.Leftovers == nil:
+		case !k.URL && (len(specs) == 0 || slices.Contains(specs, k.Name)):
+			fs = append(fs, k.Leftovers(k.Name, env))
+		case k.URL:
+			for _, h := range slices.Compact(slices.Clone(hosts)) {
+				if !k.Match(h) {
+					continue
+				}
+				if f := k.Leftovers(h, env); f != nil { // nil: a bad spec, which checkLeftoverSpecs reports
+					fs = append(fs, f)
+				}
+			}
 		}
-		fs = append(fs, sshhost.New(sshhost.Config{Addr: hostPort, User: user, Logger: quiet}))
 	}
 	return fs
 }
@@ -63,22 +59,12 @@ func leftoverFinders(ctx context.Context, specs []string) []sandbox.LeftoverFind
 // checkLeftoverSpecs checks the --sandbox values of the sandbox commands.
 func checkLeftoverSpecs(specs []string) error {
 	for _, s := range specs {
-		if slices.Contains(leftoverKinds, s) {
-			continue
+		if err := registry.Sandboxes.Check(s); err != nil {
+			return usageErrorf("--sandbox %q: %w", s, err)
 		}
-		if strings.HasPrefix(s, "ssh://") {
-			if _, _, err := config.SplitSSH(s); err != nil {
-				return usageErrorf("--sandbox %q: %w", s, err)
-			}
-			continue
-		}
-		return usageErrorf("--sandbox %q: use exedev, emulator, local or ssh://[user@]host[:port]", s)
 	}
 	return nil
 }
-
-// wantsExeDev says whether the exe.dev VMs are part of a listing.
-func wantsExeDev(specs []string) bool { return len(specs) == 0 || slices.Contains(specs, "exedev") }
 
 // found is one leftover with the finder that found it and, once
 // inspected, what it holds.
@@ -202,7 +188,7 @@ func (f *found) fromText() string {
 // lookupLeftover finds the leftover named name ("NAME" or "KIND:NAME").
 func lookupLeftover(all []*found, name string) (*found, error) {
 	kind, n, ok := strings.Cut(name, ":")
-	if !ok || strings.HasPrefix(name, "ssh://") {
+	if !ok || strings.Contains(name, "://") { // a URL kind's name, not KIND:NAME
 		kind, n = "", name
 	}
 	var match []*found
@@ -302,12 +288,23 @@ func short(sha string) string {
 // on the run's own SSH host, when it runs on one (one command over the
 // connection the run opens anyway; bounded, and skipped on any error).
 func noteLeftovers(ctx context.Context, w io.Writer, repoTop string, run sandbox.Provider) {
-	finders := []sandbox.LeftoverFinder{
-		local.New(local.Config{Logger: slog.New(slog.DiscardHandler)}),
-		exedevtest.Leftovers{},
+	// The kinds on this computer, and the run's own provider when it
+	// finds leftovers (an SSH host's).
+	var finders []sandbox.LeftoverFinder
+	seen := map[string]bool{}
+	add := func(f sandbox.LeftoverFinder) {
+		if f != nil && !seen[f.Kind()] {
+			seen[f.Kind()] = true
+			finders = append(finders, f)
+		}
 	}
-	if sp, ok := run.(*sshhost.Provider); ok {
-		finders = append(finders, sp)
+	if f, ok := run.(sandbox.LeftoverFinder); ok {
+		add(f)
+	}
+	for _, k := range registry.Sandboxes.Kinds() {
+		if k.Leftovers != nil && !k.URL {
+			add(k.Leftovers(k.Name, sandbox.Env{Logger: slog.New(slog.DiscardHandler)}))
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

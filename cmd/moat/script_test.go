@@ -24,7 +24,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(hermeticConfig{m}, map[string]func(){
-		"moat": func() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) },
+		"moat": func() {
+			if os.Getenv(extraKindsVar) != "" {
+				registerExtraKinds()
+			}
+			os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+		},
 	})
 }
 
@@ -52,7 +57,9 @@ func (h hermeticConfig) Run() int {
 //   - its own exe.dev emulator, with MOAT_EXEDEV_LOBBY, MOAT_EXEDEV_KEY and
 //     MOAT_EXEDEV_KNOWN_HOSTS pointing at it, so `--sandbox exedev` (the
 //     default) runs there;
-//   - $GREETER, the example agent (examples/agents/greeter.sh);
+//   - $GREETER, the example agent (examples/agents/greeter.sh), and
+//     $AGENTS, the agent packages' directory (their fake CLIs are in
+//     $AGENTS/NAME/testdata);
 //   - commands: emu-new NAME [TAG...] makes a VM on the emulator,
 //     emu-restart [unregistered] replaces the emulator by a new one (which
 //     does not know the client's key),
@@ -64,6 +71,10 @@ func (h hermeticConfig) Run() int {
 func TestScripts(t *testing.T) {
 	testenv.RequireBinary(t, "git", "git")
 	greeter, err := filepath.Abs("../../examples/agents/greeter.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := filepath.Abs("../../agent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +123,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("MOAT_EXEDEV_KEY", srv.KeyFile())
 			env.Setenv("MOAT_EXEDEV_KNOWN_HOSTS", srv.KnownHostsFile())
 			env.Setenv("GREETER", greeter)
+			env.Setenv("AGENTS", agents)
 			env.Setenv("SSH_AUTH_SOCK", "")
 			env.Setenv("NO_COLOR", "")
 			return nil

@@ -16,6 +16,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/moatdev/moat/internal/dotenv"
+	"github.com/moatdev/moat/internal/registry"
+	"github.com/moatdev/moat/sandbox/exedev"
 )
 
 // File is the path of the config file, relative to the repository root.
@@ -27,11 +29,11 @@ const EnvFile = ".moat/.env"
 // Config is .moat/config.toml. Zero fields mean "not set": the CLI's
 // defaults apply, and flags win over everything.
 type Config struct {
-	Sandbox           string   `toml:"sandbox"`            // exedev, emulator, local, ssh://[user@]host[:port]
+	Sandbox           string   `toml:"sandbox"`            // a spec of a kind in registry.Sandboxes
 	Network           string   `toml:"network"`            // the local sandbox's: isolated, none, host
-	Agent             string   `toml:"agent"`              // claude, codex, command
-	Model             string   `toml:"model"`              // for claude and codex
-	AgentCmd          string   `toml:"agent_cmd"`          // for agent = "command"
+	Agent             string   `toml:"agent"`              // a name in registry.Agents
+	Model             string   `toml:"model"`              // for the agents that take a model
+	AgentCmd          string   `toml:"agent_cmd"`          // for an agent that runs a command
 	PromptFile        string   `toml:"prompt_file"`        // relative to the repository root
 	MaxIterations     int      `toml:"max_iterations"`     // 0: not set
 	IdleTimeout       Duration `toml:"idle_timeout"`       // e.g. "10m"
@@ -602,14 +604,14 @@ func (c *Config) validate(text string) error {
 			return fail("network", "network = %s: %v", tomlString(c.Network), err)
 		}
 	}
-	switch c.Agent {
-	case "", "claude", "codex":
-	case "command":
-		if strings.TrimSpace(c.AgentCmd) == "" {
-			return fail("agent", `agent = "command" needs agent_cmd, the program to run (it reads the prompt on stdin), such as agent_cmd = "sh agent.sh"`)
+	if c.Agent != "" {
+		k, ok := registry.Agents.Lookup(c.Agent)
+		switch {
+		case !ok:
+			return fail("agent", "agent = %s: %v", tomlString(c.Agent), registry.Agents.Check(c.Agent))
+		case k.TakesCommand && strings.TrimSpace(c.AgentCmd) == "":
+			return fail("agent", `agent = %s needs agent_cmd, the program to run (it reads the prompt on stdin), such as agent_cmd = "sh agent.sh"`, tomlString(c.Agent))
 		}
-	default:
-		return fail("agent", `agent = %s: want "claude", "codex" or "command"`, tomlString(c.Agent))
 	}
 	for _, n := range []struct {
 		name string
@@ -654,19 +656,33 @@ func (c *Config) validate(text string) error {
 	return nil
 }
 
-// CheckSandbox checks a sandbox name: exedev, emulator, local or
-// ssh://[user@]host[:port].
-func CheckSandbox(s string) error {
-	switch s {
-	case "exedev", "emulator", "local":
-		return nil
+// ProviderConfig is the exe.dev provider's configuration that the
+// [exedev] table sets; the MOAT_EXEDEV_* variables are not applied
+// (exedev.Config.WithEnv does).
+func (e ExeDev) ProviderConfig() exedev.Config {
+	return exedev.Config{
+		Lobby:          e.Lobby,
+		IdentityFile:   e.IdentityFile,
+		KnownHostsFile: e.KnownHostsFile,
+		Image:          e.Image,
+		CPU:            e.CPU,
+		Memory:         e.Memory,
+		Disk:           e.Disk,
+		Tags:           e.Tags,
+		ReadyTimeout:   e.ReadyTimeout.Duration,
 	}
-	if strings.HasPrefix(s, "ssh://") {
-		_, _, err := SplitSSH(s)
-		return err
-	}
-	return errors.New(`want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`)
 }
+
+// SandboxSettings are the settings the file holds for sandbox kinds, by
+// kind name, as each kind's own configuration (sandbox.Env.Settings): its
+// [exedev] table for the exedev kind.
+func (c Config) SandboxSettings() map[string]any {
+	return map[string]any{exedev.Kind.Name: c.ExeDev.ProviderConfig()}
+}
+
+// CheckSandbox checks a sandbox spec against the registered kinds
+// (registry.Sandboxes): "exedev", "ssh://[user@]host[:port]", ...
+func CheckSandbox(s string) error { return registry.Sandboxes.Check(s) }
 
 // CheckNetwork checks a local sandbox network: isolated, none or host.
 func CheckNetwork(s string) error {
@@ -675,36 +691,6 @@ func CheckNetwork(s string) error {
 		return nil
 	}
 	return errors.New(`want "isolated" (its own network, out through slirp4netns), "none" (no network) or "host" (this computer's network)`)
-}
-
-// SplitSSH splits an ssh://[user@]host[:port] sandbox into its user (""
-// when absent) and host[:port].
-func SplitSSH(s string) (user, hostPort string, err error) {
-	rest, ok := strings.CutPrefix(s, "ssh://")
-	if !ok {
-		return "", "", errors.New("want ssh://[user@]host[:port]")
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		user, rest = rest[:i], rest[i+1:]
-		if user == "" {
-			return "", "", errors.New(`empty user before "@": want ssh://[user@]host[:port]`)
-		}
-	}
-	host, port := rest, ""
-	if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.Contains(rest[i:], "]") {
-		host, port = rest[:i], rest[i+1:]
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", "", errors.New("the port is not a number from 1 to 65535: want ssh://[user@]host[:port]")
-		}
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	switch {
-	case host == "":
-		return "", "", errors.New("no host: want ssh://[user@]host[:port]")
-	case strings.ContainsAny(host, "/ \t\n[]"):
-		return "", "", errors.New("the host has a character a host name cannot have: want ssh://[user@]host[:port], without a path")
-	}
-	return user, rest, nil
 }
 
 // tomlString writes s as a TOML basic string.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // repoWith returns a directory holding .moat/<name> with the given content.
@@ -119,7 +121,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad sandbox", "sandbox = \"docker\"\n", 1, "sandbox", `sandbox = "docker": want "exedev", "emulator", "local" or "ssh://[user@]host[:port]"`},
 		{"ssh without host", "sandbox = \"ssh://me@\"\n", 1, "sandbox", `sandbox = "ssh://me@": no host`},
 		{"ssh bad port", "sandbox = \"ssh://h:x\"\n", 1, "sandbox", "the port is not a number"},
-		{"bad agent", "agent = \"gpt\"\n", 1, "agent", `agent = "gpt": want "claude", "codex" or "command"`},
+		{"bad agent", "agent = \"gpt\"\n", 1, "agent", `agent = "gpt": want "claude", "codex", "command", "pi", "opencode", "copilot", "cursor" or "gemini"`},
 		{"bad network", "sandbox = \"local\"\nnetwork = \"bridge\"\n", 2, "network", `network = "bridge": want "isolated" (its own network, out through slirp4netns), "none" (no network) or "host" (this computer's network)`},
 		{"command without agent_cmd", "sandbox = \"local\"\nagent = \"command\"\n", 2, "agent", `agent = "command" needs agent_cmd`},
 		{"negative iterations", "max_iterations = -1\n", 1, "max_iterations", "max_iterations is negative"},
@@ -184,45 +186,14 @@ func TestDurationText(t *testing.T) {
 	}
 }
 
-func TestSplitSSH(t *testing.T) {
-	for _, tc := range []struct {
-		in, user, hostPort, err string
-	}{
-		{"ssh://h", "", "h", ""},
-		{"ssh://me@h.example.com:2222", "me", "h.example.com:2222", ""},
-		{"ssh://a@b@h", "a@b", "h", ""},
-		{"ssh://[::1]:22", "", "[::1]:22", ""},
-		{"ssh://[::1]", "", "[::1]", ""},
-		{"ssh://", "", "", "no host"},
-		{"ssh://me@", "", "", "no host"},
-		{"ssh://@h", "", "", "empty user"},
-		{"ssh://h:", "", "", "port"},
-		{"ssh://h:0", "", "", "port"},
-		{"ssh://h:70000", "", "", "port"},
-		{"ssh://h/path", "", "", "without a path"},
-		{"h", "", "", "want ssh://"},
-	} {
-		user, hp, err := SplitSSH(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("SplitSSH(%q) = %q, %q, %v; want an error containing %q", tc.in, user, hp, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || user != tc.user || hp != tc.hostPort {
-			t.Errorf("SplitSSH(%q) = %q, %q, %v; want %q, %q", tc.in, user, hp, err, tc.user, tc.hostPort)
-		}
-	}
-}
-
-// templateCases are every sandbox and agent, with and without a model.
+// templateCases are every sandbox and registered agent, with and without a model.
 func templateCases() []TemplateOptions {
 	var cases []TemplateOptions
 	for _, sb := range []string{"exedev", "emulator", "local", "ssh://me@build.example.com:2222"} {
-		for _, ag := range []string{"claude", "codex", "command"} {
+		for _, k := range registry.Agents.Kinds() {
 			for _, model := range []string{"", `opus "4" \ ü`} {
-				o := TemplateOptions{Sandbox: sb, Agent: ag, Model: model}
-				if ag == "command" {
+				o := TemplateOptions{Sandbox: sb, Agent: k.Name, Model: model}
+				if k.TakesCommand {
 					o.AgentCmd = `sh -c 'echo "hi"'`
 				}
 				cases = append(cases, o)

@@ -3,14 +3,18 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moatdev/moat/agent"
+	"github.com/moatdev/moat/internal/prose"
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // TemplateOptions are the choices `moat init` writes into the config file.
 type TemplateOptions struct {
-	Sandbox  string // "" is exedev
-	Agent    string // "" is claude
+	Sandbox  string // "" is registry.DefaultSandbox
+	Agent    string // "" is registry.DefaultAgent
 	Model    string // "": the agent's default (the key is left commented out)
-	AgentCmd string // for Agent "command"
+	AgentCmd string // for an agent that runs a command (agent.Kind.TakesCommand)
 }
 
 // DefaultMaxIterations is the max_iterations Template writes: a prompt that
@@ -28,11 +32,12 @@ const DefaultPromptFile = ".moat/prompt.md"
 // with the chosen values.
 func Template(o TemplateOptions) string {
 	if o.Sandbox == "" {
-		o.Sandbox = "exedev"
+		o.Sandbox = registry.DefaultSandbox()
 	}
 	if o.Agent == "" {
-		o.Agent = "claude"
+		o.Agent = registry.DefaultAgent()
 	}
+	kind, _ := registry.Agents.Lookup(o.Agent)
 	set := func(name, value string) string { return name + " = " + value }
 	unset := func(name, value string) string { return "# " + name + " = " + value }
 
@@ -41,7 +46,7 @@ func Template(o TemplateOptions) string {
 		model = set("model", tomlString(o.Model))
 	}
 	agentCmd := unset("agent_cmd", `"sh agent.sh"`)
-	if o.Agent == "command" || o.AgentCmd != "" {
+	if kind.TakesCommand || o.AgentCmd != "" {
 		agentCmd = set("agent_cmd", tomlString(o.AgentCmd))
 	}
 
@@ -57,10 +62,12 @@ func Template(o TemplateOptions) string {
 		"# Flags on the moat command line win over this file. A commented-out key",
 		"# shows its default. Credentials never go here: put them in .moat/.env.",
 		"",
-		"# Where the agent runs: exedev (a fresh exe.dev VM), emulator (moat's local",
-		"# stand-in for exe.dev: no account, no network), local (a temporary",
-		"# directory, inside bubblewrap when installed) or ssh://[user@]host[:port]",
-		"# (a fresh directory on any SSH host).",
+		"# Where the agent runs:",
+	)
+	for _, k := range registry.Sandboxes.Kinds() {
+		w("#   " + k.Spec + " (" + k.About + ")")
+	}
+	w(
 		set("sandbox", tomlString(o.Sandbox)),
 		"",
 		"# The local sandbox's network: isolated (its own; outbound connections and DNS",
@@ -69,13 +76,18 @@ func Template(o TemplateOptions) string {
 		"# computer's network, all of it; takes effect once you trust this file).",
 		unset("network", `"isolated"`),
 		"",
-		"# The agent: claude (Claude Code), codex (OpenAI Codex) or command (agent_cmd).",
+		"# The agent:",
+	)
+	for _, k := range registry.Agents.Kinds() {
+		w("#   " + k.Name + " (" + k.Summary + ")")
+	}
+	w(
 		set("agent", tomlString(o.Agent)),
 		"",
-		`# The model for claude or codex; "" is the agent's own default.`,
+		`# The model, for the agents that take one; "" is the agent's own default.`,
 		model,
 		"",
-		`# The program run for agent = "command"; it reads the prompt on stdin.`,
+		`# The program run by `+agentsThat(func(k agent.Kind) bool { return k.TakesCommand })+`; it reads the prompt on stdin.`,
 		agentCmd,
 		"",
 		"# The prompt, relative to the repository root. {{TARGET_BRANCH}} in it becomes",
@@ -146,4 +158,16 @@ func Template(o TemplateOptions) string {
 		unset("ready_timeout", `"90s"`),
 	)
 	return b.String()
+}
+
+// agentsThat names, as prose, the registered agents for which f is true:
+// agent = "command".
+func agentsThat(f func(agent.Kind) bool) string {
+	var names []string
+	for _, k := range registry.Agents.Kinds() {
+		if f(k) {
+			names = append(names, "agent = "+tomlString(k.Name))
+		}
+	}
+	return prose.OneOf(names)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/moatdev/moat/internal/registry"
 )
 
 // Setting is one setting of the file that acts on the host or takes from
@@ -22,8 +24,9 @@ func (s Setting) String() string { return s.Key + " = " + s.Value }
 
 // HostSettings returns the settings of c that act on the host or take from
 // it: host hooks, variables forwarded from the user's environment (env and
-// secret_env), the [exedev] lobby, key and known_hosts file, an ssh://
-// sandbox, and a local sandbox on the host network. These
+// secret_env), the [exedev] lobby, key and known_hosts file, a sandbox
+// whose kind acts on the host (sandbox.Kind.ActsOnHost: an ssh:// one),
+// and a local sandbox on the host network. These
 // take effect only when the file is trusted (moat trust). Everything else
 // (agent, model, iterations, timeouts, branch, sandbox-side hooks, exe.dev
 // VM sizes) only shapes the sandbox. prompt_file and copy are not here:
@@ -39,8 +42,8 @@ func (c Config) HostSettings() []Setting {
 	if len(c.SecretEnv) > 0 {
 		s = append(s, Setting{"secret_env", tomlStrings(c.SecretEnv), "passes these variables from your environment into the sandbox (as secrets: redacted in moat's output)"})
 	}
-	if strings.HasPrefix(c.Sandbox, "ssh://") {
-		s = append(s, Setting{"sandbox", tomlString(c.Sandbox), "sends your repository to this SSH host, signing in with your SSH keys"})
+	if k, ok := registry.Sandboxes.Lookup(c.Sandbox); ok && k.ActsOnHost != "" {
+		s = append(s, Setting{"sandbox", tomlString(c.Sandbox), k.ActsOnHost})
 	}
 	if c.Network == "host" {
 		s = append(s, Setting{"network", tomlString(c.Network), "lets a local sandbox reach this computer's loopback services and abstract Unix sockets (X11, D-Bus, ...), through which code can run on it"})
@@ -98,7 +101,7 @@ func (e ExeDev) HostSettings() []Setting {
 func (c Config) WithoutHostSettings() Config {
 	c.Hooks.OnWorktreeReady = nil
 	c.Env, c.SecretEnv = nil, nil
-	if strings.HasPrefix(c.Sandbox, "ssh://") {
+	if k, ok := registry.Sandboxes.Lookup(c.Sandbox); ok && k.ActsOnHost != "" {
 		c.Sandbox = ""
 	}
 	if c.Network == "host" {

@@ -69,6 +69,10 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// Permanent reports true: the same keys are refused again
+// (sandbox.Permanent).
+func (e *AuthError) Permanent() bool { return true }
+
 // HostKeyChangedError is a server whose host key differs from the one
 // known_hosts holds for it, or that offers no host key of the types
 // known_hosts holds for it. The connection is refused.
@@ -83,6 +87,9 @@ type HostKeyChangedError struct {
 	PresentedTypes []string
 	Known          ssh.PublicKey // what the file holds
 }
+
+// Permanent reports true: the key stays changed (sandbox.Permanent).
+func (e *HostKeyChangedError) Permanent() bool { return true }
 
 func (e *HostKeyChangedError) Error() string {
 	where := e.File
@@ -113,6 +120,28 @@ func (e *HostKeyRejectedError) Error() string {
 
 func (e *HostKeyRejectedError) Unwrap() error { return e.Err }
 
+// Permanent reports true: the check refuses the same key again
+// (sandbox.Permanent).
+func (e *HostKeyRejectedError) Permanent() bool { return true }
+
+// HostKeyRevokedError is a server whose host key known_hosts marks
+// @revoked. The connection is refused.
+type HostKeyRevokedError struct {
+	Dest string // user@host:port
+	Key  string // the key, as "ED25519 SHA256:…"
+	Err  *knownhosts.RevokedError
+}
+
+func (e *HostKeyRevokedError) Error() string {
+	return fmt.Sprintf("ssh %s: the server's host key %s is marked @revoked in %s:%d: %v",
+		e.Dest, e.Key, e.Err.Revoked.Filename, e.Err.Revoked.Line, e.Err)
+}
+
+func (e *HostKeyRevokedError) Unwrap() error { return e.Err }
+
+// Permanent reports true (sandbox.Permanent).
+func (e *HostKeyRevokedError) Permanent() bool { return true }
+
 // IsRefused reports whether err is a refusal that trying again cannot
 // change: the client refusing the server (a changed, rejected or revoked
 // host key) or the server refusing the client (no key it accepts, a key
@@ -125,6 +154,7 @@ func IsRefused(err error) bool {
 		ke *KeyError
 		re *knownhosts.RevokedError
 	)
+	// A HostKeyRevokedError wraps its *knownhosts.RevokedError.
 	return errors.As(err, &hk) || errors.As(err, &hr) || errors.As(err, &ae) || errors.As(err, &ke) || errors.As(err, &re)
 }
 
@@ -147,6 +177,9 @@ func (e *KeyError) Error() string {
 }
 
 func (e *KeyError) Unwrap() error { return e.Err }
+
+// Permanent reports true: the key stays unusable (sandbox.Permanent).
+func (e *KeyError) Permanent() bool { return true }
 
 // IsConnectError reports whether err is a failure to reach the server (DNS,
 // refused, reset, timed out, unreachable, closed during handshake), which is

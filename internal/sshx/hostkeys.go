@@ -61,8 +61,7 @@ func (r *resolved) checkHostKey(db ssh.HostKeyCallback, hostname string, remote 
 	if !errors.As(err, &ke) {
 		var re *knownhosts.RevokedError
 		if errors.As(err, &re) {
-			return fmt.Errorf("ssh %s: the server's host key %s is marked @revoked in %s:%d: %w",
-				r.dest, keyLabel(key), re.Revoked.Filename, re.Revoked.Line, err)
+			return &HostKeyRevokedError{Dest: r.dest, Key: keyLabel(key), Err: re}
 		}
 		return err
 	}

@@ -43,6 +43,17 @@ func (e *LobbyError) Error() string {
 	return msg
 }
 
+// Permanent reports whether asking again cannot help (sandbox.Permanent):
+// an unregistered key, a locked account, a plan limit, a name exe.dev
+// refuses.
+func (e *LobbyError) Permanent() bool {
+	switch e.Kind {
+	case ErrUnregistered, ErrAccountLocked, ErrQuota, ErrInvalidName:
+		return true
+	}
+	return false
+}
+
 // Is reports whether target is e's kind.
 func (e *LobbyError) Is(target error) bool { return e.Kind != nil && target == e.Kind }
 

@@ -153,13 +153,20 @@ type Handle struct {
 	vm VM
 }
 
-var _ sandbox.Handle = (*Handle)(nil)
+var (
+	_ sandbox.Handle = (*Handle)(nil)
+	_ sandbox.Keeper = (*Handle)(nil)
+	_ sandbox.Named  = (*Handle)(nil)
+)
 
 // VM tells what exe.dev said about the handle's VM.
 func (h *Handle) VM() VM { return h.vm }
 
 // String is the VM's name.
 func (h *Handle) String() string { return h.vm.Name }
+
+// SandboxName is the VM's name (sandbox.Named).
+func (h *Handle) SandboxName() string { return h.vm.Name }
 
 // WorkDir implements sandbox.Handle.
 func (h *Handle) WorkDir() string { return h.h.WorkDir() }

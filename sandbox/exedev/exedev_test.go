@@ -166,6 +166,9 @@ func TestQuota(t *testing.T) {
 		if !strings.Contains(le.Message, "maximum number of VMs allowed on your plan") {
 			t.Errorf("the server's words are lost: %q", le.Message)
 		}
+		if !sandbox.IsPermanent(err) {
+			t.Errorf("a quota error is not sandbox.IsPermanent: %v", err)
+		}
 		t.Logf("user sees: %v", err)
 		h.Close(t.Context())
 		assertNoVMs(t, srv)

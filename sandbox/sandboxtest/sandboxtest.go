@@ -118,6 +118,7 @@ func RunWith(t *testing.T, p sandbox.Provider, o Options) {
 	t.Run("Close", func(t *testing.T) { testClose(t, p) })
 	t.Run("Describe", func(t *testing.T) { testDescribe(t, p) })
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, p) })
+	t.Run("Capabilities", func(t *testing.T) { testCapabilities(t, p) })
 }
 
 // testDescribe: a Describer's description is one printable line that

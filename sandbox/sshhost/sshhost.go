@@ -114,7 +114,11 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 		defer p.conn.Release()
 		return removeSandbox(ctx, client, h, workDir)
 	}
-	return &Handle{Handle: sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), client: client, rec: rec}, nil
+	dest := "ssh://" + p.cfg.Addr
+	if p.cfg.User != "" {
+		dest = "ssh://" + p.cfg.User + "@" + p.cfg.Addr
+	}
+	return &Handle{Handle: sshhandle.NewMarked(client, workDir, name, opts.Env, cleanup), client: client, rec: rec, dest: dest}, nil
 }
 
 // Handle is a sandbox on an SSH host.
@@ -122,6 +126,7 @@ type Handle struct {
 	*sshhandle.Handle
 	client *sshx.Client
 	rec    sandbox.Record
+	dest   string // ssh://[user@]host[:port]
 }
 
 var _ sandbox.Keeper = (*Handle)(nil)

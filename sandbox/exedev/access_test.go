@@ -1,4 +1,4 @@
-package main
+package exedev_test
 
 import (
 	"os"
@@ -12,10 +12,11 @@ import (
 	"github.com/moatdev/moat/sandbox/exedev/exedevtest"
 )
 
-// TestKeptSandboxSSHLine runs the ssh line moat prints for a kept VM with
-// the real OpenSSH client: it reaches the VM, checking the VM's host key
-// against the lobby's known_hosts entry; once the key changes it refuses.
-func TestKeptSandboxSSHLine(t *testing.T) {
+// TestAccessSSHLine runs the ssh line of a VM's Access (what moat prints
+// for a kept VM) with the real OpenSSH client: it reaches the VM, checking
+// the VM's host key against the lobby's known_hosts entry; once the key
+// changes it refuses.
+func TestAccessSSHLine(t *testing.T) {
 	testenv.RequireBinary(t, "ssh", "openssh-client")
 	srv := exedevtest.NewServer(t)
 	h, err := exedev.New(srv.Config()).Create(t.Context(), sandbox.CreateOptions{})
@@ -23,21 +24,20 @@ func TestKeptSandboxSSHLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(t.Context())
-	ex := exedev.Config{Lobby: srv.LobbyAddr(), IdentityFile: srv.KeyFile(), KnownHostsFile: srv.KnownHostsFile()}
-	a := keptSandboxAccess(h, "exedev", ex)
+	a := h.(sandbox.Reachable).Access()
 	for _, want := range []string{"-a -x -o ClearAllForwardings=yes", "StrictHostKeyChecking=yes", "HostKeyAlias="} {
-		if !strings.Contains(a.ssh, want) {
-			t.Errorf("ssh line %q lacks %q", a.ssh, want)
+		if !strings.Contains(a.SSH, want) {
+			t.Errorf("ssh line %q lacks %q", a.SSH, want)
 		}
 	}
 	sshRun := func() (string, error) {
-		cmd := exec.Command("sh", "-c", a.ssh+" -o BatchMode=yes -F /dev/null 'echo reached; pwd'")
+		cmd := exec.Command("sh", "-c", a.SSH+" -o BatchMode=yes -F /dev/null 'echo reached; pwd'")
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "SSH_AUTH_SOCK=")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	if out, err := sshRun(); err != nil || !strings.HasPrefix(out, "reached\n") {
-		t.Fatalf("the printed ssh line did not reach the VM: %v\n%s\n(line: %s)", err, out, a.ssh)
+		t.Fatalf("the printed ssh line did not reach the VM: %v\n%s\n(line: %s)", err, out, a.SSH)
 	}
 	if _, err := srv.ChangeHostKey(); err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestKeptSandboxSSHLine(t *testing.T) {
 	if out, err := sshRun(); err == nil || !strings.Contains(out, "Host key verification failed") {
 		t.Fatalf("the printed ssh line reached a VM with a changed host key: %v\n%s", err, out)
 	}
-	if !strings.Contains(a.remove, "moat sandbox rm "+h.(*exedev.Handle).VM().Name) {
-		t.Errorf("remove line %q", a.remove)
+	if !strings.Contains(a.Remove, "moat sandbox rm "+h.(*exedev.Handle).VM().Name) {
+		t.Errorf("remove line %q", a.Remove)
 	}
 }
