@@ -27,15 +27,6 @@ func Env(key, value string) Match {
 	}
 }
 
-// Namespace matches the processes in the namespace ns of the given type
-// ("mnt", "pid"), as readlink /proc/PID/ns/TYPE shows it ("mnt:[4026…]").
-func Namespace(typ, ns string) Match {
-	return func(pid int) bool {
-		got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/" + typ)
-		return err == nil && got == ns
-	}
-}
-
 // Any matches what one of ms matches.
 func Any(ms ...Match) Match {
 	return func(pid int) bool {
@@ -133,25 +124,4 @@ func CountEnv(key string) map[string]int {
 func Supported() bool {
 	_, err := os.Stat("/proc/self/environ")
 	return err == nil
-}
-
-// CountNamespace counts, by namespace ("mnt:[…]"), the live processes in
-// each namespace of the given type: one pass over /proc.
-func CountNamespace(typ string) map[string]int {
-	counts := map[string]int{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return counts
-	}
-	self := os.Getpid()
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self || !live(pid) {
-			continue
-		}
-		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/" + typ); err == nil {
-			counts[ns]++
-		}
-	}
-	return counts
 }

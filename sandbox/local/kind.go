@@ -2,7 +2,9 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"runtime"
 	"time"
 
@@ -16,13 +18,19 @@ var Kind = sandbox.Kind{
 	Name:         "local",
 	Summary:      "a local directory (bubblewrap)",
 	About:        "a temporary directory, inside bubblewrap when installed",
-	TakesNetwork: true,
+	TakesNetwork:     true,
+	TakesNoIsolation: true,
+	NoIsolationVar:   NoIsolationVar,
 	Open: func(ctx context.Context, spec string, env sandbox.Env) (*sandbox.Opened, error) {
 		p := New(Config{Network: Network(env.Network), Logger: env.Logger})
 		// Containment the host cannot give stops the command here,
 		// before anything runs.
-		if _, err := p.Containment(ctx); err != nil {
+		cn, err := p.Containment(ctx)
+		if err != nil {
 			return nil, err
+		}
+		if cn.Bwrap == "" && !env.NoIsolation {
+			return nil, errUncontained(ctx)
 		}
 		return &sandbox.Opened{Provider: p}, nil
 	},
@@ -33,9 +41,24 @@ var Kind = sandbox.Kind{
 		var c sandbox.Checks
 		needed := spec == "local"
 		checkBwrap(ctx, &c, needed)
-		checkContainment(ctx, &c, env.Network, needed, env.SettingsFile)
+		checkContainment(ctx, &c, env, needed)
 		return c
 	},
+}
+
+// NoIsolationVar set to 1 lets the moat CLI run local sandboxes as plain
+// processes where bubblewrap cannot contain them, as --no-isolation does.
+const NoIsolationVar = "MOAT_LOCAL_NO_ISOLATION"
+
+// errUncontained is the CLI's refusal of a local sandbox that bubblewrap
+// cannot contain.
+func errUncontained(ctx context.Context) error {
+	why := "bubblewrap does not work here"
+	if _, err := CheckBwrap(ctx); err != nil {
+		why, _, _ = strings.Cut(err.Error(), ": "+plainConsequence)
+	}
+	return fmt.Errorf("local: the sandbox cannot be contained here (%s): install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), "+
+		"or pass --no-isolation (%s=1) to run the agent's commands as plain processes on this computer, as you, able to read and change all your files", why, NoIsolationVar)
 }
 
 // checkBwrap: local sandboxes run inside bubblewrap. Never a failure:
@@ -58,7 +81,8 @@ func checkBwrap(ctx context.Context, c *sandbox.Checks, needed bool) {
 
 // checkContainment: what a local sandbox runs in, as Create would find it.
 // It fails only when the sandbox is local and moat would refuse to run.
-func checkContainment(ctx context.Context, c *sandbox.Checks, network string, needed bool, settingsFile string) {
+func checkContainment(ctx context.Context, c *sandbox.Checks, env sandbox.Env, needed bool) {
+	network, settingsFile := env.Network, env.SettingsFile
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	p := New(Config{Network: Network(network), Logger: slog.New(slog.DiscardHandler)})
@@ -72,8 +96,11 @@ func checkContainment(ctx context.Context, c *sandbox.Checks, network string, ne
 	switch {
 	case err != nil:
 		c.Add(status(sandbox.CheckFail), "containment", err.Error())
+	case cn.Bwrap == "" && env.NoIsolation:
+		c.Add(status(sandbox.CheckWarn), "containment", cn.String()+" (--no-isolation): commands can write anywhere you can and reach everything on this computer")
 	case cn.Bwrap == "":
-		c.Add(status(sandbox.CheckWarn), "containment", cn.String()+": commands can write anywhere you can and reach everything on this computer")
+		c.Add(status(sandbox.CheckFail), "containment", cn.String()+": moat refuses to run a local sandbox uncontained",
+			"fix: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or set "+NoIsolationVar+"=1 to run its commands as plain processes")
 	case cn.Network == NetworkHost:
 		c.Add(status(sandbox.CheckWarn), "containment", cn.String()+": the sandbox reaches this computer's loopback services and abstract Unix sockets",
 			"fix: leave out --network host (and network = \"host\" in "+settingsFile+") unless the agent needs them")

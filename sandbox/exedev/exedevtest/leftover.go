@@ -39,9 +39,6 @@ type vmRecord struct {
 	// Marker is the value of markerVar that every process of the VM
 	// carries in plain mode.
 	Marker string `json:"marker,omitempty"`
-	// MountNS is the VM machine's mount namespace in sandbox mode, which
-	// its processes share ("mnt:[…]").
-	MountNS string `json:"mount_ns,omitempty"`
 }
 
 // writeOwner records the emulator process in the emulator's directory.
@@ -53,7 +50,7 @@ func (s *Server) writeOwner() error {
 // restart gives it a new machine.
 func (v *vm) writeRecord() error {
 	v.mu.Lock()
-	rec := vmRecord{Name: v.name, Created: v.created.UTC(), MountNS: machineNS(v.mach)}
+	rec := vmRecord{Name: v.name, Created: v.created.UTC()}
 	v.mu.Unlock()
 	if v.s.sandbox == nil {
 		rec.Marker = v.marker
@@ -142,7 +139,7 @@ func (f Leftovers) CountProcesses(ctx context.Context, ls []sandbox.Leftover) {
 	if len(ls) == 0 || !procmark.Supported() {
 		return
 	}
-	byMarker, byNS := procmark.CountEnv(markerVar), procmark.CountNamespace("mnt")
+	byMarker := procmark.CountEnv(markerVar)
 	for i := range ls {
 		rec, err := readVMRecord(ls[i].Where)
 		if ls[i].Kind != "emulator" || err != nil {
@@ -151,9 +148,6 @@ func (f Leftovers) CountProcesses(ctx context.Context, ls []sandbox.Leftover) {
 		ls[i].Processes = 0
 		if rec.Marker != "" {
 			ls[i].Processes += byMarker[rec.Marker]
-		}
-		if rec.MountNS != "" {
-			ls[i].Processes += byNS[rec.MountNS]
 		}
 	}
 }
@@ -187,16 +181,16 @@ func readLabels(path string) map[string]string {
 	return labels
 }
 
-// vmProcesses matches the processes of the VM rec describes.
+// vmProcesses matches the processes of the VM rec describes: those of an
+// uncontained VM carry its marker. A contained VM's processes live in its
+// PID namespace and end with it, when the emulator does; its mount
+// namespace's id is no mark, since Linux gives a freed namespace's id to
+// the next one made (which may be anyone's).
 func vmProcesses(rec vmRecord) procmark.Match {
-	var ms []procmark.Match
-	if rec.Marker != "" {
-		ms = append(ms, procmark.Env(markerVar, rec.Marker))
+	if rec.Marker == "" {
+		return procmark.Any()
 	}
-	if strings.HasPrefix(rec.MountNS, "mnt:[") {
-		ms = append(ms, procmark.Namespace("mnt", rec.MountNS))
-	}
-	return procmark.Any(ms...)
+	return procmark.Env(markerVar, rec.Marker)
 }
 
 // vmDir checks that l is a VM directory of an emulator in the root.

@@ -1,5 +1,0 @@
-//go:build !linux
-
-package exedevtest
-
-func machineNS(*machine) string { return "" }
