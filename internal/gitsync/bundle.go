@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -225,24 +226,81 @@ func (s *syncer) importBundle(ctx context.Context, repo hostgit.Repo, path strin
 		return none, &LimitError{What: OverObjectCount, Got: h.objects, Limit: lim.objects()}
 	}
 	pack := io.NewSectionReader(f, h.packAt, fi.Size()-h.packAt)
+	// The objects go into a quarantine object directory first, as git's
+	// own receive-pack does, and into the repository only once every check
+	// passed (admit): refused work leaves nothing behind.
+	objects := filepath.Join(repo.CommonDir, "objects")
+	q, err := os.MkdirTemp(objects, "incoming-moat-")
+	if err != nil {
+		return none, err
+	}
+	s.quarantine, s.objects = q, objects
+	if err := os.Mkdir(filepath.Join(q, "pack"), 0o755); err != nil {
+		s.dropQuarantine()
+		return none, err
+	}
 	// --keep: a concurrent git gc must not prune the objects before a ref
 	// points at them; the .keep file goes once the caller's refs are set.
-	out, err := hostgit.Cmd{Dir: repo.TopLevel, Args: []string{"index-pack", "--stdin", "--fix-thin", "--strict", "--keep=moat sync-out"},
-		Timeout: s.timeout, Stdin: pack}.Run(ctx)
+	_, err = hostgit.Cmd{Dir: repo.TopLevel, Args: []string{"index-pack", "--stdin", "--fix-thin", "--strict", "--keep=moat sync-out"},
+		Timeout: s.timeout, Stdin: pack, Env: s.quarantineEnv()}.Run(ctx)
 	if err != nil {
+		s.dropQuarantine()
 		var ge *hostgit.Error
 		if errors.As(err, &ge) && ge.ExitCode > 0 {
 			return none, fmt.Errorf("%w: git index-pack --strict refused its objects: %s", ErrHostileBundle, hostgit.Tail(strings.TrimSpace(ge.Stderr), 600))
 		}
 		return none, err
 	}
-	if kind, id, ok := strings.Cut(strings.TrimSpace(out), "\t"); ok && kind == "keep" && hexID.MatchString(id) {
-		s.keepFiles = append(s.keepFiles, filepath.Join(repo.CommonDir, "objects", "pack", "pack-"+id+".keep"))
-	}
 	if err := s.checkCommits(ctx, repo.TopLevel, h); err != nil {
+		s.dropQuarantine()
 		return none, err
 	}
 	return h, nil
+}
+
+// quarantineEnv makes a git command see the objects in quarantine too.
+func (s *syncer) quarantineEnv() []string {
+	if s.quarantine == "" {
+		return nil
+	}
+	return []string{"GIT_OBJECT_DIRECTORY=" + s.quarantine, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + s.objects}
+}
+
+// dropQuarantine removes the objects of refused work: nothing of it stays
+// in the repository.
+func (s *syncer) dropQuarantine() {
+	if s.quarantine != "" {
+		_ = os.RemoveAll(s.quarantine)
+	}
+	s.quarantine = ""
+}
+
+// admit moves the checked packs from quarantine into the repository: each
+// pack before its index, so a reader that finds an index finds its pack.
+func (s *syncer) admit() error {
+	defer s.dropQuarantine()
+	qpack := filepath.Join(s.quarantine, "pack")
+	dst := filepath.Join(s.objects, "pack")
+	names, err := filepath.Glob(filepath.Join(qpack, "pack-*.idx"))
+	if err != nil {
+		return err
+	}
+	for _, idx := range names {
+		base := strings.TrimSuffix(filepath.Base(idx), ".idx")
+		for _, ext := range []string{".keep", ".pack", ".rev", ".idx"} {
+			from := filepath.Join(qpack, base+ext)
+			if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) && ext == ".rev" {
+				continue
+			}
+			if err := os.Rename(from, filepath.Join(dst, base+ext)); err != nil {
+				return fmt.Errorf("moving the agent's objects into the repository: %w", err)
+			}
+			if ext == ".keep" {
+				s.keepFiles = append(s.keepFiles, filepath.Join(dst, base+ext))
+			}
+		}
+	}
+	return nil
 }
 
 // checkCommits makes sure, with one git command, that the bundle's refs
@@ -266,7 +324,7 @@ func (s *syncer) checkCommits(ctx context.Context, repo string, h bundleHeader) 
 	for _, w := range ws {
 		in.WriteString(w.id + "\n")
 	}
-	out, err := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "--batch-check=%(objecttype)"}, Timeout: s.timeout,
+	out, err := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "--batch-check=%(objecttype)"}, Timeout: s.timeout, Env: s.quarantineEnv(),
 		Stdin: strings.NewReader(in.String())}.Run(ctx)
 	if err != nil {
 		return err

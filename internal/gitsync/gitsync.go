@@ -66,6 +66,9 @@ type syncer struct {
 	timeout   time.Duration
 	logf      func(format string, args ...any)
 	keepFiles []string // .keep files of packs imported, removed once refs point at them
+	// quarantine is the object directory the bundle's objects wait in
+	// until they are admitted into objects, the repository's.
+	quarantine, objects string
 }
 
 func newSyncer(h sandbox.Handle, o Options) *syncer {

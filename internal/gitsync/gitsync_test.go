@@ -341,6 +341,12 @@ c=$(git commit-tree $tree -p HEAD -m evil) && git update-ref HEAD $c`, Limits{},
 			if k, _ := filepath.Glob(filepath.Join(s.repo, ".git/objects/pack/*.keep")); len(k) > 0 {
 				t.Errorf("keep files left: %v", k)
 			}
+			if p, _ := filepath.Glob(filepath.Join(s.repo, ".git/objects/pack/*")); len(p) > 0 {
+				t.Errorf("the refused objects stay in the repository: %v", p)
+			}
+			if q, _ := filepath.Glob(filepath.Join(s.repo, ".git/objects/incoming-*")); len(q) > 0 {
+				t.Errorf("the quarantine stays: %v", q)
+			}
 		})
 	}
 }
@@ -360,6 +366,10 @@ func TestLimitsCheckedInTheSandbox(t *testing.T) {
 		{"too much in all", `for i in 1 2 3; do head -c 60000 /dev/urandom > f$i; done && git add . && git commit -qm three && echo uncommitted > u.txt`,
 			Limits{BundleBytes: 150 << 10}, OverTotalSize,
 			[]string{"add up to", "150.0 KiB per run", "--max-sync-size"}},
+		{"a file too big, made to look small by a replace ref", `head -c 300000 /dev/urandom > big.bin && echo small > small.txt && git add . && git commit -qm big &&
+git replace -f "$(git rev-parse HEAD:big.bin)" "$(git rev-parse HEAD:small.txt)"`,
+			Limits{FileBytes: 200 << 10}, OverFileSize,
+			[]string{`"big.bin"`, "293.0 KiB"}},
 		{"too many files", `mkdir m && for i in 1 2 3 4 5 6; do echo $i > m/f$i; done && git add . && git commit -qm many`,
 			Limits{Files: 5}, OverFileCount,
 			[]string{"6 new or changed files", "limit of 5", "--max-files"}},

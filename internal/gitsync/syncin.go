@@ -115,8 +115,10 @@ func configValue(s string) string {
 
 // gitFunc defines g, the sandbox's git for moat's own commands: it
 // overrides configuration the agent could have set that would change the
-// output moat parses or run programs moat did not ask for.
-const gitFunc = `g() { git -c core.quotePath=false -c log.showSignature=false -c color.ui=false -c core.hooksPath=/dev/null -c core.fsmonitor=false -c commit.gpgSign=false "$@"; }`
+// output moat parses or run programs moat did not ask for, and reads
+// objects as they are (no refs/replace/: an agent's replacement must not
+// make a big file look small to the limits).
+const gitFunc = `g() { git --no-replace-objects -c core.quotePath=false -c log.showSignature=false -c color.ui=false -c core.hooksPath=/dev/null -c core.fsmonitor=false -c commit.gpgSign=false "$@"; }`
 
 // HostExcludes returns the exclude patterns the host applies besides
 // .gitignore files, so the sandbox ignores the same untracked files, and

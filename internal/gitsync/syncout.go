@@ -239,12 +239,17 @@ func (s *syncer) syncOut(ctx context.Context, o Out) (OutResult, error) {
 		return OutResult{Head: o.Known}, err
 	}
 	if err := s.checkFileSizes(ctx, repo.TopLevel, bh, o); err != nil {
+		s.dropQuarantine()
 		return OutResult{Head: o.Known}, err
 	}
 	refs := bh.refs
 	head, ok := refs["HEAD"]
 	if !ok {
+		s.dropQuarantine()
 		return OutResult{Head: o.Known}, fmt.Errorf("%w: it carries no HEAD", ErrHostileBundle)
+	}
+	if err := s.admit(); err != nil {
+		return OutResult{Head: o.Known}, err
 	}
 	res.Head, res.Bytes = head, bundle.n
 	if res.Uncommitted != "" {
@@ -362,14 +367,14 @@ func (s *syncer) checkFileSizes(ctx context.Context, repo string, bh bundleHeade
 	if o.Known != "" {
 		args = append(args, "^"+o.Known)
 	}
-	out, err := hostgit.Cmd{Dir: repo, Args: args, Timeout: s.timeout}.Run(ctx)
+	out, err := hostgit.Cmd{Dir: repo, Args: args, Timeout: s.timeout, Env: s.quarantineEnv()}.Run(ctx)
 	if err != nil {
 		return err
 	}
 	for _, l := range strings.Split(out, "\n") {
 		if id, ok := strings.CutPrefix(l, "~"); ok {
-			size, _ := hostgit.Line(ctx, s.timeout, repo, "cat-file", "-s", id)
-			got, _ := strconv.ParseInt(size, 10, 64)
+			size, _ := hostgit.Cmd{Dir: repo, Args: []string{"cat-file", "-s", id}, Timeout: s.timeout, Env: s.quarantineEnv()}.Run(ctx)
+			got, _ := strconv.ParseInt(strings.TrimSpace(size), 10, 64)
 			return &LimitError{What: OverFileSize, Got: got, Limit: o.Limits.fileBytes()}
 		}
 	}

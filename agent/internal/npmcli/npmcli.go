@@ -62,6 +62,9 @@ type Tool struct {
 	// Timeout bounds the install; 0 means DefaultTimeout. An install that
 	// takes longer is stopped, and Ensure says so.
 	Timeout time.Duration
+	// Heartbeat is how long the install may print nothing before progress
+	// says it still runs; 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
 }
 
 // DefaultTimeout is how long an install may take by default: npm fetching
@@ -69,9 +72,16 @@ type Tool struct {
 // working network.
 const DefaultTimeout = 5 * time.Minute
 
-// heartbeat is how long an install may print nothing before progress
-// says it is still running.
-var heartbeat = 10 * time.Second
+// DefaultHeartbeat is how long an install may print nothing before
+// progress says it is still running.
+const DefaultHeartbeat = 10 * time.Second
+
+func (t Tool) heartbeat() time.Duration {
+	if t.Heartbeat > 0 {
+		return t.Heartbeat
+	}
+	return DefaultHeartbeat
+}
 
 func (t Tool) timeout() time.Duration {
 	if t.Timeout <= 0 {
@@ -279,6 +289,7 @@ var errInstallTimeout = errors.New("install timed out")
 func (t Tool) runInstall(ctx context.Context, h sandbox.Handle, install string, limit time.Duration, progress func(string)) (sandbox.ExecResult, error) {
 	ictx, cancel := context.WithTimeoutCause(ctx, limit, errInstallTimeout)
 	defer cancel()
+	heartbeat := t.heartbeat()
 	start := time.Now()
 	var mu sync.Mutex
 	last := start

@@ -349,12 +349,9 @@ printf '#!/usr/bin/env node\nconsole.log("moat-fake-cli " + process.argv.slice(2
 // with an error that names the command and what it printed.
 func TestInstallTimeout(t *testing.T) {
 	t.Parallel()
-	old := heartbeat
-	heartbeat = 200 * time.Millisecond
-	t.Cleanup(func() { heartbeat = old })
 	h := agenttest.Sandbox(t)
 	npm := fakeNPM(t, h, `echo "npm http fetch GET https://registry.npmjs.org/@moat%2ffake attempt 1 failed with ECONNRESET" >&2; sleep 30`)
-	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Package: "@moat/fake", NPM: npm, Timeout: 1500 * time.Millisecond}
+	tool := Tool{Product: "Fake CLI", Binary: "moat-fake-cli", Package: "@moat/fake", NPM: npm, Timeout: 1500 * time.Millisecond, Heartbeat: 200 * time.Millisecond}
 	var log progressLog
 	start := time.Now()
 	err := tool.Ensure(agenttest.Context(t), h, log.add)
