@@ -49,9 +49,18 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	quit := &quitReport{}
 	ctx = withQuitReport(ctx, quit)
+	// SIGHUP (the terminal closed, an ssh session dropped) is a request
+	// to stop like SIGINT and SIGTERM: bring the work home, then exit.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// A reader that went away (moat run | head) must not kill moat in the
+	// middle of a run: with SIGPIPE caught, a write to the closed pipe
+	// fails instead, and the run goes on to bring the work home. (Caught,
+	// not ignored: the commands moat starts get the default back.)
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 	interrupted := make(chan struct{})
 	finished := make(chan struct{})
 	defer close(finished)
@@ -273,7 +282,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
 config, or an untrusted config), 130 interrupted; moat exec returns its
 command's status, or 125 when moat itself failed.
 
-Signals: the first SIGINT or SIGTERM stops cleanly (a run brings the
+Signals: the first SIGINT, SIGTERM or SIGHUP stops cleanly (a run brings the
 agent's work home and deletes its sandbox) within 25s, or
 $MOAT_SHUTDOWN_TIMEOUT; signals within a second of it count as the same
 one (timeout, a terminal, a supervisor). A second Ctrl-C a second or more

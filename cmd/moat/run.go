@@ -77,7 +77,7 @@ into your checked-out branch (or keeps them on --branch). The sandbox is
 deleted, unless the agent's work could not be brought out of it: then it
 holds the only copy, so it is kept and moat prints how to fetch the work.
 
-Ctrl-C or SIGTERM stops the agent, brings its commits home (on their
+Ctrl-C, SIGTERM or SIGHUP stops the agent, brings its commits home (on their
 moat/<run-id> branch, or --branch) and deletes the sandbox, within 25s
 ($MOAT_SHUTDOWN_TIMEOUT); signals within a second of the first count as
 one. A second Ctrl-C, a second or more later, or the end of that time

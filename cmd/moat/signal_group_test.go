@@ -361,3 +361,47 @@ func TestCoreutilsTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestHangupKeepsWork: SIGHUP (the terminal closed, the ssh session
+// dropped) stops a run as SIGTERM does: the agent's commit kept, nothing
+// left behind.
+func TestHangupKeepsWork(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	r := startSigRun(t, bin, repo, "local", "", nil)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	if code := r.wait(); code != exitInterrupted {
+		t.Fatalf("moat exited %d; want %d:\n%s", code, exitInterrupted, r.out.String())
+	}
+	if got := gitIn(t, repo, "log", "-1", "--format=%s", "--branches=moat/*"); got != "the agent's work" {
+		t.Errorf("the agent's commit is not on a kept branch: %q\n%s", got, r.out.String())
+	}
+	if left := r.tmpLeft(); len(left) > 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+	if s := r.strays(); len(s) > 0 {
+		t.Errorf("the agent outlived moat: %v", s)
+	}
+}
+
+// TestClosedPipeKeepsWork: moat run | head -1. The reader goes away at
+// the first line; moat must not die of SIGPIPE mid-run but bring the work
+// home as usual, and leave nothing behind.
+func TestClosedPipeKeepsWork(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	tmp := t.TempDir()
+	cmd := exec.Command("sh", "-c", `"$0" run --repo "$1" --sandbox local --agent command -p go --log-file - --agent-cmd 'seq 1 20000 && echo work > work.txt && git add work.txt && git commit -qm "the agent'"'"'s work"' 2>"$2/stderr" | head -1`, bin, repo, t.TempDir())
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// head exits at once; moat goes on in the background of the pipeline
+	// and the shell waits for it: the run is over here.
+	if got := gitIn(t, repo, "log", "-1", "--format=%s"); got != "the agent's work" {
+		t.Errorf("the agent's commit did not land: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "moat-*")); len(left) > 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+}
