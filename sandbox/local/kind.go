@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/moatdev/moat/internal/shell"
@@ -15,9 +15,9 @@ import (
 // Kind describes the local sandbox to the moat CLI (see sandbox.Kind). It
 // takes a network mode (sandbox.Env.Network: isolated, none or host).
 var Kind = sandbox.Kind{
-	Name:         "local",
-	Summary:      "a local directory (bubblewrap)",
-	About:        "a temporary directory, inside bubblewrap when installed",
+	Name:             "local",
+	Summary:          "a local directory (bubblewrap)",
+	About:            "a temporary directory, inside bubblewrap when installed",
 	TakesNetwork:     true,
 	TakesNoIsolation: true,
 	NoIsolationVar:   NoIsolationVar,
