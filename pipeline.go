@@ -722,7 +722,7 @@ func keptSaveCommand(workDir, known string, id hostgit.Identity) string {
 func keptFetchCommand(repo, bundle string) (cmd, branch string) {
 	q := shell.Quote
 	branch = "moat/recovered-" + time.Now().Format("20060102-150405")
-	return "cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git fetch " + q(bundle) + " HEAD:refs/heads/" + branch, branch
+	return "cd " + q(repo) + " && git bundle verify " + q(bundle) + " && git -c transfer.fsckObjects=true fetch " + q(bundle) + " HEAD:refs/heads/" + branch, branch
 }
 
 func toCommits(cs []land.Commit) []Commit {

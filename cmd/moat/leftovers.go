@@ -84,9 +84,9 @@ func (l *leftovers) sandboxFix(h sandbox.Handle, fix string) string {
 		}
 		// git fetch reads the agent's repository through upload-pack,
 		// which runs none of its hooks or configured commands; running
-		// git inside it would.
+		// git inside it would. What arrives is checked as sync out does.
 		s := "# the agent's repository is " + q(work) + " on this computer; bring its commits home on a branch:\n" +
-			git + " fetch --no-tags " + q(work) + " +HEAD:refs/heads/" + branch + "\n" +
+			git + " -c transfer.fsckObjects=true fetch --no-tags " + q(work) + " +HEAD:refs/heads/" + branch + "\n" +
 			"# (files it left uncommitted are only there: copy what you need before removing it)\n" +
 			"# remove it: " + removeDirCmd(dir)
 		if why := l.opened.Kind.EndsWithProgram; why != "" {

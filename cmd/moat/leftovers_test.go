@@ -35,7 +35,7 @@ func TestKeptEmulatorRunSavesWork(t *testing.T) {
 	if st := gitIn(t, repo, "status", "--porcelain"); st != "" {
 		t.Errorf("git status shows moat's files: %s", st)
 	}
-	fetch := regexp.MustCompile(`(?m)\S.*git bundle verify .* && git fetch .*$`).FindString(text)
+	fetch := regexp.MustCompile(`(?m)\S.*git bundle verify .* && git -c transfer.fsckObjects=true fetch .*$`).FindString(text)
 	if fetch == "" {
 		t.Fatalf("no fetch command:\n%s", text)
 	}

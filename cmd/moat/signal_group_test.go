@@ -251,7 +251,7 @@ func checkLeftoverReport(t *testing.T, repo string, r *sigRun, text string) {
 	if !strings.Contains(text, "moat: left behind") {
 		t.Fatalf("no report of what is left:\n%s", text)
 	}
-	fetch := regexp.MustCompile(`(?m)^\s*(git -C \S+ fetch --no-tags .*)$`).FindStringSubmatch(text)
+	fetch := regexp.MustCompile(`(?m)^\s*(git -C \S+ -c transfer.fsckObjects=true fetch --no-tags .*)$`).FindStringSubmatch(text)
 	if fetch == nil {
 		t.Fatalf("no command to bring the commits home:\n%s", text)
 	}
