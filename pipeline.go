@@ -537,7 +537,7 @@ func (r *runner) finish(ctx context.Context, p *plan, sb *sandboxed, lr loopResu
 		r.keep(Kept{What: "branch", Path: nl.Kept, Reason: nl.Reason, Fix: nl.Fix})
 		// A conflict or a refusal: either way the commits wait on their
 		// branch for the user.
-		runErr = errors.Join(runErr, fmt.Errorf("moat: %w: %s", ErrMergeConflict, nl.Error()))
+		runErr = errors.Join(runErr, notMerged{nl})
 	case ld.err != nil:
 		runErr = errors.Join(runErr, fmt.Errorf("moat: %w", ld.err))
 	case runErr != nil && lr.head != p.base && !ld.landed:
@@ -737,3 +737,19 @@ func toCommits(cs []land.Commit) []Commit {
 func (o RunOptions) syncLimits() gitsync.Limits {
 	return gitsync.Limits{FileBytes: o.MaxFileBytes, BundleBytes: o.MaxSyncBytes, Files: o.MaxSyncFiles, Objects: o.MaxSyncObjects}
 }
+
+// notMerged is the run's error when land did not merge: a conflict, or a
+// merge it refused (the user's tree moved or would be overwritten). It
+// is ErrMergeConflict, and says what land said ("not merging into main:
+// ...", "merge conflict in ..."), once.
+type notMerged struct{ err *land.NotLandedError }
+
+func (e notMerged) Error() string {
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, "not merging") {
+		return "moat: " + msg
+	}
+	return "moat: " + ErrMergeConflict.Error() + ": " + msg
+}
+
+func (e notMerged) Unwrap() []error { return []error{ErrMergeConflict, e.err} }

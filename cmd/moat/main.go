@@ -237,7 +237,9 @@ func printError(w io.Writer, err error) {
 // blank space, and never ending in a colon that announces nothing (a
 // command that failed without a word on stderr).
 func errorText(err error) string {
-	msg := strings.TrimRight(err.Error(), " \t\r\n")
+	// Errors wrapped on their way up each say where they came from; the
+	// program's name once is enough (not "moat: recover: moat: ...").
+	msg := strings.ReplaceAll(strings.TrimRight(err.Error(), " \t\r\n"), ": moat: ", ": ")
 	for strings.HasSuffix(msg, ":") {
 		msg = strings.TrimRight(strings.TrimSuffix(msg, ":"), " \t\r\n")
 	}

@@ -131,6 +131,7 @@ type Provider struct {
 	stack    string // path of a working slirp4netns, for NetworkIsolated
 	nsenter  string // nsenter, for NetworkIsolated and NetworkNone; "" as root
 	probeErr error  // the containment asked for is not available
+	plainWhy string // why commands run as plain processes, when they do
 }
 
 var _ sandbox.Provider = (*Provider)(nil)
@@ -201,8 +202,8 @@ func (p *Provider) setup(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("local: checking bwrap: %w", err)
 	}
 	p.probed, p.bwrap, p.stack, p.nsenter, p.probeErr = true, bwrap, stack, nsenter, fatal
-	if fatal == nil && bwrap == "" && plainWarned.CompareAndSwap(false, true) {
-		p.log.Warn(why + ": " + plainConsequence + fix)
+	if fatal == nil && bwrap == "" {
+		p.plainWhy = why + ": " + plainConsequence + fix // said by the first Create
 	}
 	if bwrap != "" && fatal == nil {
 		p.log.Debug("local sandbox: commands run inside bubblewrap", "bwrap", bwrap, "network", p.network(), "stack", stack)
@@ -346,6 +347,9 @@ func (p *Provider) Create(ctx context.Context, opts sandbox.CreateOptions) (sand
 	bwrap, err := p.setup(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if bwrap == "" && plainWarned.CompareAndSwap(false, true) {
+		p.log.Warn(p.plainWhy)
 	}
 	root := p.cfg.Root
 	if root == "" {

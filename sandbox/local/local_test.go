@@ -248,6 +248,15 @@ func TestPlainModeWarnsOnce(t *testing.T) {
 	if p.Isolated() {
 		t.Error("Isolated() without bwrap on PATH")
 	}
+	// Asking is not running: the warning comes with the first sandbox.
+	if n := warnings(); n != 0 {
+		t.Errorf("a probe warned: %s", buf.String())
+	}
+	h, err := p.Create(t.Context(), sandbox.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close(t.Context())
 	if n := warnings(); n != 1 || !strings.Contains(buf.String(), "bwrap not found") || !strings.Contains(buf.String(), "install bubblewrap") {
 		t.Errorf("warning without bwrap: %s", buf.String())
 	}
