@@ -328,6 +328,11 @@ func (r *runner) setup(ctx context.Context, p *plan, h sandbox.Handle) error {
 			r.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("CopyToWorktree: %s not found in %s, skipped", rel, p.repo.TopLevel)})
 			continue
 		}
+		// A link committed in the repository must not carry a host file
+		// (~/.ssh, say) into the sandbox: what is copied stays inside.
+		if real, err := filepath.EvalSymlinks(src); err != nil || !insideDir(p.repo.TopLevel, real) {
+			return fmt.Errorf("moat: CopyToWorktree: %s leads outside the repository (a symbolic link to %s); copy only what is in it", rel, real)
+		}
 		r.status("copying %s into the sandbox", rel)
 		if err := h.CopyIn(ctx, src, filepath.ToSlash(rel)); err != nil {
 			return fmt.Errorf("moat: copy %s into the sandbox: %w", rel, err)
@@ -753,3 +758,9 @@ func (e notMerged) Error() string {
 }
 
 func (e notMerged) Unwrap() []error { return []error{ErrMergeConflict, e.err} }
+
+// insideDir reports whether path is dir or below it (both resolved).
+func insideDir(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && (rel == "." || filepath.IsLocal(rel))
+}

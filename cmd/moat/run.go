@@ -256,6 +256,9 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	if err := checkCopy(p.Root, o.copy); err != nil {
+		return nil, err
+	}
 	if o.promptFromConfig {
 		// Read here, inside the repository only, and handed over as text:
 		// no symbolic link out, and nothing swapped in between.
@@ -439,11 +442,7 @@ func (o *runOptions) check() error {
 	if err := o.limits.check(); err != nil {
 		return err
 	}
-	for _, rel := range o.copy {
-		if !filepath.IsLocal(filepath.FromSlash(rel)) {
-			return usageErrorf("--copy %q: not a path inside the repository; give one relative to the repository root, such as node_modules", rel)
-		}
-	}
+
 	var err error
 	if o.noIsolation, err = checkNoIsolation(o.noIsolation, o.sandbox); err != nil {
 		return err
@@ -639,4 +638,15 @@ func registerCompletions(cmd *cobra.Command) {
 			[]string{"isolated\tits own network, out through slirp4netns (default)", "none\tno network", "host\tthis computer's network"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 	registerAgentCompletion(cmd)
+}
+
+// checkCopy refuses a --copy path that is not in the repository, or that
+// leads out of it through a symbolic link (as the config's copy does).
+func checkCopy(root string, paths []string) error {
+	for _, rel := range paths {
+		if why := config.CopyProblem(root, rel); why != "" {
+			return usageErrorf("--copy %q %s: copy only what is inside the repository, such as node_modules", rel, why)
+		}
+	}
+	return nil
 }

@@ -301,6 +301,23 @@ func (c Config) CheckPaths(repoRoot string) error {
 	return nil
 }
 
+// CopyProblem says what is wrong with copying item (a path relative to
+// repoRoot) into a sandbox, as copy and --copy would: "" when it is
+// inside the repository and leads nowhere out of it.
+func CopyProblem(repoRoot, item string) string {
+	rel := filepath.FromSlash(item)
+	if !filepath.IsLocal(rel) {
+		return "is not a path inside the repository"
+	}
+	if out := escapes(repoRoot, rel); out != "" {
+		return "is a symbolic link to " + out + ", outside the repository"
+	}
+	if out := linkOut(repoRoot, rel); out != "" {
+		return "holds " + out
+	}
+	return ""
+}
+
 // repoRel returns p (absolute, or relative to repoRoot) relative to
 // repoRoot, and whether it is inside it (lexically).
 func repoRel(repoRoot, p string) (string, bool) {
