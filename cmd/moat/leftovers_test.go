@@ -46,3 +46,36 @@ func TestKeptEmulatorRunSavesWork(t *testing.T) {
 		t.Errorf("the printed command brought %q:\n%s", got, text)
 	}
 }
+
+// TestKeptEmulatorWorkSurvivesFailedCopy: when the work of an emulator VM
+// can neither come home nor be copied out (here the bundle's path is
+// taken by a directory the agent made), the VM's files stay after moat
+// exits, and the printed recover command brings the commit home.
+func TestKeptEmulatorWorkSurvivesFailedCopy(t *testing.T) {
+	bin := moatBinary(t)
+	repo := scratchRepo(t)
+	env := append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd := exec.Command(bin, "run", "--repo", repo, "--sandbox", "emulator", "--agent", "command", "--max-file-size", "100KiB", "--log-file", "-",
+		"--agent-cmd", `head -c 200000 /dev/urandom > big.bin && git add big.bin && git commit -qm "the agent's work" && mkdir .git/moat-work.bundle`, "-p", "go")
+	cmd.Env = env
+	out, _ := cmd.CombinedOutput()
+	text := string(out)
+	if cmd.ProcessState.ExitCode() != exitFailure {
+		t.Fatalf("moat exited %d; want %d:\n%s", cmd.ProcessState.ExitCode(), exitFailure, text)
+	}
+	if strings.Contains(text, "work is lost") {
+		t.Errorf("moat says the work is lost:\n%s", text)
+	}
+	recover := regexp.MustCompile(`(?m)moat sandbox recover --sandbox emulator (\S+)`).FindStringSubmatch(text)
+	if recover == nil {
+		t.Fatalf("no recover command:\n%s", text)
+	}
+	rc := exec.Command(bin, "sandbox", "recover", "--sandbox", "emulator", recover[1])
+	rc.Dir, rc.Env = repo, env
+	if out, err := rc.CombinedOutput(); err != nil {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	if got := gitIn(t, repo, "log", "-1", "--format=%s", "--branches=moat/*"); got != "the agent's work" {
+		t.Errorf("recover brought %q:\n%s", got, text)
+	}
+}

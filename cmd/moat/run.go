@@ -374,7 +374,7 @@ func startRun(cmd *cobra.Command, o runOptions, printer *runPrinter, start time.
 	if why := opened.Kind.EndsWithProgram; res != nil && res.Sandbox != nil && why != "" {
 		// The sandbox ends with moat (an in-process emulator's VM): none
 		// can be kept, so the work is copied out of it now.
-		saveEndingWork(ctx, res, p.Root, why, warn)
+		saveEndingWork(ctx, res, p.Root, opened.Spec, why, warn)
 	}
 	if res != nil && res.Sandbox != nil {
 		for i, k := range res.Kept {
@@ -404,9 +404,10 @@ func (o *runOptions) checkAgentCmd(set func(string) bool, c config.Config) error
 
 // saveEndingWork copies the work out of a sandbox that the run kept but
 // that ends when moat exits (why says so), into a bundle under
-// .moat/kept/: no "kept sandbox" can be offered. When that fails the work
-// is lost, and a warning says so.
-func saveEndingWork(ctx context.Context, res *moat.RunResult, root, why string, warn func(string)) {
+// .moat/kept/: no "kept sandbox" can be offered. When that fails, the
+// sandbox's files stay on this computer after moat exits (the emulator
+// keeps a VM tagged kept), and the result says how to recover them.
+func saveEndingWork(ctx context.Context, res *moat.RunResult, root, spec, why string, warn func(string)) {
 	// In .moat/kept/, which git status does not show (hostgit's excludes).
 	dst := filepath.Join(root, hostgit.MoatDir, "kept", res.RunID+".bundle")
 	err := os.MkdirAll(filepath.Dir(dst), 0o755)
@@ -416,10 +417,19 @@ func saveEndingWork(ctx context.Context, res *moat.RunResult, root, why string, 
 	if err == nil {
 		warn(why + ", so the agent's work was copied out of it to " + dst)
 	} else {
-		warn(fmt.Sprintf("the agent's work is lost: %s, and %v", why, err))
-		res.Sandbox.Close(context.WithoutCancel(ctx))
-		res.Sandbox = nil
-		res.Kept = slices.DeleteFunc(res.Kept, func(k moat.Kept) bool { return k.What == "sandbox" })
+		name := "NAME"
+		if n, ok := res.Sandbox.(sandbox.Named); ok {
+			name = n.SandboxName()
+		}
+		warn(fmt.Sprintf("%s, and copying the agent's work out of it failed (%v); its files stay on this computer", why, err))
+		for i, k := range res.Kept {
+			if k.What == "sandbox" {
+				res.Kept[i].Reason = "the agent's work could not be brought home or copied out; " + why + ", and its files stay"
+				res.Kept[i].Fix = "moat sandbox recover --sandbox " + spec + " " + name + "   # brings the work home as a branch\n" +
+					"moat sandbox rm --sandbox " + spec + " " + name + "   # removes it"
+			}
+		}
+		res.Sandbox = nil // ends with moat; its files are what is kept
 	}
 }
 

@@ -404,12 +404,21 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.Close()
 	}
+	// A VM moat kept holds the only copy of an agent's work: its files
+	// stay, and with them the emulator's directory (its owner record),
+	// for moat sandbox recover and gc to find.
 	var errs []error
+	leftFiles := false
 	for _, v := range vms {
+		if v.kept() {
+			v.stop()
+			leftFiles = true
+			continue
+		}
 		errs = append(errs, v.destroy())
 	}
 	s.wg.Wait()
-	if s.dir != "" {
+	if s.dir != "" && !leftFiles {
 		errs = append(errs, removeAll(s.dir))
 	}
 	return errors.Join(errs...)

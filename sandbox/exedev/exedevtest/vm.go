@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moatdev/moat/internal/procgroup"
+	"github.com/moatdev/moat/sandbox/exedev"
 )
 
 // vmSpec is what `new` or `cp` asked for.
@@ -235,10 +236,20 @@ func (v *vm) killAll() {
 // destroy deletes the VM: closes its endpoint and connections, kills its
 // processes and removes its directory.
 func (v *vm) destroy() error {
+	if !v.end() {
+		return nil
+	}
+	v.s.log.Info("exedevtest: VM deleted", "name", v.name)
+	return removeAll(v.dir)
+}
+
+// end stops the VM's processes, connections and machine, once: it reports
+// whether this call did.
+func (v *vm) end() bool {
 	v.mu.Lock()
 	if v.deleted {
 		v.mu.Unlock()
-		return nil
+		return false
 	}
 	v.deleted = true
 	close(v.dead)
@@ -251,8 +262,23 @@ func (v *vm) destroy() error {
 	v.stopMachine()
 	v.sweep()
 	v.releaseMachine()
-	v.s.log.Info("exedevtest: VM deleted", "name", v.name)
-	return removeAll(v.dir)
+	return true
+}
+
+// kept reports whether moat tagged the VM as holding work it could not
+// bring home (exedev.KeptTag).
+func (v *vm) kept() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Contains(v.tags, exedev.KeptTag)
+}
+
+// stop ends the VM but leaves its files on the host: its directory stays,
+// a leftover that moat sandbox recover can bring the work home from.
+func (v *vm) stop() {
+	if v.end() {
+		v.s.log.Info("exedevtest: VM stopped, its files kept", "name", v.name, "dir", v.dir)
+	}
 }
 
 // restart kills the VM's processes and connections, empties /tmp and makes
