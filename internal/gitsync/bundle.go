@@ -263,7 +263,27 @@ func (s *syncer) quarantineEnv() []string {
 	if s.quarantine == "" {
 		return nil
 	}
-	return []string{"GIT_OBJECT_DIRECTORY=" + s.quarantine, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + s.objects}
+	return []string{"GIT_OBJECT_DIRECTORY=" + s.quarantine, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + cQuote(s.objects)}
+}
+
+// cQuote quotes path as git reads a C-style quoted entry of a path list
+// (GIT_ALTERNATE_OBJECT_DIRECTORIES is split at ':' otherwise).
+func cQuote(path string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, "\\%03o", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // dropQuarantine removes the objects of refused work: nothing of it stays
@@ -281,12 +301,16 @@ func (s *syncer) admit() error {
 	defer s.dropQuarantine()
 	qpack := filepath.Join(s.quarantine, "pack")
 	dst := filepath.Join(s.objects, "pack")
-	names, err := filepath.Glob(filepath.Join(qpack, "pack-*.idx"))
+	// ReadDir, not Glob: the repository's path may hold *, ? or [.
+	ents, err := os.ReadDir(qpack)
 	if err != nil {
 		return err
 	}
-	for _, idx := range names {
-		base := strings.TrimSuffix(filepath.Base(idx), ".idx")
+	for _, e := range ents {
+		base, isIdx := strings.CutSuffix(e.Name(), ".idx")
+		if !isIdx || !strings.HasPrefix(base, "pack-") {
+			continue
+		}
 		for _, ext := range []string{".keep", ".pack", ".rev", ".idx"} {
 			from := filepath.Join(qpack, base+ext)
 			if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) && ext == ".rev" {
