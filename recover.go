@@ -28,6 +28,9 @@ type RecoverOptions struct {
 	// the run's own branch, moat/<RunID>, when there is none of that name
 	// yet.
 	RunID string
+	// MaxFileBytes, MaxSyncBytes, MaxSyncFiles and MaxSyncObjects bound
+	// what comes home, as RunOptions' do (0: the defaults).
+	MaxFileBytes, MaxSyncBytes, MaxSyncFiles, MaxSyncObjects int64
 }
 
 // RecoverResult says what Recover brought home.
@@ -84,7 +87,8 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 		known = "" // not this repository's base: the whole history comes
 	}
 	prefix := "refs/moat/recovered/" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	out, err := gitsync.SyncOut(ctx, o.Sandbox, gitsync.Out{Repo: repo.TopLevel, GitDir: repo.CommonDir, RefPrefix: prefix, Known: known}, gitsync.Options{})
+	out, err := gitsync.SyncOut(ctx, o.Sandbox, gitsync.Out{Repo: repo.TopLevel, GitDir: repo.CommonDir, RefPrefix: prefix, Known: known,
+		Limits: gitsync.Limits{FileBytes: o.MaxFileBytes, BundleBytes: o.MaxSyncBytes, Files: o.MaxSyncFiles, Objects: o.MaxSyncObjects}}, gitsync.Options{})
 	defer dropRefs(context.WithoutCancel(ctx), repo.TopLevel, prefix+"/")
 	if err != nil {
 		return nil, fmt.Errorf("moat: recover: %w", err)

@@ -70,7 +70,13 @@ func TestKeptEmulatorWorkSurvivesFailedCopy(t *testing.T) {
 	if recover == nil {
 		t.Fatalf("no recover command:\n%s", text)
 	}
-	rc := exec.Command(bin, "sandbox", "recover", "--sandbox", "emulator", recover[1])
+	// recover takes the same limits, and says how to raise them.
+	rc := exec.Command(bin, "sandbox", "recover", "--sandbox", "emulator", "--max-file-size", "100KiB", recover[1])
+	rc.Dir, rc.Env = repo, env
+	if out, err := rc.CombinedOutput(); err == nil || !strings.Contains(string(out), "over the limit of 100.0 KiB per file") {
+		t.Fatalf("recover under the run's limit: %v\n%s", err, out)
+	}
+	rc = exec.Command(bin, "sandbox", "recover", "--sandbox", "emulator", recover[1])
 	rc.Dir, rc.Env = repo, env
 	if out, err := rc.CombinedOutput(); err != nil {
 		t.Fatalf("recover: %v\n%s", err, out)

@@ -585,6 +585,7 @@ type sandboxGCOptions struct {
 	recover   bool // bring unsynced work home, then remove
 	force     bool // remove even with unsynced work
 	kinds     []string
+	limits    syncLimits // on what gc --recover brings home
 	// ask, when set, asks the user a yes/no question (a terminal is
 	// attached); nil means never ask.
 	ask func(question string) bool
@@ -634,6 +635,7 @@ those kinds.`,
 	cmd.Flags().BoolVar(&o.recover, "recover", false, "bring the work of leftovers home as branches, then remove them")
 	cmd.Flags().BoolVar(&o.force, "force", false, "remove leftovers even when they hold work not brought home")
 	addKindsFlag(cmd, &o.kinds, "collect only these kinds")
+	addLimitFlags(cmd, &o.limits)
 	cmd.MarkFlagsMutuallyExclusive("recover", "force")
 	return cmd
 }
@@ -717,7 +719,7 @@ func gcLeftovers(ctx context.Context, out io.Writer, left []*found, o sandboxGCO
 				fmt.Fprintf(out, "kept %s: it holds %s%s; moat sandbox recover %s brings it home (gc --recover does that for every leftover, then removes them; gc --force removes them anyway)\n", name, holdsText(f), f.fromText(), name)
 				continue
 			}
-			if _, err := recoverInto(ctx, out, f, true); err != nil {
+			if _, err := recoverInto(ctx, out, f, true, o.limits); err != nil {
 				kept++
 				failed = append(failed, fmt.Errorf("%w; %s is kept", err, name))
 				continue
@@ -801,8 +803,9 @@ func gcVMs(ctx context.Context, out io.Writer, o sandboxGCOptions) []error {
 // --- recover ---
 
 type sandboxRecoverOptions struct {
-	kinds []string
-	force bool
+	kinds  []string
+	force  bool
+	limits syncLimits
 }
 
 func newSandboxRecoverCmd() *cobra.Command {
@@ -837,12 +840,16 @@ its work home itself); --force recovers from it anyway.`,
 	}
 	addKindsFlag(cmd, &o.kinds, "look only at these kinds")
 	cmd.Flags().BoolVar(&o.force, "force", false, "recover from a sandbox whose moat still runs")
+	addLimitFlags(cmd, &o.limits)
 	return cmd
 }
 
 func runSandboxRecover(cmd *cobra.Command, name string, o sandboxRecoverOptions) error {
 	ctx := cmd.Context()
 	if err := checkLeftoverSpecs(o.kinds); err != nil {
+		return err
+	}
+	if err := o.limits.check(); err != nil {
 		return err
 	}
 	left, errs := findLeftovers(ctx, leftoverFinders(ctx, o.kinds))
@@ -861,7 +868,7 @@ func runSandboxRecover(cmd *cobra.Command, name string, o sandboxRecoverOptions)
 		return fmt.Errorf("%s: its moat still runs (pid %d), and brings the work home itself; --force recovers from it anyway", safetext.String(f.Name), f.Owner.PID)
 	}
 	out := cmd.OutOrStdout()
-	res, err := recoverInto(ctx, out, f, false)
+	res, err := recoverInto(ctx, out, f, false, o.limits)
 	if err != nil {
 		return err
 	}

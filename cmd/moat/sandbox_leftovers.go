@@ -214,7 +214,7 @@ func lookupLeftover(all []*found, name string) (*found, error) {
 // fromRepo (gc) sends it to the repository it came from, and only when
 // that is sure (a trusted record, or the repository moat runs in); else
 // it goes to the repository moat runs in (recover).
-func recoverInto(ctx context.Context, out io.Writer, f *found, fromRepo bool) (*moat.RecoverResult, error) {
+func recoverInto(ctx context.Context, out io.Writer, f *found, fromRepo bool, lim syncLimits) (*moat.RecoverResult, error) {
 	repo, err := recoverRepo(ctx, f, fromRepo)
 	if err != nil {
 		return nil, err
@@ -224,7 +224,8 @@ func recoverInto(ctx context.Context, out io.Writer, f *found, fromRepo bool) (*
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	defer h.Close(context.WithoutCancel(ctx))
-	res, err := moat.Recover(ctx, moat.RecoverOptions{Repo: repo, Sandbox: h, Name: f.Name, RunID: f.Labels[sandbox.LabelRun]})
+	res, err := moat.Recover(ctx, moat.RecoverOptions{Repo: repo, Sandbox: h, Name: f.Name, RunID: f.Labels[sandbox.LabelRun],
+		MaxFileBytes: lim.fileBytes.n, MaxSyncBytes: lim.syncBytes.n, MaxSyncFiles: lim.files})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
