@@ -8,6 +8,23 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 for tool in go git; do
 	command -v "$tool" >/dev/null || { echo "demo.sh: $tool is not installed" >&2; exit 1; }
 done
+# The emulator contains each VM with bubblewrap, and refuses to run without
+# it: install it when missing and possible (Debian/Ubuntu, as root or with
+# passwordless sudo), else run the demo uncontained and say so.
+isolation=()
+if ! command -v bwrap >/dev/null; then
+	as_root=()
+	[ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+	if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
+		echo "== installing bubblewrap with apt-get (the emulator contains its VMs with it)"
+		"${as_root[@]}" apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+	else
+		echo "demo.sh: bubblewrap is not installed, so the emulator cannot contain its VMs;" >&2
+		echo "  the demo runs the example agent uncontained (--no-isolation). Install bubblewrap to see it contained." >&2
+		isolation=(--no-isolation)
+	fi
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/moat-demo-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -25,7 +42,7 @@ git -C "$repo" add README.md greeter.sh
 git -C "$repo" commit -q -m "initial commit"
 
 echo "== moat run on the exe.dev emulator"
-"$work/moat" run --repo "$repo" --sandbox emulator \
+"$work/moat" run --repo "$repo" --sandbox emulator "${isolation[@]}" \
 	--agent command --agent-cmd 'sh greeter.sh' \
 	-p "Hello from inside an exe.dev VM"
 
