@@ -55,7 +55,7 @@ GOOS=windows GOARCH=amd64 go build ./...
 
 # Every package runs once, under the race detector: moat is concurrent
 # throughout (sessions, timers, callbacks, copiers), and on 2 cores the
-# whole suite (vet, builds, race tests, fuzzing) takes about 3 minutes.
+# whole suite (vet, builds, race tests, fuzzing) takes about 6 minutes.
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
