@@ -330,7 +330,11 @@ func (r *runner) setup(ctx context.Context, p *plan, h sandbox.Handle) error {
 		}
 		// A link committed in the repository must not carry a host file
 		// (~/.ssh, say) into the sandbox: what is copied stays inside.
-		if real, err := filepath.EvalSymlinks(src); err != nil || !insideDir(p.repo.TopLevel, real) {
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return fmt.Errorf("moat: CopyToWorktree: %s: %w", rel, err)
+		}
+		if !insideDir(p.repo.TopLevel, real) {
 			return fmt.Errorf("moat: CopyToWorktree: %s leads outside the repository (a symbolic link to %s); copy only what is in it", rel, real)
 		}
 		r.status("copying %s into the sandbox", rel)
