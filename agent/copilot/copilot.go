@@ -20,15 +20,10 @@ package copilot
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -127,30 +122,10 @@ func (a *Agent) Ensure(ctx context.Context, h sandbox.Handle, progress func(line
 // Invocation returns the copilot command for prompt; see the package
 // documentation.
 func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return agent.Invocation{}, errors.New("copilot: the prompt is empty")
-	}
-	for _, f := range [][2]string{{"Model", a.cfg.Model}, {"Effort", a.cfg.Effort}, {"Agent", a.cfg.Agent}} {
-		if err := npmcli.CheckOptionValue("copilot", f[0], f[1]); err != nil {
-			return agent.Invocation{}, err
-		}
-	}
-	if a.cfg.Effort != "" && !slices.Contains(Efforts, a.cfg.Effort) {
-		return agent.Invocation{}, fmt.Errorf("copilot: unknown effort %q: use one of %s", a.cfg.Effort, strings.Join(Efforts, ", "))
-	}
-	var b strings.Builder
-	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
-	b.WriteString(" --output-format json --allow-all-tools --no-auto-update")
-	if a.cfg.Model != "" {
-		b.WriteString(" --model " + shell.Quote(a.cfg.Model))
-	}
-	if a.cfg.Effort != "" {
-		b.WriteString(" --reasoning-effort " + shell.Quote(a.cfg.Effort))
-	}
-	if a.cfg.Agent != "" {
-		b.WriteString(" --agent " + shell.Quote(a.cfg.Agent))
-	}
-	return agent.Invocation{Cmd: b.String(), Stdin: prompt}, nil
+	return npmcli.Invocation("copilot", a.cfg.Binary, "--output-format json --allow-all-tools --no-auto-update", prompt,
+		npmcli.Option{Field: "Model", Flag: "--model", Value: a.cfg.Model},
+		npmcli.Option{Field: "Effort", Flag: "--reasoning-effort", Value: a.cfg.Effort, OneOf: Efforts, What: "effort"},
+		npmcli.Option{Field: "Agent", Flag: "--agent", Value: a.cfg.Agent})
 }
 
 // NewParser returns a parser for copilot --output-format json output.

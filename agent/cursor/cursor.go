@@ -22,7 +22,6 @@ package cursor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -196,19 +195,8 @@ func checkVersion(v string) error {
 // Invocation returns the cursor-agent command for prompt; see the package
 // documentation.
 func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return agent.Invocation{}, errors.New("cursor: the prompt is empty")
-	}
-	if err := npmcli.CheckOptionValue("cursor", "Model", a.cfg.Model); err != nil {
-		return agent.Invocation{}, err
-	}
-	var b strings.Builder
-	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
-	b.WriteString(" --print --output-format stream-json --force --trust")
-	if a.cfg.Model != "" {
-		b.WriteString(" --model " + shell.Quote(a.cfg.Model))
-	}
-	return agent.Invocation{Cmd: b.String(), Stdin: prompt}, nil
+	return npmcli.Invocation("cursor", a.cfg.Binary, "--print --output-format stream-json --force --trust", prompt,
+		npmcli.Option{Field: "Model", Flag: "--model", Value: a.cfg.Model})
 }
 
 // NewParser returns a parser for cursor-agent's stream-json output.

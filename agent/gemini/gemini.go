@@ -16,7 +16,6 @@ package gemini
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -119,12 +117,6 @@ func (a *Agent) Ensure(ctx context.Context, h sandbox.Handle, progress func(line
 // Invocation returns the gemini command for prompt; see the package
 // documentation.
 func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return agent.Invocation{}, errors.New("gemini: the prompt is empty")
-	}
-	if err := npmcli.CheckOptionValue("gemini", "Model", a.cfg.Model); err != nil {
-		return agent.Invocation{}, err
-	}
 	mode := a.cfg.ApprovalMode
 	if mode == "" {
 		mode = "yolo"
@@ -132,13 +124,8 @@ func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
 	if !slices.Contains(ApprovalModes, mode) {
 		return agent.Invocation{}, fmt.Errorf("gemini: unknown approval mode %q: use one of %s", mode, strings.Join(ApprovalModes, ", "))
 	}
-	var b strings.Builder
-	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
-	b.WriteString(" --output-format stream-json --approval-mode " + mode + " --skip-trust")
-	if a.cfg.Model != "" {
-		b.WriteString(" -m " + shell.Quote(a.cfg.Model))
-	}
-	return agent.Invocation{Cmd: b.String(), Stdin: prompt}, nil
+	return npmcli.Invocation("gemini", a.cfg.Binary, "--output-format stream-json --approval-mode "+mode+" --skip-trust", prompt,
+		npmcli.Option{Field: "Model", Flag: "-m", Value: a.cfg.Model})
 }
 
 // NewParser returns a parser for gemini's stream-json output.

@@ -16,13 +16,10 @@ package opencode
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -118,27 +115,10 @@ func (a *Agent) Ensure(ctx context.Context, h sandbox.Handle, progress func(line
 // Invocation returns the opencode command for prompt; see the package
 // documentation.
 func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return agent.Invocation{}, errors.New("opencode: the prompt is empty")
-	}
-	for _, f := range [][2]string{{"Model", a.cfg.Model}, {"Variant", a.cfg.Variant}, {"Agent", a.cfg.Agent}} {
-		if err := npmcli.CheckOptionValue("opencode", f[0], f[1]); err != nil {
-			return agent.Invocation{}, err
-		}
-	}
-	var b strings.Builder
-	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
-	b.WriteString(" run --format json --auto")
-	if a.cfg.Model != "" {
-		b.WriteString(" --model " + shell.Quote(a.cfg.Model))
-	}
-	if a.cfg.Variant != "" {
-		b.WriteString(" --variant " + shell.Quote(a.cfg.Variant))
-	}
-	if a.cfg.Agent != "" {
-		b.WriteString(" --agent " + shell.Quote(a.cfg.Agent))
-	}
-	return agent.Invocation{Cmd: b.String(), Stdin: prompt}, nil
+	return npmcli.Invocation("opencode", a.cfg.Binary, "run --format json --auto", prompt,
+		npmcli.Option{Field: "Model", Flag: "--model", Value: a.cfg.Model},
+		npmcli.Option{Field: "Variant", Flag: "--variant", Value: a.cfg.Variant},
+		npmcli.Option{Field: "Agent", Flag: "--agent", Value: a.cfg.Agent})
 }
 
 // NewParser returns a parser for opencode run --format json output.

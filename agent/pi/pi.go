@@ -13,15 +13,10 @@ package pi
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/moatdev/moat/agent"
 	"github.com/moatdev/moat/agent/internal/npmcli"
-	"github.com/moatdev/moat/internal/shell"
 	"github.com/moatdev/moat/sandbox"
 )
 
@@ -123,30 +118,10 @@ func (a *Agent) Ensure(ctx context.Context, h sandbox.Handle, progress func(line
 // Invocation returns the pi command for prompt; see the package
 // documentation.
 func (a *Agent) Invocation(prompt string) (agent.Invocation, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return agent.Invocation{}, errors.New("pi: the prompt is empty")
-	}
-	for _, f := range [][2]string{{"Model", a.cfg.Model}, {"Provider", a.cfg.Provider}, {"Thinking", a.cfg.Thinking}} {
-		if err := npmcli.CheckOptionValue("pi", f[0], f[1]); err != nil {
-			return agent.Invocation{}, err
-		}
-	}
-	if a.cfg.Thinking != "" && !slices.Contains(ThinkingLevels, a.cfg.Thinking) {
-		return agent.Invocation{}, fmt.Errorf("pi: unknown thinking level %q: use one of %s", a.cfg.Thinking, strings.Join(ThinkingLevels, ", "))
-	}
-	var b strings.Builder
-	b.WriteString(npmcli.PathAssignment + " " + shell.Quote(a.cfg.Binary))
-	b.WriteString(" --print --mode json")
-	if a.cfg.Provider != "" {
-		b.WriteString(" --provider " + shell.Quote(a.cfg.Provider))
-	}
-	if a.cfg.Model != "" {
-		b.WriteString(" --model " + shell.Quote(a.cfg.Model))
-	}
-	if a.cfg.Thinking != "" {
-		b.WriteString(" --thinking " + shell.Quote(a.cfg.Thinking))
-	}
-	return agent.Invocation{Cmd: b.String(), Stdin: prompt}, nil
+	return npmcli.Invocation("pi", a.cfg.Binary, "--print --mode json", prompt,
+		npmcli.Option{Field: "Provider", Flag: "--provider", Value: a.cfg.Provider},
+		npmcli.Option{Field: "Model", Flag: "--model", Value: a.cfg.Model},
+		npmcli.Option{Field: "Thinking", Flag: "--thinking", Value: a.cfg.Thinking, OneOf: ThinkingLevels, What: "thinking level"})
 }
 
 // NewParser returns a parser for pi's --mode json output.
